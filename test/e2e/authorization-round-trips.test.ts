@@ -55,7 +55,7 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     raw = new Redis(redis.url);
     const clients = [WEB, NOTES].map(({ id, secret }) => ({ client_id: id, client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }));
     // Rate limits off, as the bench runs: on, they add their one scripted round trip (http/rate-limits.ts).
-    server = await startServer({ redisUrl: redis.url, clients, env: { REDIS_COMMAND_TIMEOUT: '500', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
+    server = await startServer({ redisUrl: redis.url, clients, env: { REDIS_COMMAND_TIMEOUT: '2000', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
     for (const name of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace']) await server.accounts.create(name, PASSWORD);
     web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });

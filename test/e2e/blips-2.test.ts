@@ -21,7 +21,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { CLI } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
+import { BLIP_COMMAND_TIMEOUT, commandsIn, startRelay, type Relay } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { documentHost } from '../helpers/document-host.js';
@@ -201,8 +201,10 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
         { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], scope: 'openid offline_access' },
       ],
-      // A command waits half a second: a Redis paused longer is an outage (503).
-      env: { REDIS_COMMAND_TIMEOUT: '500' },
+      // A command waits 2 s (not half a second: on a loaded runner, a stall of the test process ran
+      // the timer before the answer that had come, and a step no blip was made at got a 503): a Redis
+      // paused longer is an outage (503).
+      env: { REDIS_COMMAND_TIMEOUT: String(BLIP_COMMAND_TIMEOUT) },
     });
     await server.accounts.create('pat', PASSWORD);
   });
@@ -369,7 +371,7 @@ describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer t
     const port = await freePort();
     // The server is its own upstream provider ("self"), where it is the client "latchkey".
     const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
-    server = await startServer({ port, redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey], env: { REDIS_COMMAND_TIMEOUT: '500', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    server = await startServer({ port, redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey], env: { REDIS_COMMAND_TIMEOUT: String(BLIP_COMMAND_TIMEOUT), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
     await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
     await server.accounts.create('lee', PASSWORD);
   });

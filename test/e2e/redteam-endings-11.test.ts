@@ -179,7 +179,7 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
     assert.equal(refreshed.body.error, 'invalid_grant');
   });
 
-  it('two instances reading one change at once end it once; a 5xx, a temporary redirect or a refused document end nothing; a permanent redirect removes the client', async () => {
+  it('two instances reading one change at once end that change (once, or again by an instance that read the record while the endings ran: its mark is what a store failing midway leaves, and each ending is idempotent); a 5xx, a temporary redirect or a refused document end nothing; a permanent redirect removes the client', async () => {
     const ended: string[] = [];
     const instance = () =>
       new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv, 3600), { authMethods: ['none'], scopes: ['openid', 'offline_access', 'read', 'write'], privilegedScopes: [] }, undefined, {
@@ -194,7 +194,9 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
     await expire();
     await Promise.all([one.metadata(clientId), two.metadata(clientId)]);
     // Before the fix: none (nothing compared the document read again with the one before).
-    assert.deepEqual(ended, ['replaced openid read write -> openid read'], 'one change, its endings run once');
+    assert.ok(ended.length >= 1, 'the change was ended');
+    assert.deepEqual([...new Set(ended)], ['replaced openid read write -> openid read'], 'one change');
+    const changes = ended.length;
 
     for (const [status, body] of [[503, '{}'], [302, ''], [200, '{"client_id":"someone else"}']] as const) {
       answers.set('/twice.json', { status, body });
@@ -204,12 +206,13 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
     serve('/twice.json', { scope: 'openid read' });
     await expire();
     await one.metadata(clientId);
-    assert.equal(ended.length, 1, `a 5xx, a temporary redirect and a refused document end nothing: ${ended.join(', ')}`);
+    assert.equal(ended.length, changes, `a 5xx, a temporary redirect and a refused document end nothing: ${ended.join(', ')}`);
 
     answers.set('/twice.json', { status: 308, body: '' });
     await expire();
     await Promise.all([assert.rejects(one.metadata(clientId), DocumentRefused), assert.rejects(two.metadata(clientId), DocumentRefused)]);
-    assert.deepEqual(ended.slice(1), ['removed'], 'a permanent redirect: the client_id names no document; removed once');
+    assert.ok(ended.length > changes, 'a permanent redirect: the client_id names no document; the client is removed');
+    assert.deepEqual([...new Set(ended.slice(changes))], ['removed']);
   });
 
   it('endings that fail midway (the store) are run again at the next read of the document, not lost', async () => {

@@ -17,6 +17,7 @@ import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, API, basic, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { eventually } from '../helpers/eventually.js';
 
 const PASSWORD = 'fourteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -103,7 +104,8 @@ describe('e2e: red team, fourteenth endings pass: endings racing the issuing', f
     const issued: Issued = { access: grants.map((g) => g.access), refresh: grants.map((g) => g.refresh) };
     let done = false;
     const chains = grants.map((g) => chain(g.refresh, issued, () => done));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Some refreshes issued before the ending (not a fixed pause: on a loaded runner none had come by then); the chains go on across it.
+    await eventually(async () => assert.ok(issued.access.length > grants.length), 200, 50);
     const run = await latchkey(server.env, ['users', 'disable', 'dora']);
     assert.equal(run.status, 0, run.stderr);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -131,7 +133,8 @@ describe('e2e: red team, fourteenth endings pass: endings racing the issuing', f
       const issued: Issued = { access: grants.map((g) => g.access), refresh: grants.map((g) => g.refresh) };
       let done = false;
       const chains = grants.map((g) => chain(g.refresh, issued, () => done, API, app));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Some refreshes issued before the ending (not a fixed pause: on a loaded runner none had come by then); the chains go on across it.
+      await eventually(async () => assert.ok(issued.access.length > grants.length), 200, 50);
       const run = await latchkey(server.env, args(person, app.id), stdin);
       assert.equal(run.status, 0, run.stderr);
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -161,7 +164,8 @@ describe('e2e: red team, fourteenth endings pass: endings racing the issuing', f
       }
     };
     const requests = Array.from({ length: 4 }, request);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Some tokens issued before the rotation (not a fixed pause: on a loaded runner none had come by then); the requests go on across it.
+    await eventually(async () => assert.ok(issued.length > 4), 200, 50);
     const run = await latchkey(server.env, ['clients', 'rotate-secret', app.id, '--grace', '0']);
     assert.equal(run.status, 0, run.stderr);
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -1,5 +1,11 @@
-/** Retries an async check until it passes or `tries` run out (for state that propagates, e.g. file watches). */
-export async function eventually<T>(check: () => Promise<T>, tries = 40, intervalMs = 100): Promise<T> {
+/**
+ * Retries an async check until it passes or `tries` run out (for state that propagates, e.g. file
+ * watches): `check` again every `intervalMs` until it passes, `tries` times at most. By default 10 s: what a
+ * server does in the background (a sweep, a poll of the feed, a delivery) may wait that long on a
+ * loaded CI runner (4 s was too little for a resource server's poll after a failed one). A check
+ * that passes at once costs nothing more.
+ */
+export async function eventually<T>(check: () => Promise<T>, tries = 100, intervalMs = 100): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await check();
