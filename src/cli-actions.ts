@@ -223,12 +223,16 @@ async function sessionsOn(kv: Kv, settings: Config) {
   return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };
 }
 
-/** A password is only ever read from standard input (never an argument, which `ps` and shell history show). */
+/**
+ * A password is only ever read from standard input (never an argument, which `ps` and shell history
+ * show): piped, with --password-stdin; at a terminal, asked for with or without it (the quick start's
+ * `users add <name>` said "it asks for a password" and was refused, newcomer pass of 2026-12-06).
+ */
 function requirePasswordStdin(options: { passwordStdin?: boolean; password?: string }, command: string): void {
   if (options.password !== undefined) {
     throw new UsageError(`a password is not taken on the command line (shell history, ps): pipe it to --password-stdin, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin, or give --password-stdin alone at a terminal to be asked for it`);
   }
-  if (!options.passwordStdin) {
+  if (!options.passwordStdin && !process.stdin.isTTY) {
     throw new UsageError(`--password-stdin is required: the password is read from standard input, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin`);
   }
 }

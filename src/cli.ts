@@ -236,7 +236,7 @@ users
   .description('create a user; the password is read from standard input')
   // Checked in the action, not as commander's requiredOption: that one was reported before a
   // missing username, so `latchkey users add` alone asked for the flag instead of the name.
-  .option('--password-stdin', 'read the password from standard input (required)')
+  .option('--password-stdin', 'read the password from standard input (required when it is piped; at a terminal it is asked for)')
   .addOption(passwordOnCommandLine)
   .option('--email <email>', 'email address')
   .option('--email-verified', 'mark the email address as verified')
@@ -254,7 +254,7 @@ users
 users
   .command('passwd <username>')
   .description("set a user's password, read from standard input; their sessions end, every grant they have given is revoked and their consents forgotten")
-  .option('--password-stdin', 'read the password from standard input (required)')
+  .option('--password-stdin', 'read the password from standard input (required when it is piped; at a terminal it is asked for)')
   .addOption(passwordOnCommandLine)
   .option('--keep-sessions', 'leave their sessions, grants and consents alone (the old password is not thought to have leaked)')
   .action(run);

@@ -475,12 +475,12 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         }
       });
 
-      it('--password-stdin at a terminal prompts twice without echo, and refuses two passwords that differ (a pseudo-terminal through script(1))', async () => {
+      it('--password-stdin at a terminal prompts twice without echo, and refuses two passwords that differ; so does `users add <name>` alone there, as the quick start writes it (a pseudo-terminal through script(1))', async () => {
         const typed = 'typed at a terminal';
         /** `users add <username>` at a terminal, typing `first` at the prompt and `again` at the second. */
-        const addAtTerminal = (username: string, first: string, again: string) =>
+        const addAtTerminal = (username: string, first: string, again: string, flag = ' --password-stdin') =>
           new Promise<string>((done, fail) => {
-            const command = `${process.execPath} ${CLI} users add ${username} --password-stdin`;
+            const command = `${process.execPath} ${CLI} users add ${username}${flag}`;
             const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
             let out = '';
             let answered = 0;
@@ -503,6 +503,11 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         const slipped = await addAtTerminal('dorian', typed, `${typed}!`);
         assert.match(slipped, /the two passwords typed are not the same; nothing was changed/);
         assert.equal(await server.accounts.findByUsername('dorian'), undefined, 'no account made');
+        // Without the flag (refused before: "--password-stdin is required").
+        const asked = await addAtTerminal('dorothea', typed, typed, '');
+        assert.match(asked, /Password: [^]*Password again: /);
+        assert.match(asked, /"username": "dorothea"/);
+        await eventually(async () => assert.ok(await server.accounts.verify('dorothea', typed)));
       });
     }
   });
