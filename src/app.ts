@@ -38,6 +38,8 @@ export interface AppParts {
   readonly metrics: Metrics;
   /** Our own routes (interactions, developer pages), tried before the provider's. */
   readonly routes?: readonly Middleware[];
+  /** True once the server shuts down: every answer then closes its connection (main.ts close). */
+  readonly shuttingDown?: () => boolean;
   /**
    * Answers kept in memory (discovery, the JWKS) that the app's request listener writes before Koa
    * (http/ahead.ts), with the rate limits' count for their routes; their middleware stays among
@@ -122,7 +124,7 @@ function flowPaths(provider: ProviderHost['current']): RegExp {
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter, providers: ProviderHost, failurePages: FailurePages): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter, providers: ProviderHost, failurePages: FailurePages, shuttingDown?: () => boolean): Middleware {
   const inFlow = flowPaths(providers.current);
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
@@ -152,6 +154,8 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
       }
     } finally {
+      // A request in flight when the server began to shut down: its answer closes the connection too.
+      if (shuttingDown?.() && !ctx.res.headersSent) ctx.res.setHeader('connection', 'close');
       const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string; params?: { grant_type?: unknown } } }).oidc;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = matchedRoute(ctx);
@@ -350,7 +354,7 @@ function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: Respo
   };
 }
 
-export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], ahead, failurePages = {} }: AppParts): Koa {
+export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], ahead, failurePages = {}, shuttingDown }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
   const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops });
@@ -372,7 +376,7 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
 
   const headers = securityHeaders(config);
   const requestLine = requestLineOf(logger);
-  app.use(requestContext(config, logger, metrics, headers, requestLine, providers, failurePages));
+  app.use(requestContext(config, logger, metrics, headers, requestLine, providers, failurePages, shuttingDown));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));

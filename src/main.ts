@@ -345,7 +345,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // and discovery: answered by the app's request listener before Koa (http/ahead.ts), else by their middleware.
   const jwks = jwksEndpoint(jwksPaths, () => keys.jwks, fixedHeaders);
   const discovery = discoveryDocuments(providers);
+  // Shutting down (close, below), every answer closes its connection: Node's server.close() goes on
+  // serving a keep-alive connection that stays busy (a client's pool, a load balancer's connection
+  // pinned to this instance) and answers it keep-alive, so such a client never moved to another
+  // instance, and its connection was cut when shutdownTimeout ran out. Requests arriving from then
+  // on (the answers written ahead of Koa too) here; those in flight in the app (requestContext).
+  let closing = false;
   const app = createApp({
+    shuttingDown: () => closing,
     config,
     providers,
     kv,
@@ -463,7 +470,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     ],
   });
 
-  const server: Server = createServer(metrics.arrivals(app.callback()));
+  const handle = app.callback();
+  const server: Server = createServer(
+    metrics.arrivals((request, response) => {
+      if (closing) response.setHeader('connection', 'close');
+      return handle(request, response);
+    }),
+  );
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -526,6 +539,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     metricsUrl: metricsListener?.url,
     backchannel,
     async close() {
+      closing = true;
       clearInterval(publishing);
       await backchannel.close();
       await unannounce?.();

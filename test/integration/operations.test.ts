@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent as HttpAgent, request } from 'node:http';
 import { createServer as createNetServer, type Server } from 'node:net';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
@@ -13,6 +13,7 @@ import { startBalancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startRelay } from '../helpers/relay.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { signedInToAccountPage, signInSteps } from '../helpers/sign-in.js';
 
@@ -117,6 +118,40 @@ describe('operations', function () {
       assert.ok(refreshed.access_token, 'the refresh token issued before the outage works');
       const silent = await before.authorize('none');
       assert.ok(new URL(silent.page.url).searchParams.get('code'), 'the session from before the outage signs in silently');
+    });
+  });
+
+  describe('a server shutting down', () => {
+    it('answers with Connection: close from then on, a request in flight at that moment too: a keep-alive client that stays busy moves to another instance, rather than being served here until shutdownTimeout cuts its connection', async () => {
+      const redis = await startRedisServer();
+      const relay = await startRelay(redis.port);
+      const server = await startServer({ redisUrl: relay.url, env: { CLIENTS } });
+      const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      /** GET `path` on the agent's one connection: its status and Connection header. */
+      const get = (path: string) =>
+        new Promise<{ status?: number; connection?: string }>((done, fail) => {
+          request(`${server.url}${path}`, { agent }, (response) => {
+            response.resume();
+            response.on('end', () => done({ status: response.statusCode, connection: response.headers.connection }));
+          })
+            .on('error', fail)
+            .end();
+        });
+      try {
+        assert.deepEqual(await get('/healthz'), { status: 200, connection: 'keep-alive' });
+        // A request in flight (its Redis PING held) when the server begins to shut down.
+        const held = await relay.hold((chunk) => /ping/i.test(chunk), () => get('/readyz'));
+        const stopped = server.stop();
+        const answer = await held.release();
+        // Before the fix: keep-alive, and the same connection served on.
+        assert.equal(answer.connection, 'close', JSON.stringify(answer));
+        await stopped;
+      } finally {
+        agent.destroy();
+        relay.release();
+        relay.close();
+        await redis.stop();
+      }
     });
   });
 
