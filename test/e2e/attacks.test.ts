@@ -247,15 +247,19 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(tokens.claims()?.acr, 'pwd', 'the ID token says what happened, never the value asked for');
   });
 
-  it('PAR: parameters added next to request_uri at /auth do not override the pushed ones (RFC 9126 §4)', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
+  /** A request the client `app` pushed (PAR), with `state`: its request_uri. */
+  async function pushedByApp(state: string): Promise<string> {
     const pushed = await fetch(configs.app!.serverMetadata().pushed_authorization_request_endpoint!, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}` },
-      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'pushed', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }),
+      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state, code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' }),
     });
     assert.equal(pushed.status, 201, await pushed.clone().text());
-    const { request_uri } = (await pushed.json()) as { request_uri: string };
+    return ((await pushed.json()) as { request_uri: string }).request_uri;
+  }
+
+  it('PAR: parameters added next to request_uri at /auth do not override the pushed ones (RFC 9126 §4)', async () => {
+    const request_uri = await pushedByApp('pushed');
     const agent = new Agent();
     const url = new URL(configs.app!.serverMetadata().authorization_endpoint!);
     url.search = new URLSearchParams({ client_id: 'app', request_uri, state: 'injected', scope: 'openid email profile', prompt: 'none', acr_values: 'pwd' }).toString();
@@ -267,14 +271,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   });
 
   it("PAR: another client's request_uri is refused to that client with its own state, never the pushing client's (RFC 6749 §4.1.2.1), and is not spent", async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const pushed = await fetch(configs.app!.serverMetadata().pushed_authorization_request_endpoint!, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}` },
-      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'app-secret-state', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }),
-    });
-    assert.equal(pushed.status, 201, await pushed.clone().text());
-    const { request_uri } = (await pushed.json()) as { request_uri: string };
+    const request_uri = await pushedByApp('app-secret-state');
     const at = (params: Record<string, string>) => {
       const url = new URL(configs.app!.serverMetadata().authorization_endpoint!);
       url.search = new URLSearchParams(params).toString();

@@ -7,8 +7,7 @@
  * <A's>` was sent to B's redirect URI with A's `state`, which B never sent (RFC 6749 §4.1.2.1: the
  * state of this request; sixth fresh-eyes passes of 2026-12-06). The refusal is the engine's own
  * (`invalid_request_object`, "request client_id must equal the one in request parameters"), now
- * made from B's own parameters. The
- * request_uri is not spent, as before.
+ * made from B's own parameters. The request_uri is not spent, as before.
  *
  * What it changes in oidc-provider: one step after loadPushedAuthorizationRequest at the
  * authorization endpoint, reading the pushed request the engine just loaded (an unsigned JWT it

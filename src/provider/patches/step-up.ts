@@ -62,18 +62,20 @@ export function requiredAcrFor(client: ClientLike, params: Record<string, unknow
 function essentialAcrValues(claims: unknown): string {
   const acr = askedAcr(claims);
   if (!acr || acr.essential !== true) return '';
-  const values = Array.isArray(acr.values) ? acr.values : [acr.value];
-  return values.filter((value): value is string => typeof value === 'string').join(' ');
+  return valuesAsked(acr).filter((value): value is string => typeof value === 'string').join(' ');
 }
+
+/** The values an `acr` member asks: `values`, or its one `value`. */
+const valuesAsked = (acr: AskedAcr): unknown[] => (Array.isArray(acr.values) ? acr.values : [acr.value]);
 
 /**
  * The `acr` an ID token says for a sign-in at `reached` when the request asked `asked` (the claims
  * parameter's `acr` member): `reached` when it is one of the values asked or nothing essential was
  * asked, else the highest value asked that it meets (pwd < mfa < phr).
  */
-export function essentialAcrMet(reached: string, asked: { essential?: unknown; value?: unknown; values?: unknown } | undefined): string {
+export function essentialAcrMet(reached: string, asked: AskedAcr | undefined): string {
   if (asked?.essential !== true) return reached;
-  const values = (Array.isArray(asked.values) ? asked.values : [asked.value]).filter((value): value is Acr => (ACR_VALUES as readonly unknown[]).includes(value));
+  const values = valuesAsked(asked).filter((value): value is Acr => (ACR_VALUES as readonly unknown[]).includes(value));
   if (!values.length || values.includes(reached as Acr)) return reached;
   const met = values.filter((value) => satisfies(reached, value));
   return met.length ? met.reduce((high, value) => (ACR_VALUES.indexOf(value) > ACR_VALUES.indexOf(high) ? value : high)) : reached;
@@ -81,8 +83,7 @@ export function essentialAcrMet(reached: string, asked: { essential?: unknown; v
 
 /** ID tokens say the `acr` essentialAcrMet gives for what their request asked (signed userinfo, where §5.5.1.1 does not apply, the sign-in's own). */
 export function essentialAcrInIdTokens(provider: Provider): void {
-  type Asked = Parameters<typeof essentialAcrMet>[1];
-  type IdTokenLike = { available: { acr?: unknown }; mask?: { acr?: Asked }; set(key: string, value: unknown): void };
+  type IdTokenLike = { available: { acr?: unknown }; mask?: { acr?: AskedAcr }; set(key: string, value: unknown): void };
   const IdToken = provider.IdToken as unknown as { prototype: IdTokenLike & { issue(options?: { use?: string }): Promise<string> } };
   const issue = IdToken.prototype.issue;
   if (typeof issue !== 'function') throw new Error('oidc-provider IdToken#issue is gone: review src/provider/patches/step-up.ts');
@@ -97,15 +98,18 @@ export function essentialAcrInIdTokens(provider: Provider): void {
   };
 }
 
+/** The claims parameter's id_token `acr` member (OIDC Core §5.5.1). */
+type AskedAcr = { essential?: unknown; value?: unknown; values?: unknown };
+
 /** The claims parameter's id_token `acr` member, if it parses. */
-function askedAcr(claims: unknown): { essential?: unknown; value?: unknown; values?: unknown } | undefined {
+function askedAcr(claims: unknown): AskedAcr | undefined {
   let parsed: unknown;
   try {
     parsed = typeof claims === 'string' ? JSON.parse(claims) : claims;
   } catch {
     return undefined;
   }
-  return (parsed as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } } | null)?.id_token?.acr ?? undefined;
+  return (parsed as { id_token?: { acr?: AskedAcr } } | null)?.id_token?.acr ?? undefined;
 }
 
 const isEssentialWithValuesNotAList = (claims: unknown) => {
