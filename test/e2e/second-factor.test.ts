@@ -414,8 +414,9 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     for (const event of ['second_factor.succeeded', 'second_factor.failed', 'second_factor.throttled', 'passkey.failed']) assert.ok(events.includes(event), event);
     const everything = logLines.join('\n');
     // A six-digit code counts only as a word of its own (a JSON value, a form field), not inside a
-    // longer number (a time) or an identifier (a request id or session uid holds digit runs too).
-    const pattern = (secret: string) => new RegExp(/^\d{6}$/.test(secret) ? `(?<![0-9A-Za-z])${secret}(?![0-9A-Za-z])` : secret);
+    // longer number (a time, a duration's fraction: "ms":6.957824 matched a code once) or an
+    // identifier (a request id or session uid holds digit runs too).
+    const pattern = (secret: string) => new RegExp(/^\d{6}$/.test(secret) ? `(?<![0-9A-Za-z.])${secret}(?![0-9A-Za-z]|\\.[0-9])` : secret);
     const leaked = [...typed].filter((secret) => pattern(secret).test(everything));
     assert.deepEqual(leaked.map((secret) => everything.split('\n').find((line) => pattern(secret).test(line))), [], 'no code or secret in the logs');
   });
