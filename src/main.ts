@@ -37,6 +37,7 @@ import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring, publishedRotationPolicy } from './keyring/index.js';
 import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
+import { DpopNonces, dpopNonceSecret } from './keyring/dpop-nonces.js';
 import { fixedHeaders } from './http/preset-headers.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
@@ -336,8 +337,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     clientEnding,
     personEnding: (ending) => finishPersonEnding(revocations, ending),
   });
-  // The admin API and the feed take a DPoP-bound token only with its key's proof.
-  const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);
+  // The admin API and the feed take a DPoP-bound token only with its key's proof (with one of the
+  // engine's nonces when dpop.requireNonce asks for them at the provider).
+  const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE, config.dpop.requireNonce ? new DpopNonces(dpopNonceSecret(config.keys.secrets)) : undefined);
 
   const mfaSections = { secondFactors, logger, metrics };
   const jwksPaths = [providers.current.pathFor('jwks'), WELL_KNOWN_JWKS_PATH];
