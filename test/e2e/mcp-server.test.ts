@@ -9,8 +9,10 @@
  * The client side is oauth4webapi, a library we did not write.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, screenshots } from '../helpers/browser.js';
@@ -115,8 +117,8 @@ describe('e2e: an MCP client discovers Latchkey from a 401 and registers both wa
     return { resource: endpoint, as };
   }
 
-  /** PKCE + resource indicator, consent in Chromium, code for token; returns the access token. */
-  async function authorize(as: oauth.AuthorizationServer, client: oauth.Client, redirectUri: string, resource: URL, expectDomain?: string): Promise<string> {
+  /** PKCE + resource indicator, consent in Chromium, code for token (DPoP-bound with `dpop`); returns the access token. */
+  async function authorize(as: oauth.AuthorizationServer, client: oauth.Client, redirectUri: string, resource: URL, expectDomain?: string, dpop?: oauth.DPoPHandle): Promise<string> {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
     const url = new URL(as.authorization_endpoint!);
@@ -153,17 +155,19 @@ describe('e2e: an MCP client discovers Latchkey from a 401 and registers both wa
     const params = oauth.validateAuthResponse(as, client, callbacks.at(-1)!, state);
     const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri, verifier, {
       additionalParameters: { resource: resource.href },
+      ...(dpop && { DPoP: dpop }),
       ...insecure,
     });
     const tokens = await oauth.processAuthorizationCodeResponse(as, client, response);
     assert.equal(tokens.scope, MCP_SCOPE);
+    assert.equal(tokens.token_type, dpop ? 'dpop' : 'bearer');
     return tokens.access_token;
   }
 
   /** tools/call whoami with the token: the MCP server accepts it and says whose it is. */
-  async function callTool(resource: URL, token: string): Promise<string> {
+  async function callTool(resource: URL, token: string, dpop?: oauth.DPoPHandle): Promise<string> {
     const response = await oauth.protectedResourceRequest(token, 'POST', resource, new Headers({ 'content-type': 'application/json' }),
-      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } }), insecure);
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } }), { ...insecure, ...(dpop && { DPoP: dpop }) });
     assert.equal(response.status, 200);
     const body = (await response.json()) as { result: { content: { text: string }[] } };
     return body.result.content[0]!.text;
@@ -176,6 +180,36 @@ describe('e2e: an MCP client discovers Latchkey from a 401 and registers both wa
     const token = await authorize(as, client, `${agentBase}/callback`, resource, new URL(agentBase).host);
     const alice = await server.accounts.findByUsername('alice');
     assert.equal(await callTool(resource, token), `${alice!.sub} via ${client.client_id}`);
+  });
+
+  it('with DPoP, which the challenge offers: a DPoP-bound token with its proof calls the tool; a proof made for another server\'s /mcp is refused, whatever origin the request target names (RFC 9449 §4.3, §7.1)', async () => {
+    const { resource, as } = await discover();
+    const client: oauth.Client = { client_id: `${agentBase}/client.json`, token_endpoint_auth_method: 'none' };
+    const key = await oauth.generateKeyPair('ES256');
+    const token = await authorize(as, client, `${agentBase}/callback`, resource, new URL(agentBase).host, oauth.DPoP(client, key));
+    const alice = await server.accounts.findByUsername('alice');
+    assert.equal(await callTool(resource, token, oauth.DPoP(client, key)), `${alice!.sub} via ${client.client_id}`);
+
+    // A malicious MCP server the client also talks to gets its proofs (and, by mistake, this server's
+    // token): the proof names that server's URL, and sent here it must fail however the request's
+    // target is spelt (a server that took the URL from the target would take it).
+    const elsewhere = 'https://mcp.evil.example/mcp';
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } });
+    for (const target of ['/mcp', '//mcp.evil.example/mcp', elsewhere]) {
+      const proof = await new SignJWT({ htm: 'POST', htu: elsewhere, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url') })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
+        .setIssuedAt()
+        .sign(key.privateKey);
+      const status = await new Promise<number>((resolve, reject) => {
+        const request = http.request({ host: resource.hostname, port: resource.port, method: 'POST', path: target, headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json' } }, (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        });
+        request.on('error', reject);
+        request.end(body);
+      });
+      assert.equal(status, 401, `target ${target}: a proof for ${elsewhere}`);
+    }
   });
 
   it('by dynamic registration (RFC 7591): a registered public client, no domain to show', async () => {

@@ -67,7 +67,13 @@ export async function startMcpServer(options: McpServerOptions): Promise<McpServ
     void (async () => {
       let claims;
       try {
-        claims = await tokens.verify(req.headers.authorization, { scopes: [MCP_SCOPE] });
+        claims = await tokens.verify(req.headers.authorization, {
+          scopes: [MCP_SCOPE],
+          // A DPoP-bound token's proof must name this endpoint's public URL: the one URL this server
+          // answers, so `resource` itself, never a URL built from Host or the request's target
+          // (`//other.example/mcp` routes here too), or a proof made for another server would pass.
+          dpop: { proof: req.headers.dpop, method: req.method ?? 'POST', url: resource },
+        });
       } catch (error) {
         // 401 (403 for a missing scope) with WWW-Authenticate: Bearer resource_metadata="…".
         if (error instanceof TokenRejected) return metadata.reject(res, error, req);
