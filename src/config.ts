@@ -62,6 +62,17 @@ const issuer = z
   .refine(
     (value) => (URL.parse(value)?.pathname ?? '/') === '/',
     { error: (issue) => `must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host${originOf(issue.input)}` },
+  )
+  // One spelling everywhere: discovery's issuer and every token's iss are this string, while every
+  // endpoint URL is built from its origin (app.ts serveAsIssuer). Spelt otherwise (a capital in the
+  // host, the default port, a Unicode domain), the two differed and clients refused the discovery
+  // document or the tokens.
+  .refine(
+    (value) => {
+      const url = URL.parse(value);
+      return !url || url.pathname !== '/' || url.origin === value;
+    },
+    { error: (issue) => `must be written as the URL parser writes its origin (lower-case host, no default port, a domain in punycode, no user name), so that it reads the same in discovery, in tokens and in every endpoint URL${originOf(issue.input)}` },
   );
 
 const resourceServer = z.strictObject({

@@ -95,6 +95,12 @@ describe('configuration', () => {
     expectConfigError({ PORT: '70000' }, /^port \(PORT\): /);
     expectConfigError({ ISSUER: 'id.example.com' }, /^issuer \(ISSUER\): /);
     expectConfigError({ ISSUER: 'https://id.example.com/' }, /^issuer \(ISSUER\): must not end with a slash/);
+    // One spelling of the issuer everywhere: discovery's `issuer` and every token's `iss` are the
+    // configured string, every endpoint URL is built from its origin (app.ts serveAsIssuer).
+    expectConfigError({ ISSUER: 'http://LocalHost:3000' }, /^issuer \(ISSUER\): must be written as the URL parser writes its origin.*; use http:\/\/localhost:3000, got "http:\/\/LocalHost:3000"$/);
+    expectConfigError({ ISSUER: 'https://id.example.com:443' }, /^issuer \(ISSUER\): must be written as .*; use https:\/\/id\.example\.com, got/);
+    expectConfigError({ ISSUER: 'https://bücher.example' }, /^issuer \(ISSUER\): must be written as .*; use https:\/\/xn--bcher-kva\.example, got/);
+    assert.equal(loadConfig({ ISSUER: 'https://id.example.com:8443' }).issuer, 'https://id.example.com:8443');
     expectConfigError({ REDIS_URL: 'http://redis' }, /^redis\.url \(REDIS_URL\): /);
     // ioredis reads the path as a database number: anything else was SELECT NaN and a crash with Redis's reply.
     expectConfigError({ REDIS_URL: 'redis://:pw@127.0.0.1:6379/lk' }, /^redis\.url \(REDIS_URL\): its path is a database number, as in redis:\/\/127\.0\.0\.1:6379\/0 \(or none\), got "redis:\/\/\*\*\*@127\.0\.0\.1:6379\/lk"$/);
