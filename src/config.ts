@@ -152,6 +152,7 @@ const schema = z.strictObject({
       window: seconds,
       baseDelay: seconds,
       maxDelay: seconds,
+      maxCodeFailures: z.number().int().min(1),
     }),
     mfa: z.strictObject({ required: z.boolean() }),
     reauthenticateAfter: seconds,

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../store/kv.js';
 import { limiterCharger, limiterClearer, limiterGiver, limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
-import { loginFailuresLimiter, loginPausesLimiter } from '../store/keys.js';
+import { LOGIN_CODE_FAILURES_LIMITER, loginFailuresLimiter, loginPausesLimiter } from '../store/keys.js';
 import { addressKey } from '../http/address-key.js';
 import { normalizeUsername } from './accounts.js';
 
@@ -23,22 +23,38 @@ export interface ThrottleSettings {
   readonly window: number;
   readonly baseDelay: number;
   readonly maxDelay: number;
+  /** Wrong second-factor codes per username, with no completed sign-in between, after which authenticator-app codes are refused unchecked. */
+  readonly maxCodeFailures: number;
 }
 
 /** How long the count of past pauses is kept, which is what makes pauses grow. */
 const STRIKE_MEMORY = 86_400;
+/**
+ * How long wrong second-factor codes are counted towards maxCodeFailures, from the first: the
+ * pauses are a rate, which a patient thief holding the password outlasts (five codes every
+ * maxDelay, about 480 a day, for ever: one chance in 700 a day of a six-digit code); this is a
+ * budget (NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts).
+ */
+const CODE_FAILURE_MEMORY = 30 * 86_400;
 
-interface Counter {
+/** A count of failures and its limit. */
+interface Tally {
   readonly failures: RateLimiterAbstract;
   /** The failures limiter's keyPrefix (for reading its counters: limiterReader). */
   readonly failuresPrefix: string;
-  readonly strikes: RateLimiterAbstract;
   readonly limit: number;
+}
+
+/** A count of failures whose limit starts a pause, and the pauses it started within a day. */
+interface Counter extends Tally {
+  readonly strikes: RateLimiterAbstract;
 }
 
 export class LoginThrottle {
   readonly #user: Counter;
   readonly #ip: Counter;
+  /** Wrong second-factor codes per username since its last completed sign-in: a budget, not a pause. */
+  readonly #codes: Tally;
   readonly #read: (reads: readonly LimiterRead[]) => Promise<{ count: number; ms: number }[]>;
   readonly #charge: ReturnType<typeof limiterCharger>;
   readonly #giveBack: ReturnType<typeof limiterGiver>;
@@ -56,6 +72,11 @@ export class LoginThrottle {
     });
     this.#user = counter('user', settings.maxFailures);
     this.#ip = counter('ip', settings.maxFailuresPerIp);
+    this.#codes = {
+      failures: rateLimiter(kv, { keyPrefix: LOGIN_CODE_FAILURES_LIMITER, points: settings.maxCodeFailures, duration: CODE_FAILURE_MEMORY }),
+      failuresPrefix: LOGIN_CODE_FAILURES_LIMITER,
+      limit: settings.maxCodeFailures,
+    };
     this.#read = limiterReader(kv);
     this.#charge = limiterCharger(kv);
     this.#giveBack = limiterGiver(kv);
@@ -85,6 +106,23 @@ export class LoginThrottle {
     return pause;
   }
 
+  /**
+   * A second-factor code of this username, reserved (counted) before it is checked, as attempt()
+   * does, on the count of wrong codes since the person's last completed sign-in: true when that
+   * count is past maxCodeFailures, and an authenticator-app code must then not be checked (a
+   * recovery code, 80 random bits, still may). A code that turns out right, or was not checked, is
+   * given back (codeNotFailed); a completed sign-in clears the count (succeeded).
+   */
+  async codeAttempt(username: string): Promise<boolean> {
+    const [count] = await this.#charge([this.#failure(this.#codes, userKey(username), CODE_FAILURE_MEMORY)]);
+    return count!.count > this.#codes.limit;
+  }
+
+  /** A code reserved by codeAttempt() that was no failure (not checked, or unreadable): given back. */
+  async codeNotFailed(username: string): Promise<void> {
+    await this.#giveBack([this.#failure(this.#codes, userKey(username), CODE_FAILURE_MEMORY)]);
+  }
+
   /** A try reserved by attempt() that was no failure (the right password, a right code, a form refused before anything was checked): given back. */
   async notFailed(username: string, ip: string): Promise<void> {
     await this.#giveBack(this.#tries(username, ip).map(({ counter, key }) => this.#failure(counter, key)));
@@ -108,12 +146,13 @@ export class LoginThrottle {
    * spray). A right password followed by a second-factor step is not complete yet.
    */
   async succeeded(username: string): Promise<void> {
-    await this.#clear(this.#failure(this.#user, userKey(username)));
+    const key = userKey(username);
+    await Promise.all([this.#clear(this.#failure(this.#user, key)), this.#clear(this.#failure(this.#codes, key, CODE_FAILURE_MEMORY))]);
   }
 
   /** A counter's failures count under `key`, as the store's limiter functions name it. */
-  #failure(counter: Counter, key: string) {
-    return { limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window };
+  #failure(counter: Tally, key: string, window = this.settings.window) {
+    return { limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window };
   }
 
   /** The username's and the address's counters, and their keys. */

@@ -182,12 +182,22 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     // The try is counted before the code is checked: codes sent at once are held to the limit too.
     const pause = await throttle.attempt(passed.username, ctx.ip);
     if (pause) return paused(ctx, pause);
+    // Past the person's budget of wrong codes since their last completed sign-in, an app's code is
+    // not checked: the pauses only slow a thief holding the password, who would otherwise try codes
+    // for ever. A recovery code (or a passkey) still signs in, which starts the count afresh.
+    if ((await throttle.codeAttempt(passed.username)) && method === 'totp') {
+      await Promise.all([throttle.notFailed(passed.username, ctx.ip), throttle.codeNotFailed(passed.username)]);
+      metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });
+      logger.warn({ event: 'second_factor.locked', sub: account.sub, client_id: interaction.params.client_id }, 'authenticator-app codes refused unchecked: too many wrong codes since the last sign-in');
+      ctx.status = 403;
+      return showSecondFactor(steps, options, ctx, interaction, passed, 'Too many wrong codes were typed for this account, so codes from your authenticator app are not accepted now. Use a recovery code or a passkey, or ask your administrator.');
+    }
 
     const verified: TotpOutcome =
       method === 'totp' ? await secondFactors.totp.verify(account.sub, code, interaction.uid) : await spentRecoveryCode(secondFactors, account.sub, code, interaction.uid);
     const { outcome } = verified;
     if (outcome === 'unreadable') {
-      await throttle.notFailed(passed.username, ctx.ip);
+      await Promise.all([throttle.notFailed(passed.username, ctx.ip), throttle.codeNotFailed(passed.username)]);
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'failure' });
       logger.error({ event: 'second_factor.unreadable', sub: account.sub }, 'authenticator-app secret sealed under a secret no longer in keys.secrets: reset it (latchkey users mfa reset)');
       ctx.status = 401;

@@ -181,6 +181,8 @@ export const rateLimitPrefix = (limiter: string) => `ratelimit:${limiter}`;
 export const loginFailuresLimiter = (counter: 'user' | 'ip') => `login-${counter}`;
 /** The sign-in pauses a counter reached within a day (each pause twice as long). */
 export const loginPausesLimiter = (counter: 'user' | 'ip') => `login-${counter}-pauses`;
+/** Wrong second-factor codes per username since its last completed sign-in (accounts/throttle.ts codeAttempt). */
+export const LOGIN_CODE_FAILURES_LIMITER = 'login-user-codes';
 /** Wrong device user codes per address. */
 export const USER_CODE_IP_LIMITER = 'user-code-ip';
 /** Wrong tries per device user code (its digest). */

@@ -342,3 +342,67 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     }
   });
 });
+
+describe('attacks: a budget of wrong second-factor codes (helper 2 pass of 2026-12-06, evening)', function () {
+  this.timeout(90_000);
+  /** accounts.throttle.maxCodeFailures here (the default is 100); the pauses are lifted out of the way (maxFailures). */
+  const BUDGET = 6;
+  let server: TestServer;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '1000', ACCOUNTS_THROTTLE_MAX_CODE_FAILURES: String(BUDGET) },
+      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }],
+    });
+    app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(() => server?.stop());
+
+  async function atSecondFactor(name: string): Promise<{ agent: Agent; page: Page }> {
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT);
+    const second = await signInSteps(agent, page, { username: name, password: PASSWORD, login: 'required', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.status} ${second.url}`);
+    return { agent, page: second };
+  }
+  const passed = (page: Page) => isConsent(page) || page.url.startsWith(REDIRECT);
+
+  it("a thief holding the password gets a budget of wrong authenticator-app codes, not a rate: past it (no completed sign-in between), even the right code is refused unchecked, at any sign-in; a recovery code still signs in, and starts the count afresh (NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts)", async () => {
+    // Before this pass the pauses were the only limit: five codes every accounts.throttle.maxDelay
+    // (900 s), about 480 a day for ever, one chance in 700 a day of a six-digit code.
+    const account = await server.accounts.create('vera', PASSWORD);
+    const { secret } = await server.secondFactors.totp.begin(account.sub, 'vera', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1), 'test-session'), true);
+    const [recovery] = await server.secondFactors.recoveryCodes.generate(account.sub);
+    const valid = () => new Set([-1, 0, 1].map((step) => codeFor(secret, step)));
+    let guess = 123_457;
+    const wrong = () => {
+      do guess = (guess + 7919) % 1_000_000;
+      while (valid().has(String(guess).padStart(6, '0')));
+      return String(guess).padStart(6, '0');
+    };
+    // The budget spent over two sign-ins: the count is the person's, not one sign-in's.
+    for (const tries of [BUDGET - 2, 2]) {
+      const signIn = await atSecondFactor('vera');
+      let { page } = signIn;
+      for (let i = 0; i < tries; i += 1) {
+        page = await signIn.agent.submit(page, '/second-factor', { method: 'totp', code: wrong() }, REDIRECT);
+        assert.equal(page.status, 401, `wrong code ${i + 1}: ${page.status} ${page.url}`);
+      }
+    }
+    const thief = await atSecondFactor('vera');
+    const refused = await thief.agent.submit(thief.page, '/second-factor', { method: 'totp', code: codeFor(secret, 1) }, REDIRECT);
+    assert.ok(!passed(refused), `the right code, past the budget, signed in: ${refused.status} ${refused.url}`);
+    assert.equal(refused.status, 403);
+    assert.match(refused.html, /not accepted now/);
+    // The person, with a recovery code: signed in, and the count starts afresh.
+    const person = await atSecondFactor('vera');
+    assert.ok(passed(await person.agent.submit(person.page, '/second-factor', { method: 'recovery', code: recovery! }, REDIRECT)), 'a recovery code past the budget');
+    const later = await atSecondFactor('vera');
+    const code = codeFor(secret, 1);
+    // (The step before was spent at enrolment; a refused code spends nothing.)
+    assert.ok(passed(await later.agent.submit(later.page, '/second-factor', { method: 'totp', code }, REDIRECT)), 'the right code after a completed sign-in');
+  });
+});

@@ -110,7 +110,7 @@ describe('brute-force protection', function () {
   it('each further pause lasts twice as long, and a pause ends by itself', async () => {
     const kv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-unit:', commandTimeout: 2000 }));
     try {
-      const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 60, baseDelay: 1, maxDelay: 4 });
+      const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 60, baseDelay: 1, maxDelay: 4, maxCodeFailures: 100 });
       assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 0);
       assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 1, 'first pause: baseDelay');
       assert.ok((await pausedFor(throttle, 'ZOE', '192.0.2.9')) > 0);
@@ -131,7 +131,7 @@ describe('brute-force protection', function () {
     const redisKv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-both:', commandTimeout: 2000 }));
     try {
       for (const kv of [redisKv, new EmbeddedKv()]) {
-        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 3, window: 60, baseDelay: 30, maxDelay: 60 });
+        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 3, window: 60, baseDelay: 30, maxDelay: 60, maxCodeFailures: 100 });
         assert.equal(await pausedFor(throttle, 'yan', '192.0.2.7'), 0, `${kv.kind}: nothing counted yet`);
         assert.equal(await fail(throttle, 'yan', '192.0.2.7'), 0);
         assert.equal(await pausedFor(throttle, 'yan', '192.0.2.7'), 0, `${kv.kind}: under the limits`);
@@ -157,7 +157,7 @@ describe('brute-force protection', function () {
     try {
       for (const kv of [redisKv, new EmbeddedKv()]) {
         // A window of 2 s: the two failures below, on a loaded machine, come within one.
-        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 2, baseDelay: 30, maxDelay: 60 });
+        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 2, baseDelay: 30, maxDelay: 60, maxCodeFailures: 100 });
         assert.equal(await throttle.attempt('uma', '192.0.2.5'), 0, `${kv.kind}: the try is reserved`);
         await new Promise((resolve) => setTimeout(resolve, 2200));
         await throttle.notFailed('uma', '192.0.2.5');

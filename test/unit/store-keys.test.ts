@@ -80,6 +80,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
     [keys.loginPausesLimiter('user'), 'login-user-pauses'],
     [keys.loginPausesLimiter('ip'), 'login-ip-pauses'],
   ],
+  LOGIN_CODE_FAILURES_LIMITER: [keys.LOGIN_CODE_FAILURES_LIMITER, 'login-user-codes'],
   USER_CODE_IP_LIMITER: [keys.USER_CODE_IP_LIMITER, 'user-code-ip'],
   USER_CODE_LIMITER: [keys.USER_CODE_LIMITER, 'user-code'],
   DEVICE_POLL_LIMITER: [keys.DEVICE_POLL_LIMITER, 'device-poll'],
