@@ -417,7 +417,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
         // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15); upstream links (issue 16).
         extensions: [
-          passkeysSection(mfaSections),
+          passkeysSection({ ...mfaSections, links }),
           authenticatorSection(mfaSections),
           recoveryCodesSection(mfaSections),
           linksSection({

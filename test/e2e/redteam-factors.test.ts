@@ -14,9 +14,10 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, postToAccount, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { isSecondFactor } from '../helpers/soft-passkeys.js';
-import { upstreamDiscovery } from '../helpers/fake-upstream.js';
+import { assertion, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
+import { startFakeUpstream, upstreamDiscovery } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
 import { digestOf } from '../../src/store/record-keys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -204,5 +205,45 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
       await new Upstreams(server.kv, server.config.keys.secrets).remove('tenant').catch(() => {});
       await new Promise<void>((done) => fake.close(() => done()));
     }
+  });
+});
+
+describe('red team: the last way in (helper 2 pass of 2026-12-06, evening)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [] });
+    fake = await startFakeUpstream(SECRET);
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', displayName: 'Fake', linkByEmail: false, endSession: false });
+  });
+  after(async () => {
+    await fake?.close();
+    await server?.stop();
+  });
+
+  it('a person made by an upstream (no password) who removed their link cannot remove their only passkey next: nothing would sign them in (the links section already keeps the last link)', async () => {
+    fake.state.mode = 'good';
+    fake.state.sub = 'last-way';
+    const links = new UpstreamLinks(server.kv, server.accounts);
+    const { account } = (await links.signIn({ id: 'fake', issuer: fake.state.issuer, linkByEmail: false }, 'last-way', {})) as { account: { sub: string } };
+    const key = softPasskey();
+    await registerSoftPasskeys(server, account.sub, key);
+    // Signed in to the account page through the upstream, and the passkey as the second factor.
+    const agent = new Agent();
+    const login = await agent.follow(`${server.issuer}/account`);
+    const second = await agent.submit(login, '/upstream/fake', {});
+    const page = await agent.submit(second, '/passkey', { credential: assertion(key, new URL(server.issuer).origin, passkeyChallenge(second), account.sub, 1) });
+    assert.equal(page.url, `${server.issuer}/account`, `the account page, got ${page.status} ${page.url}`);
+    // The link goes (the passkey is another way in)...
+    const unlinked = await agent.submit(page, '/account/links/remove', { id: 'fake:last-way' });
+    assert.equal(unlinked.status, 200, `link removal: ${unlinked.status} ${unlinked.url}`);
+    assert.equal((await links.list(account.sub)).length, 0);
+    // ...and then the passkey, the last way in, stays.
+    const refused = await agent.submit(unlinked, '/account/passkeys/remove', { id: key.id });
+    assert.equal(refused.status, 409, `the last passkey: ${refused.status} ${refused.url}`);
+    assert.match(refused.html, /only way you can sign in/);
+    assert.equal((await server.secondFactors.summary(account.sub)).passkeys.length, 1);
   });
 });

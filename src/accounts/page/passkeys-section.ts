@@ -8,6 +8,7 @@ import type { Logger } from '../../ops/logger.js';
 import type { Metrics } from '../../ops/metrics.js';
 import { MAX_PASSKEYS } from '../passkeys.js';
 import type { SecondFactors } from '../second-factors.js';
+import type { UpstreamLinks } from '../links.js';
 import { field, when, type AccountPage } from './account-page.js';
 
 const SECTION = 'passkeys';
@@ -18,7 +19,12 @@ export interface SecondFactorSectionOptions {
   readonly metrics: Metrics;
 }
 
-export function passkeysSection({ secondFactors, logger, metrics }: SecondFactorSectionOptions) {
+/** The passkeys section's options: also the person's upstream links, another way in (links-section.ts). */
+export interface PasskeysSectionOptions extends SecondFactorSectionOptions {
+  readonly links?: Pick<UpstreamLinks, 'list'>;
+}
+
+export function passkeysSection({ secondFactors, logger, metrics, links }: PasskeysSectionOptions) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -77,7 +83,15 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       const { who, body } = found;
       const id = field(body, 'id');
       const notYours = () => page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
-      if (!(await secondFactors.summary(who.accountId)).passkeys.some((passkey) => passkey.id === id)) return notYours();
+      const { passkeys } = await secondFactors.summary(who.accountId);
+      if (!passkeys.some((passkey) => passkey.id === id)) return notYours();
+      // The last way a person has to sign in stays, as the links section keeps the last link: a
+      // person without a password (made by an upstream) who removed their link could remove their
+      // only passkey next, and then nothing signed them in (helper 2 pass, 2026-12-06 evening).
+      if (passkeys.length === 1 && !who.account.passwordHash && !(await links?.list(who.accountId))?.length) {
+        const error = 'This is the only way you can sign in: set a password or add another passkey first, then remove it.';
+        return page.show(ctx, who, { section: SECTION, error }, 409);
+      }
       // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
       // from before credentials were recorded is ended if any passkey signed it in.
       const ended = await page.removeCredential(ctx, who, { kind: 'passkey', id }, () => secondFactors.passkeys.remove(who.accountId, id));
