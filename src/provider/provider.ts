@@ -801,13 +801,14 @@ function applyPatches(
   layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
   // RFC 6750 §3.1: `Basic …` at userinfo or a client's configuration endpoint is no token: 401, no error code (see the patch).
   layers.push(otherSchemesUnauthenticated(provider.pathFor('registration')));
-  // An API's access token at userinfo: the description says whose token it is, and which one userinfo takes (see the patch).
+  // An API's access token at userinfo, or a DPoP-bound one sent as Bearer: the description says whose token it is, and which one userinfo takes or how (see the patch).
   layers.push(
     userinfoApiTokens({
       issuer: config.issuer,
       keys: verifier,
       clockTolerance: CLOCK_TOLERANCE,
       clientCredentials: async (token) => (await provider.ClientCredentials.find(token)) as { aud?: string | string[] } | undefined,
+      dpopBound: async (token) => Boolean(((await provider.AccessToken.find(token)) as { jkt?: string } | undefined)?.jkt),
     }),
   );
   // A registration without an initial access token: the description says which token, and where one comes from (see the patch).

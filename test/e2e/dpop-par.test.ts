@@ -310,6 +310,35 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     assert.ok(info.sub);
   });
 
+  it('userinfo with a DPoP-bound token sent as Bearer (as oidc-client-ts and @axa-fr/oidc-client send it unless told): 401 invalid_token with the DPoP challenge, its description saying how to present it (RFC 9449 §7.1, §7.2)', async () => {
+    const dpop = oidc.getDPoPHandle(config, key);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = await oidc.buildAuthorizationUrlWithPAR(
+      config,
+      { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' },
+      { DPoP: dpop },
+    );
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    const bound = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier }, undefined, { DPoP: dpop });
+    assert.equal(bound.token_type.toLowerCase(), 'dpop');
+    const endpoint = config.serverMetadata().userinfo_endpoint!;
+    const response = await fetch(endpoint, { headers: { authorization: `Bearer ${bound.access_token}` } });
+    assert.equal(response.status, 401);
+    const body = (await response.json()) as { error: string; error_description: string };
+    assert.equal(body.error, 'invalid_token');
+    assert.match(body.error_description, /DPoP-bound; send it as Authorization: DPoP <token> with a DPoP proof/);
+    const challenge = response.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /^DPoP .*error="invalid_token"/);
+    assert.ok(challenge.includes(`error_description="${body.error_description}"`), challenge);
+    // A token that is not DPoP-bound, or none we hold, keeps the engine's words.
+    const unknown = await fetch(endpoint, { headers: { authorization: 'Bearer not-a-token-we-issued-0123456789abcdef' } });
+    assert.equal(((await unknown.json()) as { error_description: string }).error_description, 'invalid token provided');
+    // Sent as it should be, it is taken.
+    const info = await oidc.fetchUserInfo(config, bound.access_token, oidc.skipSubjectCheck, { DPoP: dpop });
+    assert.ok(info.sub);
+  });
+
   describe('the resource server refuses what RFC 9449 §4.3 and §7 refuse', () => {
     const url = () => `${apiUrl}/things`;
     const verify = (authorization: string, dpop: string | undefined, method = 'GET', at = url()) =>

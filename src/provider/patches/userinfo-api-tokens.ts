@@ -6,8 +6,12 @@
  * token we signed as an access token (`typ` at+jwt), unexpired, for an audience, gets the same 401
  * and `invalid_token` challenge, its description saying which audience the token is for and which
  * token userinfo takes. So does a client's own opaque token (client_credentials), unexpired, which
- * the engine does not look for there: a person's token it is not (fifth fresh-eyes passes). Any other
- * refusal (a token we did not sign or do not hold, an expired one) stays the engine's.
+ * the engine does not look for there: a person's token it is not (fifth fresh-eyes passes). So does a
+ * person's DPoP-bound token sent with the Bearer scheme (RFC 9449 §7.2: refused), its description
+ * saying how to present it: oidc-client-ts and @axa-fr/oidc-client send it so unless told otherwise,
+ * and "invalid token provided" sent their developers looking for an expired or revoked token
+ * (seventh passes, client libraries). Any other refusal (a token we did not sign or do not hold, an
+ * expired one) stays the engine's.
  */
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
@@ -21,18 +25,21 @@ interface Options {
   readonly issuer: string;
   /** A client's own opaque access token (client_credentials) by its value, if unexpired: its audience. */
   readonly clientCredentials: (token: string) => Promise<{ readonly aud?: string | readonly string[] } | undefined>;
+  /** A person's opaque access token by its value, if unexpired: whether it is DPoP-bound. */
+  readonly dpopBound: (token: string) => Promise<boolean>;
   /** Our public keys (a function, so that it follows key rotation). */
   readonly keys: JWTVerifyGetKey;
   readonly clockTolerance: number;
 }
 
-export function userinfoApiTokens({ issuer, keys, clockTolerance, clientCredentials }: Options): Middleware {
+export function userinfoApiTokens({ issuer, keys, clockTolerance, clientCredentials, dpopBound }: Options): Middleware {
   return scoped({ routes: ['userinfo'] }, async function apiTokenAtUserinfo(ctx, next) {
     await next();
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if (ctx.status !== 401 || body?.error !== 'invalid_token' || body.error_description !== ENGINE_DESCRIPTION) return;
-    const token = presentedToken(ctx)?.token;
-    if (!token) return;
+    const presented = presentedToken(ctx);
+    if (!presented?.token) return;
+    const { token } = presented;
     // An API's identifier is a URL (apis.ts), but a quote or backslash would end the challenge's quoted string: left out.
     const named = (audience: string | readonly string[]) => [audience].flat().join(' ').replace(/["\\]/g, '');
     let description: string;
@@ -43,6 +50,8 @@ export function userinfoApiTokens({ issuer, keys, clockTolerance, clientCredenti
       );
       if (!audience?.length) return;
       description = `this access token is for ${named(audience)}; userinfo takes a token asked for without resource`;
+    } else if (presented.scheme === 'Bearer' && (await dpopBound(token).catch(() => false))) {
+      description = 'this access token is DPoP-bound; send it as Authorization: DPoP <token> with a DPoP proof (RFC 9449 section 7.1)';
     } else {
       const own = await clientCredentials(token).catch(() => undefined);
       if (!own) return;
