@@ -297,6 +297,11 @@ function tokens({ config, apis, signing }: ProviderDependencies): Configuration 
   return {
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
+    // An app's RFC 7009 revocation of a person's access token ends its grant, as a refresh token's
+    // does (patches/grant-before-token.ts). The engine's default policy keeps the grant there, and so
+    // emitted no grant.revoked: the log line and latchkey_provider_events_total left such endings out.
+    // Every other caller of the policy gets true by default already.
+    revokeGrantPolicy: () => true,
     rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource, givenAt) => {
       const api = await apis.find(resource);
       return api !== undefined && !predates(api, givenAt);

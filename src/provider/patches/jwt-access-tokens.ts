@@ -162,7 +162,11 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
       await list.revokeGrantHandle(gid);
       const grantId = await grantOf?.(claims);
       // The store's Grant destroy ends every artifact of it, marks it ended and deletes it.
-      if (grantId) await (provider.Grant as unknown as { adapter: { destroy(grantId: string): Promise<void> } }).adapter.destroy(grantId);
+      if (grantId) {
+        await (provider.Grant as unknown as { adapter: { destroy(grantId: string): Promise<void> } }).adapter.destroy(grantId);
+        // As the engine tells of an opaque token's (provider.ts revokeGrantPolicy): the log line and metric.
+        provider.emit('grant.revoked', ctx, grantId);
+      }
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   });
