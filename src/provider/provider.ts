@@ -104,6 +104,7 @@ import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { appsOnlyBySignIn } from './patches/session-app-reads.js';
+import { endReplacedSessionGrants } from './patches/replaced-session-grants.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { signWithUnrevokedKeys } from './patches/revoked-key-signing.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
@@ -769,6 +770,8 @@ function applyPatches(
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);
+  // A grant the session stops naming for an app (another tab's consent made another) ends as a sign-out ends it (see the patch).
+  endReplacedSessionGrants(provider, grants);
   // A logout token the app's endpoint did not take (no answer, 5xx) is kept to send again (see the patch),
   // innermost: the ending below calls through it.
   if (keepLogoutRetry) retryBackchannelLogouts(provider, keepLogoutRetry);
