@@ -135,6 +135,19 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal((await poll(device_code)).body.error, 'slow_down');
     });
 
+    it('the grown interval is kept: after waiting it out, a poll sooner than it again, though later than the first interval, is slow_down (§3.5 "this and all subsequent requests")', async () => {
+      const { device_code } = await authorize();
+      assert.equal((await poll(device_code)).body.error, 'authorization_pending');
+      assert.equal((await poll(device_code)).body.error, 'slow_down');
+      await sleep((INTERVAL + 5) * 1000 + 200);
+      assert.equal((await poll(device_code)).body.error, 'authorization_pending');
+      // The first interval has passed since that poll, the grown one (INTERVAL + 5 s) has not.
+      await sleep(INTERVAL * 1000 + 200);
+      const again = await poll(device_code);
+      assert.equal(again.status, 400);
+      assert.equal(again.body.error, 'slow_down');
+    });
+
     it('another client cannot poll, or slow down, a code: invalid_grant (unauthorized_client when not registered for the grant)', async () => {
       const { device_code } = await authorize();
       const other = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code, client_id: 'console' });

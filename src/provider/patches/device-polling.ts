@@ -8,8 +8,9 @@
  * - provider.DeviceCode.find is wrapped: on the token endpoint, once the engine has found the code
  *   and authenticated the client it belongs to, a poll of a code still pending that comes sooner
  *   than the interval after the previous one is answered `slow_down`, and that code's interval
- *   grows by 5 seconds for every later poll (§3.5). The pace is kept in the store, so every instance
- *   and worker sees it; a code already approved, denied or expired is answered at once.
+ *   grows by 5 seconds for every later poll (§3.5), those after a poll in time too. The pace is
+ *   kept in the store, so every instance and worker sees it; a code already approved, denied or
+ *   expired is answered at once.
  * Pinned by test/unit/provider-patches.test.ts and test/conformance/device-authorization.test.ts.
  */
 import { createHash } from 'node:crypto';
@@ -50,15 +51,21 @@ export class DevicePolling {
   /**
    * Records a poll of the code `id`; true when it came too soon. Then the code's interval grows by
    * 5 seconds, and the device must wait that long from now: each poll that comes too soon again
-   * pushes it further.
+   * pushes it further. A poll in time opens a window as long as the code's interval is now, grown
+   * by every slow_down so far: §3.5's increase is "for this and all subsequent requests", so a
+   * device that went back to the first interval after waiting out one slow_down is slowed again.
    */
   async tooSoon(id: string): Promise<boolean> {
     // The code's id is its value, a credential until redeemed: counters are keyed by its hash.
     const key = createHash('sha256').update(id).digest('base64url');
     // Keyed to the code's first poll in an interval: a device waits that long after our answer, so
-    // its next poll always finds the key gone.
-    const polled = await this.#polls.penalty(key, 1);
-    if (polled.consumedPoints <= 1) return false;
+    // its next poll always finds the key gone. Its slow_downs are read alongside.
+    const [polled, slowed] = await Promise.all([this.#polls.penalty(key, 1), this.#slowDowns.get(key)]);
+    if (polled.consumedPoints <= 1) {
+      const slowDowns = slowed?.consumedPoints ?? 0;
+      if (slowDowns > 0) await this.#polls.block(key, this.interval + SLOW_DOWN_STEP * slowDowns);
+      return false;
+    }
     const slowDowns = await this.#slowDowns.penalty(key, 1);
     await this.#polls.block(key, this.interval + SLOW_DOWN_STEP * slowDowns.consumedPoints);
     return true;
