@@ -123,21 +123,32 @@ type ProviderContext = Context & {
 /** Loopback host names: one app's redirect URI spelt with another of them is another URI. */
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** Web schemes: between these a scheme is a developer's near miss; any other is words of the link's writer. */
+const WEB_SCHEMES = new Set(['http:', 'https:']);
+
 /**
  * What alone sets a redirect_uri apart from a registered one, when it is one of a developer's
  * common near misses: a trailing slash (`/callback/` for `/callback`), the scheme (`http` for
  * `https`), the port, or another loopback name (`127.0.0.1` for `localhost`). Nothing is said of
  * a registered URI that the request did not all but name, and never which one it is.
+ *
+ * The page then repeats the asked URI, which is anyone's to write in a link to /auth with any app's
+ * client_id: so only one written as the URL parser writes it (no white space, no bidi control, no
+ * dot segment: printable ASCII, a host in punycode), with no fragment (which nothing compared) and a
+ * scheme that is http or https; anything else is no near miss, and the page has the engine's words
+ * alone (the class refusedLogoutUri closed at the sign-out: `http://app.example/cb#Your account is
+ * locked. Call …` came back under "Details", eighth web pass).
  */
 function nearMissOf(asked: string, uri: string): string | undefined {
+  const a = URL.parse(asked);
+  if (!a || a.href !== asked || a.hash || asked.includes('#')) return undefined;
   const bare = (value: string) => value.replace(/\/+$/, '');
   if (uri !== asked && bare(uri) === bare(asked)) return asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
-  const a = URL.parse(asked);
   const b = URL.parse(uri);
-  if (!a || !b || a.pathname !== b.pathname || a.search !== b.search || a.username || a.password) return undefined;
+  if (!b || a.pathname !== b.pathname || a.search !== b.search || a.username || a.password) return undefined;
   const differ = [a.protocol !== b.protocol, a.hostname !== b.hostname, a.port !== b.port];
   if (differ.filter(Boolean).length !== 1) return undefined;
-  if (differ[0]) return `its scheme (${a.protocol.slice(0, -1)})`;
+  if (differ[0]) return WEB_SCHEMES.has(a.protocol) && WEB_SCHEMES.has(b.protocol) ? `its scheme (${a.protocol.slice(0, -1)})` : undefined;
   if (differ[2]) return 'its port';
   return LOOPBACK_NAMES.has(a.hostname) && LOOPBACK_NAMES.has(b.hostname) ? 'its host name (localhost, 127.0.0.1 and [::1] are three URIs)' : undefined;
 }

@@ -160,6 +160,27 @@ describe('e2e: bad input gets a clean protocol error', function () {
     for (const other of ['http://app.example.test:8443/callback', 'https://app.example.test/callback/extra', 'http://127.0.0.1:8081/cb', 'https://evil.example:8080/cb']) assert.doesNotMatch(await asked(other, other.includes('8080') || other.includes('8081') ? 'local' : 'web'), /differs/, other);
   });
 
+  it("a near miss's details repeat no words of a link's writer: a fragment, a scheme of words, dot segments or spaces in a redirect_uri get the engine's words alone (content injection, CWE-74; security-passes.md, eighth passes, the web pages)", async () => {
+    // Anyone may write a link to /auth with this app's client_id: the page is on Latchkey's origin.
+    const words = 'Your account is locked. Call support at +1-800-555-0100';
+    for (const redirect of [
+      `http://app.example.test/callback#${words}`,
+      `http://app.example.test/callback#${words.replace(/ /g, '-')}`,
+      `https://app.example.test:8443/callback#${words}`,
+      'call-support-at-1-800-555-0100://app.example.test/callback',
+      'http://app.example.test/Call-support-at-1-800-555-0100/../callback',
+      `http://app.example.test/callback#\u202e${words}`,
+    ]) {
+      const page = await authorize({ client_id: 'web', response_type: 'code', redirect_uri: redirect, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+      assert.equal(page.status, 400, redirect);
+      assert.match(page.html, /Unsafe return address/, redirect);
+      assert.doesNotMatch(page.html, /account.is.locked|1-800-555-0100|differs/i, redirect);
+      assert.doesNotMatch(page.html, /\u202e/, redirect);
+    }
+    // The developer's own near miss is still named.
+    assert.match((await authorize({ client_id: 'web', response_type: 'code', redirect_uri: 'http://app.example.test/callback', scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' })).html, /differs from a registered one only by its scheme \(http\)/);
+  });
+
   it('an unknown client at the authorization endpoint shows an error page', async () => {
     const page = await authorize({ client_id: 'nobody', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
     assert.equal(page.status, 400);
