@@ -21,7 +21,7 @@ import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
 import { claimsAskedByName, describePermissions } from './consent.js';
-import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS, SUPPORTED_CLAIMS } from '../provider/id-token-claims.js';
 
 interface EngineError {
   readonly name?: string;
@@ -58,6 +58,18 @@ function problem(err: EngineError | undefined): { error?: string; notice?: strin
   return { error: 'This page expired or the request could not be completed. Enter the code again.' };
 }
 
+/**
+ * What verification_uri_complete may fill in: a code as the engine makes them (provider.ts
+ * deviceFlow: the base-20 consonants, no vowels), in any case and any width (NFKC, as the engine
+ * reads it, user-code-entry.ts), with dashes and spaces, at most the field's 32 characters. The
+ * parameter is anyone's to write in a link to /device, and any text was shown in the code's box under
+ * "Check that this is the code your device shows" on Latchkey's origin (`?user_code=Locked: call
+ * 1-800-555-0100`, content injection, eighth web pass); anything else is not filled in, and the page
+ * asks for the code.
+ */
+const CODE_LIKE = /^[BCDFGHJKLMNPQRSTVWXZ -]{1,32}$/i;
+const codeLike = (value: string) => CODE_LIKE.test(value.normalize('NFKC'));
+
 function page(ctx: Context, view: string, data: Record<string, unknown>): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
@@ -88,7 +100,11 @@ async function permissionsOf(apis: ApisFound, ctx: KoaContextWithOIDC, client: C
   const openid = scopes.filter((scope) => OPENID_SCOPES.has(scope));
   const byScope = claimsOfScopes(openid);
   const beyond = claimsBeyondScope(client);
-  const claims = [...new Set(claimsAskedByName(device.claims))].filter((claim) => !UNASKED_CLAIMS.has(claim) && !byScope.has(claim) && !beyond.has(claim));
+  // Only claims the provider offers, as the engine keeps of a `claims` parameter (and so the consent
+  // page lists): the device's request is anyone's to make with a device client's id, and any name it
+  // gave was listed among what the app "asks to" see, on Latchkey's origin, words of the requester's
+  // own (`{"id_token":{"Your account is locked: call …":null}}`, content injection, eighth web pass).
+  const claims = [...new Set(claimsAskedByName(device.claims))].filter((claim) => SUPPORTED_CLAIMS.has(claim) && !UNASKED_CLAIMS.has(claim) && !byScope.has(claim) && !beyond.has(claim));
   // Each API's scopes the device asks for, within the client's `scope` metadata, as the token endpoint bounds them (provider/resource-servers.ts).
   const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
   const indicators = [device.resource].flat().filter((indicator): indicator is string => typeof indicator === 'string');
@@ -114,7 +130,8 @@ export const devicePages = (apis: ApisFound, managesItself: (clientId: string) =
   async userCodeInputSource(ctx, _form, _out, err) {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
-    const prefilled = ctx.state[PREFILLED_USER_CODE] as string | undefined;
+    const linked = ctx.state[PREFILLED_USER_CODE] as string | undefined;
+    const prefilled = linked !== undefined && codeLike(linked) ? linked : undefined;
     // A browser session that was never stored cannot hold an xsrf secret: no form, a way to a fresh one.
     const unstored = err !== undefined && forgetUnstoredXsrf(ctx);
     page(ctx, 'device', {

@@ -22,6 +22,16 @@ export const SCOPE_CLAIMS = {
   email: ['email', 'email_verified'],
 } as const;
 
+/** What `openid` gives in every ID token beside `sub`'s scope (provider.ts `claims`): how and when the person signed in, and the upstream that did. */
+export const OPENID_CLAIMS = ['sub', 'acr', 'amr', 'auth_time', 'idp'] as const;
+
+/**
+ * Every claim the provider offers (its claims_supported, which oidc-provider collects from the
+ * `claims` configuration): the engine ignores any other name a `claims` parameter asks for (OIDC
+ * Core §5.5; its requestParamClaims), so a page listing what an app asks for lists none other.
+ */
+export const SUPPORTED_CLAIMS: ReadonlySet<string> = new Set([...Object.values(SCOPE_CLAIMS).flat(), ...OPENID_CLAIMS]);
+
 /** The claims the OpenID scopes `scopes` give between them (a page that lists a scope need not list its claims by name). */
 export function claimsOfScopes(scopes: readonly string[]): ReadonlySet<string> {
   return new Set(scopes.flatMap((scope) => (SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? []));

@@ -69,7 +69,7 @@ import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
-import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, OPENID_CLAIMS, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
@@ -427,7 +427,7 @@ function accountsAndConsent({ config, kv, accounts, consents }: ProviderDependen
     // How and when the person signed in (acr, amr, auth_time: accounts/assurance.ts) is in every ID
     // token, not only when the app asks for it; `amr` is ["fed"] through an upstream provider, and
     // `idp` names the upstream provider that signed the session in (ID tokens of such sessions only).
-    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])), openid: ['sub', 'acr', 'amr', 'auth_time', 'idp'] },
+    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])), openid: [...OPENID_CLAIMS] },
     // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
     conformIdTokenClaims: false,
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),

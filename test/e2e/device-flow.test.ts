@@ -115,6 +115,34 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
     assert.equal(error.error, 'access_denied');
   });
 
+  it("a link to /device fills in only what could be a code: a link's words are not shown in the code's box (content injection, CWE-74; security-passes.md, eighth passes, the web pages)", async () => {
+    for (const words of ['Locked: call 1-800-555-0100', 'YOUR ACCOUNT IS LOCKED', 'BCDF-GHJK call us', 'B'.repeat(33)]) {
+      await page.goto(`${latchkey.issuer}/device?${new URLSearchParams({ user_code: words })}`);
+      assert.equal(await page.inputValue('#user_code'), '', words);
+      assert.doesNotMatch(await page.content(), /call|LOCKED|BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB/i, words);
+      assert.match(await page.locator('main').innerText(), /Enter the code your device or terminal shows/, words);
+    }
+    // A code as a person may have it: any case, full-width, spaced.
+    for (const code of ['bcdf ghjk', 'ＢＣＤＦ－ＧＨＪＫ']) {
+      await page.goto(`${latchkey.issuer}/device?${new URLSearchParams({ user_code: code })}`);
+      assert.equal(await page.inputValue('#user_code'), code);
+    }
+  });
+
+  it("the confirmation lists only claims the provider offers: names a device's request made up are not shown as what the app asks to see (content injection, CWE-74; security-passes.md, eighth passes, the web pages)", async () => {
+    const words = 'Your account is locked: call 1-800-555-0100';
+    const claims = JSON.stringify({ id_token: { [words]: null, email: { essential: true } }, userinfo: { 'CALL SUPPORT NOW': null } });
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid', claims });
+    codes.push(device.device_code, device.user_code);
+    await page.goto(device.verification_uri_complete!);
+    await page.click('button[type=submit]');
+    const listed = await page.locator('ul.scopes').innerText();
+    assert.match(listed, /See these details about you: [^\n]*\bemail\b/, 'a claim the provider offers, asked by name, is listed');
+    assert.doesNotMatch(await page.content(), /locked|1-800-555-0100|CALL SUPPORT/i);
+    await page.click('button[name=abort]');
+    assert.match(await page.locator('.notice').innerText(), /Access denied/);
+  });
+
   it('a wrong code is said plainly, on the same page; no page broke the Content-Security-Policy', async () => {
     await page.goto(`${latchkey.issuer}/device`);
     await page.fill('#user_code', 'BCDF-GHJK');
