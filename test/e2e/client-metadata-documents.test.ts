@@ -180,6 +180,17 @@ describe('client ID metadata documents', () => {
     await assertRefused(await authorize(admin), /granted only by an operator/);
   });
 
+  it("the sign-in page names the document's domain beside the name it gave itself, as the consent page does: a document naming itself like another app was 'Sign in to continue to Notes' and nothing else (security-passes.md, eighth passes, the web pages)", async () => {
+    const clientId = serve('/notes.json', document('/notes.json', { client_name: 'Notes' }));
+    const answer = await authorize(clientId);
+    assert.equal(answer.status, 303);
+    const page = await fetch(new URL(answer.headers.get('location')!, server.issuer), { headers: { accept: 'text/html', cookie: answer.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ') } });
+    const html = await page.text();
+    assert.equal(page.status, 200, html);
+    assert.match(html, /to continue to <strong><bdi>Notes<\/bdi><\/strong>/);
+    assert.ok(html.includes(`An app from <strong><bdi>${new URL(base).host}</bdi></strong>`), html);
+  });
+
   it("refuses a document whose redirect URIs leave its own origin: the consent page's domain is where the code goes (CIMD §redirect_uri relationship)", async () => {
     const foreign = serve('/foreign.json', document('/foreign.json', { redirect_uris: ['https://elsewhere.example/cb'] }));
     await assertRefused(await authorize(foreign, 'https://elsewhere.example/cb'), /on its own origin/);
