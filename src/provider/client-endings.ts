@@ -8,6 +8,7 @@ import { epochSeconds, untilSecond } from '../clock.js';
 import type { Config } from '../config.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
 import { forgetPreviousSecret } from '../registration/clients.js';
+import { serverOf } from '../registration/policy.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import type { RevocationList } from '../revocation/list.js';
 import { endClientsRecords, endPendingRequests, endPendingSignIns, type AdapterHooks } from '../store/adapter.js';
@@ -56,6 +57,14 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
     // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
     // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
     // them everywhere, and the consents given before it, so each person is asked again.
+    // A client that sends people's codes to a server it did not before (a redirect URI on another
+    // site added), whoever changed it, likewise: the consents and grants given before were given to
+    // an app that sent people back elsewhere (the sign-in and consent pages name where). Kept, a
+    // leaked registration access token added its holder's site and got a code there for everyone who
+    // had allowed the app, silently, which a public client's client_id redeems, and a confidential
+    // one's too once the same token gave it a key of the holder's (eighth fresh-eyes pass of
+    // 2026-12-06). Each person is asked again, on a page naming the new site. A new path on a server
+    // it had is no other site.
     // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
     // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
     // likewise the tokens the client got for itself, with any credential (the one a thief used is
@@ -77,7 +86,9 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
         // Answered once the cutoff's second has passed: a token the client gets at once with its new
         // secret is of a later second, never ended with the old one's (newcomer pass, 2026-12-06).
         getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
-        authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+        (authenticates(previous) && !authenticates(next)) || gainsRedirectServer(previous, next)
+          ? revocations.revokeDelegated(clientId).then(() => untilSecond(epochSeconds() + 1))
+          : undefined,
         // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
         // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
         // the APIs that verify JWTs locally (a scoped delegated entry), and it keeps those tokens
@@ -165,6 +176,23 @@ function requestsNarrowed(previous: Record<string, unknown>, next: Record<string
  */
 function signInsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
   return requestsNarrowed(previous, next) || (previous.require_pushed_authorization_requests !== true && next.require_pushed_authorization_requests === true);
+}
+
+/**
+ * Whether a change of client metadata adds a redirect URI on a server (serverOf: scheme, host, port)
+ * none of its redirect URIs was on before. Loopback and custom-scheme URIs are left out: they reach
+ * an app on the person's own device, not another site (and a public client's request to them asks
+ * every time: patches/loopback-public-clients.ts, the engine's native_client_prompt).
+ */
+function gainsRedirectServer(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  const servers = (metadata: Record<string, unknown>) =>
+    new Set(
+      (Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [])
+        .map((uri) => (/^https?:/i.test(String(uri)) ? serverOf(String(uri)) : undefined))
+        .filter((server): server is string => server !== undefined && !server.includes('//loopback:')),
+    );
+  const before = servers(previous);
+  return [...servers(next)].some((server) => !before.has(server));
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
