@@ -1,6 +1,6 @@
 /**
  * `dpop.requireNonce` at Latchkey's own protected resources, the admin API and the revocation feed
- * (docs/security-passes.md, "the issuer's address and the new kinds of clients, helper 3"). The
+ * (docs/security-passes.md, "the seventh fresh-eyes passes: the issuer's address and the new kinds of clients"). The
  * setting promises that every DPoP proof sent to Latchkey carries a nonce it issued (RFC 9449 §8,
  * §11.2: a proof made in advance by whoever held the key for a moment is useless). The engine asked
  * it at the token endpoint, PAR and userinfo; the admin API and the feed, which check proofs

@@ -343,7 +343,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
   });
 });
 
-describe('attacks: a budget of wrong second-factor codes (helper 2 pass of 2026-12-06, evening)', function () {
+describe('attacks: a budget of wrong second-factor codes (seventh fresh-eyes passes of 2026-12-06, evening)', function () {
   this.timeout(90_000);
   /** accounts.throttle.maxCodeFailures here (the default is 100); the pauses are lifted out of the way (maxFailures). */
   const BUDGET = 6;

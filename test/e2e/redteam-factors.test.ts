@@ -208,7 +208,7 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
   });
 });
 
-describe('red team: the last way in (helper 2 pass of 2026-12-06, evening)', function () {
+describe('red team: the last way in (seventh fresh-eyes passes of 2026-12-06, evening)', function () {
   this.timeout(60_000);
   let server: TestServer;
   let fake: Awaited<ReturnType<typeof startFakeUpstream>>;

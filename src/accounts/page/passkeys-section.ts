@@ -87,7 +87,7 @@ export function passkeysSection({ secondFactors, logger, metrics, links }: Passk
       if (!passkeys.some((passkey) => passkey.id === id)) return notYours();
       // The last way a person has to sign in stays, as the links section keeps the last link: a
       // person without a password (made by an upstream) who removed their link could remove their
-      // only passkey next, and then nothing signed them in (helper 2 pass, 2026-12-06 evening).
+      // only passkey next, and then nothing signed them in (seventh fresh-eyes passes, 2026-12-06).
       if (passkeys.length === 1 && !who.account.passwordHash && !(await links?.list(who.accountId))?.length) {
         const error = 'This is the only way you can sign in: set a password or add another passkey first, then remove it.';
         return page.show(ctx, who, { section: SECTION, error }, 409);
