@@ -531,7 +531,8 @@ const actions: Record<string, Action> = {
   'apis grant': async (options: { client: string; api: string; scope?: string[]; introspect?: boolean; default?: boolean }) =>
     withStore(async (kv, settings) => {
       const { grantableClient } = await import('./registration/admin-apis.js');
-      const problem = await grantableClient(await validatingProvider(kv, settings), options.client);
+      const provider = await validatingProvider(kv, settings);
+      const problem = await grantableClient(provider, options.client);
       if (problem) throw new ClientMissing(problem);
       const grant = await apisOn(kv, settings).grant(options.client, options.api, {
         scopes: scopesOf(options.scope),
@@ -539,6 +540,14 @@ const actions: Record<string, Action> = {
         ...(options.default ? { default: true } : {}),
       });
       print({ client_id: options.client, api: options.api, ...grant });
+      // The scopes serve only client_credentials: a client registered without that grant type (an app
+      // people sign in to) holds them unusable, and the token endpoint's unauthorized_client says no more.
+      const client = await provider.Client.find(options.client);
+      if (grant.scopes?.length && client && !client.grantTypes?.includes('client_credentials')) {
+        console.error(
+          `latchkey: client "${options.client}" has no client_credentials grant type, so it cannot use these scopes (its token requests for them get unauthorized_client); register the service as a client of its own with --grant-type client_credentials and grant it these`,
+        );
+      }
     }),
 
   'apis revoke': async (options: { client: string; api: string; scope?: string[] }) =>

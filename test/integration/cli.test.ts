@@ -108,6 +108,23 @@ describe('latchkey CLI: usage', function () {
     assert.equal(run.stdout.trim(), (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
   });
 
+  it('apis grant to a client without the client_credentials grant type says its scopes are unusable (eighth newcomer pass)', async () => {
+    for (const args of [
+      ['clients', 'add', '--client-id', 'web-app', '--redirect-uri', 'https://app.example.com/callback'],
+      ['clients', 'add', '--client-id', 'service', '--grant-type', 'client_credentials'],
+      ['apis', 'add', 'https://api.example.com', '--scope', 'read'],
+    ]) {
+      const run = await latchkey(env, args);
+      assert.equal(run.status, 0, run.stderr);
+    }
+    const web = await latchkey(env, ['apis', 'grant', '--client', 'web-app', '--api', 'https://api.example.com', '--scope', 'read']);
+    assert.equal(web.status, 0, web.stderr);
+    assert.match(web.stderr, /^latchkey: client "web-app" has no client_credentials grant type, so it cannot use these scopes .*--grant-type client_credentials/m);
+    const service = await latchkey(env, ['apis', 'grant', '--client', 'service', '--api', 'https://api.example.com', '--scope', 'read']);
+    assert.equal(service.status, 0, service.stderr);
+    assert.doesNotMatch(service.stderr, /client_credentials/);
+  });
+
   it('users passwd for an unknown user says so before anything about the password', async () => {
     const run = await latchkey(env, ['users', 'passwd', 'nosuch', '--password-stdin'], 'short');
     assert.equal(run.status, 1);
