@@ -183,7 +183,7 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
           redis.pause();
           relay.release();
         });
-      } else void relay.cut(kth, { answered: options.blip === 'cut' }).then(() => (blipped = true));
+      } else void relay.cut(kth, { answered: options.blip === 'cut' }).then((reached) => (blipped = reached));
       const outcome = await ending({ app, username, agent, tokens });
       relay.release();
       if (options.blip === 'pause') {

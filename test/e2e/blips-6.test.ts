@@ -147,7 +147,7 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
   async function blipped<T>(how: 'paused' | 'cut', matches: (chunk: string) => boolean, request: () => Promise<T>): Promise<T> {
     if (how === 'paused') return relayed.pausedAt(matches, request);
     let cut = false;
-    void relayed.relay.cut(matches, { answered: true }).then(() => (cut = true));
+    void relayed.relay.cut(matches, { answered: true }).then((reached) => (cut = reached));
     const answer = await request();
     relayed.relay.release();
     assert.ok(cut, 'the cut was reached');

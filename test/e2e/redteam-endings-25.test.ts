@@ -440,7 +440,7 @@ describe('e2e: red team, twenty-fifth endings pass: latchkey grants revoke --cli
       let seen = 0;
       let counting = false;
       let cut = false;
-      void relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(named)) && ++seen === k, { answered: true }).then(() => (cut = true));
+      void relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(named)) && ++seen === k, { answered: true }).then((reached) => (cut = reached));
       let outcome = await ending(person);
       relay.release();
       const at = `${what}, cut at write ${k}`;

@@ -222,7 +222,7 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
       let seen = 0;
       let counting = false;
       let cut = false;
-      void door.relayed.relay.cut((chunk) => hasWrite(chunk) && (counting ||= chunk.includes(sub)) && ++seen === k, { answered: true }).then(() => (cut = true));
+      void door.relayed.relay.cut((chunk) => hasWrite(chunk) && (counting ||= chunk.includes(sub)) && ++seen === k, { answered: true }).then((reached) => (cut = reached));
       let said = outcome(await agent.submit(page, '/password', change));
       door.relayed.relay.release();
       const at = `cut at write ${k}`;
@@ -270,6 +270,9 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
     const answer = held.release();
     const cut = door.relayed.relay.cut((chunk) => hasWrite(chunk));
     const first = await answer;
+// A request may answer without the write the cut waits for (a command of it timed out while held, on a
+    // loaded runner: said not done all the same): the cut is dropped then, not waited for (it hung the test).
+    door.relayed.relay.release();
     await cut;
     assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
     await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));

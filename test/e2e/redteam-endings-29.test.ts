@@ -86,6 +86,9 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
     const answer = held.release();
     const cut = door.relayed.relay.cut(cutAt, { answered });
     const first = await answer;
+// A request may answer without the write the cut waits for (a command of it timed out while held, on a
+    // loaded runner: said not done all the same): the cut is dropped then, not waited for (it hung the test).
+    door.relayed.relay.release();
     await cut;
     assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
     await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));

@@ -87,6 +87,9 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
       const answer = held.release();
       const cut = relayed.relay.cut(hasWrite, { answered: false });
       const first = await answer;
+// A request may answer without the write the cut waits for (a command of it timed out while held, on a
+      // loaded runner: said not done all the same): the cut is dropped then, not waited for (it hung the test).
+      relayed.relay.release();
       await cut;
       if (first instanceof Response) assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
       else assert.notEqual(first.status, 0, `the command cut off after its write exited 0: ${first.stdout}`);

@@ -40,9 +40,11 @@ export interface Relay {
   /**
    * Once a chunk `matches` says is the one arrives, cuts every connection (as a proxy restarted, a
    * redis-server killed): that chunk is passed on to Redis first and its answer lost (`answered`:
-   * the write ran, the caller was never told), or dropped (not run). Resolves once cut.
+   * the write ran, the caller was never told), or dropped (not run). Resolves true once cut, or
+   * false once release() dropped it unreached (a request that answered without that write: a
+   * command of it timed out while held on a loaded runner), so that nothing waits on it for ever.
    */
-  cut(matches: (chunk: string) => boolean, options?: { answered?: boolean }): Promise<void>;
+  cut(matches: (chunk: string) => boolean, options?: { answered?: boolean }): Promise<boolean>;
   /** Lets everything held go on, and drops a hold not reached yet. */
   release(): void;
   close(): void;
@@ -117,7 +119,7 @@ let connections = 0;
 
 export async function startRelay(redisPort: number): Promise<Relay> {
   let armed: { matches: (chunk: string, connection: number) => boolean; held: () => void } | undefined;
-  let cutting: { matches: (chunk: string) => boolean; answered: boolean; cut: () => void } | undefined;
+  let cutting: { matches: (chunk: string) => boolean; answered: boolean; cut: (reached: boolean) => void } | undefined;
   const holding = new Map<Socket, Buffer[]>();
   const links = new Map<Socket, Link>();
   const sockets = new Set<Socket>();
@@ -142,7 +144,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
           } else each.upstream.destroy();
           other.destroy();
         }
-        return void cut();
+        return void cut(true);
       }
       const queue = holding.get(client);
       const hold = !queue && armed?.matches(text, id);
@@ -167,6 +169,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
     log('-- released');
     // A hold (or cut) not reached by now is dropped too: it would catch a later request's traffic.
     armed = undefined;
+    cutting?.cut(false);
     cutting = undefined;
     for (const [client, queue] of holding) for (const chunk of queue) links.get(client)?.upstream.write(chunk);
     holding.clear();
@@ -203,7 +206,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
     },
     holdFrom,
     cut(matches, options = {}) {
-      return new Promise<void>((cut) => (cutting = { matches, answered: options.answered ?? false, cut }));
+      return new Promise<boolean>((cut) => (cutting = { matches, answered: options.answered ?? false, cut }));
     },
     silence(matches) {
       let silenced = 0;
