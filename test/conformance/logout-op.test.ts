@@ -185,6 +185,35 @@ describe('OpenID Connect RP-Initiated Logout OP', function () {
     assert.equal(await stillSignedIn(agent), true, 'nothing was signed out');
   });
 
+  it('post_logout_redirect_uri is compared with the registered ones as a string: another case, the default port, a trailing slash, a percent-encoded character, an empty query or fragment, a fragment, a dot segment, surrounding spaces are refused; state comes back byte for byte beside a registered query (RP-Initiated Logout §3 "exactly match")', async () => {
+    const { agent, idTokens } = await signedIn('rp1');
+    const registered = bye('rp1');
+    const host = new URL(registered).host;
+    const nearMisses = [
+      registered.replace(host, host.toUpperCase()),
+      registered.replace(host, `${host}:443`),
+      `${registered}/`,
+      registered.replace('signed-out', 'signed%2Dout'),
+      `${registered}?`,
+      `${registered}#`,
+      `${registered}#top`,
+      registered.replace('/signed-out', '/./signed-out'),
+      ` ${registered}`,
+      `${registered} `,
+    ];
+    for (const uri of nearMisses) {
+      const page = await endSession(agent, { id_token_hint: idTokens.rp1!, post_logout_redirect_uri: uri, state: 's' });
+      assert.ok(isErrorPage(page), `${JSON.stringify(uri)}: ${page.status} ${page.url}`);
+    }
+    for (const state of ['a b&c=d#e', 'ünï€😀', '%41', '+', 'x'.repeat(2000)]) {
+      const { agent: person, idTokens: tokens } = await signedIn('rp1');
+      const back = await confirm(person, await endSession(person, { id_token_hint: tokens.rp1!, post_logout_redirect_uri: `${registered}?lang=en`, state }));
+      const url = new URL(back.url);
+      assert.equal(`${url.origin}${url.pathname}`, registered);
+      assert.deepEqual([...url.searchParams], [['lang', 'en'], ['state', state]], JSON.stringify(state.slice(0, 20)));
+    }
+  });
+
   it('post_logout_redirect_uri without id_token_hint or client_id is not followed (RP-Initiated Logout §3; logout plan: no id_token_hint)', async () => {
     const { agent } = await signedIn('rp1');
     const page = await endSession(agent, { post_logout_redirect_uri: bye('rp1'), state: 'x' });
@@ -243,6 +272,26 @@ describe('OpenID Connect RP-Initiated Logout OP', function () {
     const page = await endSession(agent, { id_token_hint: idTokens.rp1!, ui_locales: 'fr en' });
     assert.equal(page.status, 200);
     assert.match(page.html, /Sign out\?/);
+  });
+
+  it('logout_hint is accepted beside the others and changes nothing of the answer (RP-Initiated Logout §2: its meaning is left to the OP)', async () => {
+    const { agent, idTokens } = await signedIn('rp1');
+    const page = await endSession(agent, { id_token_hint: idTokens.rp1!, logout_hint: ALICE.username, post_logout_redirect_uri: bye('rp1'), state: 'hinted' });
+    assert.equal(page.status, 200);
+    const back = await confirm(agent, page);
+    assert.deepEqual([...new URL(back.url).searchParams], [['state', 'hinted']]);
+    assert.equal(await stillSignedIn(agent), false);
+  });
+
+  it('without a session at the OP, a valid id_token_hint, a registered post_logout_redirect_uri and state send the browser back with state, no question asked (RP-Initiated Logout §2, §3)', async () => {
+    const { idTokens } = await signedIn('rp1');
+    const elsewhere = new Agent();
+    const page = await endSession(elsewhere, { id_token_hint: idTokens.rp1!, post_logout_redirect_uri: bye('rp1'), state: 'no-session' });
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(page.html, /Sign out\?/, 'nothing to confirm: the form posts itself');
+    const back = await elsewhere.submit(page, '/session/end/confirm', {}, 'https://');
+    assert.ok(back.url.startsWith(bye('rp1')), back.url);
+    assert.deepEqual([...new URL(back.url).searchParams], [['state', 'no-session']]);
   });
 
   it('the confirmation is protected against cross-site requests: a forged or missing xsrf value signs nobody out (RP-Initiated Logout §2, RFC 9700 §4.7)', async () => {
@@ -352,6 +401,31 @@ describe('OpenID Connect Back-Channel Logout OP', function () {
     assert.ok(typeof payload.sub === 'string' || typeof payload.sid === 'string');
     assert.deepEqual(payload.events, { [BACKCHANNEL_EVENT]: {} });
     assert.equal(payload.nonce, undefined);
+  });
+
+  it('a logout token carries only the claims §2.4 defines, and is short-lived: no acr, amr, auth_time or nonce of the ID token, exp at most two minutes after iat (Back-Channel Logout §2.4)', async () => {
+    await logoutEverywhere();
+    for (const id of ['rp1', 'rp2']) {
+      const { payload } = await verifyLogoutToken(deliveriesFor(id)[0]!.token!, id);
+      const allowed = new Set(['iss', 'aud', 'iat', 'exp', 'jti', 'events', 'sub', 'sid']);
+      assert.deepEqual(Object.keys(payload).filter((claim) => !allowed.has(claim)), [], id);
+      assert.ok(Number(payload.exp) - Number(payload.iat) <= 120, `${id}: exp ${String(payload.exp)} iat ${String(payload.iat)}`);
+    }
+  });
+
+  it('"Only sign out of" the asking app: that app alone is sent a logout token, with the sid of its ID token; the others are told nothing and keep their sign-in (RP-Initiated Logout §2, Back-Channel Logout §2.5, §2.7)', async () => {
+    const { agent, idTokens } = await signedIn('rp1', 'rp2');
+    h.receiver.deliveries.clear();
+    const page = await endSession(agent, { id_token_hint: idTokens.rp1!, post_logout_redirect_uri: bye('rp1'), state: 'one' });
+    const back = await agent.submit(page, '/session/end/confirm', {}, 'https://');
+    assert.deepEqual([...new URL(back.url).searchParams], [['state', 'one']]);
+    const [delivery, ...more] = deliveriesFor('rp1');
+    assert.ok(delivery?.token, 'rp1 was told');
+    assert.equal(more.length, 0);
+    const { payload } = await verifyLogoutToken(delivery.token, 'rp1');
+    assert.equal(payload.sid, decodeJwt(idTokens.rp1!).sid);
+    assert.equal(deliveriesFor('rp2').length, 0, 'rp2 was not signed out');
+    assert.equal(await stillSignedIn(agent, 'rp2'), true, 'the session at the OP goes on');
   });
 
   it('every logout token has its own jti (Back-Channel Logout §2.4)', async () => {
