@@ -5,6 +5,8 @@
  * allowed it. Found: a redirect URI on another site, added with the registration access token (a
  * leaked one, say), got that site a code for everyone who had allowed the app, silently; a
  * confidential client's alike, once the same token had given it a key of the holder's.
+ * Held and pinned by the ninth fresh-eyes pass ("more than was granted, ninth pass"): the same
+ * ending for a site added under another spelling of its address.
  */
 import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -121,5 +123,44 @@ describe('e2e: eighth fresh-eyes pass, a client that changes its own registratio
     const page = await signInSteps(elsewhere, fresh.page, { username: 'cy', password: PASSWORD, consent: 'stop', stopAt: ELSEWHERE });
     assert.ok(isConsent(page), `after the password, a consent page (not a code): ${page.status} ${page.url}`);
     assert.match(page.html, /Sends you back to <strong><bdi>elsewhere\.example\.test<\/bdi><\/strong>/);
+  });
+
+  it('held (ninth fresh-eyes pass): a redirect URI added in another spelling of an address (no slashes after the scheme, one slash, upper case, the default port written out) is the site it reaches; another port on its own host is another site; its own host spelt otherwise stays its own', async () => {
+    await server.accounts.create('sy', PASSWORD, { email: 'sy@example.test', email_verified: true });
+    // One browser signed in once: each app's first request asks only for consent.
+    const agent = new Agent();
+    await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'sy', password: PASSWORD, login: 'required', consent: 'stop' });
+    const spellings: Record<string, { uri: string; reaches: string; asked: boolean }> = {
+      'no slashes': { uri: 'https:elsewhere.example.test/callback', reaches: ELSEWHERE, asked: true },
+      'one slash': { uri: 'https:/elsewhere.example.test/callback', reaches: ELSEWHERE, asked: true },
+      'upper case': { uri: 'HTTPS://ELSEWHERE.example.test/callback', reaches: ELSEWHERE, asked: true },
+      'default port': { uri: 'https://elsewhere.example.test:443/callback', reaches: ELSEWHERE, asked: true },
+      'another port': { uri: 'https://mover.example.test:8443/callback', reaches: 'https://mover.example.test:8443/callback', asked: true },
+      'its own host': { uri: 'https:mover.example.test/other-callback', reaches: HOME_AGAIN, asked: false },
+    };
+    for (const [name, { uri, reaches, asked }] of Object.entries(spellings)) {
+      const own = { client_name: 'Speller', redirect_uris: [HOME], token_endpoint_auth_method: 'none', scope: 'openid email' };
+      const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+      assert.equal(created.status, 201, await created.clone().text());
+      const registration = (await created.json()) as Registration;
+      const config = await oidc.discovery(new URL(server.issuer), registration.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const allowed = await startAuthorization(agent, config, HOME, { scope: 'openid email' });
+      const back = await signInSteps(agent, allowed.page, { username: 'sy', password: PASSWORD, consent: 'required', stopAt: HOME });
+      assert.ok(new URL(back.url).searchParams.get('code'), `${name}: ${back.url}`);
+      const updated = await fetch(registration.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
+        body: JSON.stringify({ ...own, client_id: registration.client_id, redirect_uris: [HOME, uri] }),
+      });
+      assert.equal(updated.status, 200, `${name}: ${await updated.clone().text()}`);
+      // The app's silent request names the URI as it registered it; the browser is sent where it leads.
+      const silent = oidc.buildAuthorizationUrl(config, { redirect_uri: uri, scope: 'openid email', prompt: 'none', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+      const response = await agent.request(silent.href);
+      assert.equal(response.status, 303, `${name}: ${response.status}`);
+      const answer = new URL(response.headers.get('location')!);
+      assert.equal(`${answer.origin}${answer.pathname}`, reaches, `${name}: where the browser is sent`);
+      if (asked) assert.equal(answer.searchParams.get('error'), 'consent_required', `${name}: no code from the consent given before: ${answer.href}`);
+      else assert.ok(answer.searchParams.get('code'), `${name}: a silent code at its own site: ${answer.href}`);
+    }
   });
 });
