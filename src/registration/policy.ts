@@ -281,6 +281,10 @@ export function enforcePolicy(
     for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
       const odd = list.find((uri) => /[\s\\]/u.test(uri));
       if (odd !== undefined) throw new errors.InvalidClientMetadata(`${name}: ${odd}: spaces and backslashes are not URI characters (RFC 3986); percent-encode them`);
+      // "https:host/cb" and "https:/host/cb" have no authority (RFC 3986 §3.3: a path), yet the URL
+      // parser reads a host into them: one URI, two readings (ninth fresh-eyes pass).
+      const hostless = list.find((uri) => /^https?:(?!\/\/)/iu.test(uri));
+      if (hostless !== undefined) throw new errors.InvalidClientMetadata(`${name}: ${hostless}: an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path`);
     }
   }
   // The engine adds its response to a registered URI's query, replacing a parameter of the same name

@@ -125,19 +125,29 @@ describe('e2e: eighth fresh-eyes pass, a client that changes its own registratio
     assert.match(page.html, /Sends you back to <strong><bdi>elsewhere\.example\.test<\/bdi><\/strong>/);
   });
 
-  it('held (ninth fresh-eyes pass): a redirect URI added in another spelling of an address (no slashes after the scheme, one slash, upper case, the default port written out) is the site it reaches; another port on its own host is another site; its own host spelt otherwise stays its own', async () => {
+  it('held (ninth fresh-eyes pass): a redirect URI added in another spelling of an address (upper case, the default port written out) is the site it reaches; another port on its own host is another site; its own host spelt otherwise stays its own; one with no "//" after the scheme is refused', async () => {
     await server.accounts.create('sy', PASSWORD, { email: 'sy@example.test', email_verified: true });
     // One browser signed in once: each app's first request asks only for consent.
     const agent = new Agent();
     await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'sy', password: PASSWORD, login: 'required', consent: 'stop' });
     const spellings: Record<string, { uri: string; reaches: string; asked: boolean }> = {
-      'no slashes': { uri: 'https:elsewhere.example.test/callback', reaches: ELSEWHERE, asked: true },
-      'one slash': { uri: 'https:/elsewhere.example.test/callback', reaches: ELSEWHERE, asked: true },
       'upper case': { uri: 'HTTPS://ELSEWHERE.example.test/callback', reaches: ELSEWHERE, asked: true },
       'default port': { uri: 'https://elsewhere.example.test:443/callback', reaches: ELSEWHERE, asked: true },
       'another port': { uri: 'https://mover.example.test:8443/callback', reaches: 'https://mover.example.test:8443/callback', asked: true },
-      'its own host': { uri: 'https:mover.example.test/other-callback', reaches: HOME_AGAIN, asked: false },
+      'its own host': { uri: 'HTTPS://Mover.Example.Test:443/other-callback', reaches: HOME_AGAIN, asked: false },
     };
+    // No "//": a path to RFC 3986, a host to the URL parser; the update is refused whatever it names.
+    for (const uri of ['https:elsewhere.example.test/callback', 'https:/elsewhere.example.test/callback', 'https:mover.example.test/other-callback']) {
+      const own = { client_name: 'Speller', redirect_uris: [HOME], token_endpoint_auth_method: 'none', scope: 'openid email' };
+      const registration = (await (await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) })).json()) as Registration;
+      const updated = await fetch(registration.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
+        body: JSON.stringify({ ...own, client_id: registration.client_id, redirect_uris: [HOME, uri] }),
+      });
+      assert.equal(updated.status, 400, uri);
+      assert.equal(((await updated.json()) as { error: string }).error, 'invalid_redirect_uri', uri);
+    }
     for (const [name, { uri, reaches, asked }] of Object.entries(spellings)) {
       const own = { client_name: 'Speller', redirect_uris: [HOME], token_endpoint_auth_method: 'none', scope: 'openid email' };
       const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });

@@ -53,6 +53,12 @@ describe('registration policy', () => {
       enforcePolicy(POLICY, web({ redirect_uris: [uri] }), false, ALREADY_CHECKED);
     }
     assert.match(refusal(web({ post_logout_redirect_uris: ['https://app.example.com\\bye'] })), /^post_logout_redirect_uris: .*spaces and backslashes/);
+    // No "//" after http(s): a path to RFC 3986, a host to the URL parser.
+    for (const uri of ['https:evil.example/cb', 'https:/evil.example/cb', 'HTTPS:evil.example/cb', 'http:localhost:8080/cb']) {
+      assert.match(refusal(web({ redirect_uris: [uri] })), /^redirect_uris: .*names its host after "\/\/"/, uri);
+      enforcePolicy(POLICY, web({ redirect_uris: [uri] }), false, ALREADY_CHECKED);
+    }
+    assert.match(refusal(web({ post_logout_redirect_uris: ['https:app.example.com/bye'] })), /^post_logout_redirect_uris: .*names its host after/);
   });
 
   it('allows custom schemes only for native apps, and only reverse domain names', () => {
