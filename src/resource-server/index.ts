@@ -377,7 +377,7 @@ export class ResourceServer {
     );
   }
 
-  /** Epoch ms of the last successful poll of the feed. */
+  /** Epoch ms of the last successful poll of the feed: when its last page was asked for (what it says is at least that fresh). */
   get lastSync(): number | undefined {
     return this.#lastSync;
   }
@@ -424,10 +424,20 @@ export class ResourceServer {
     for (let page = 0; page < 100; page += 1) {
       const url = new URL(endpoint);
       if (this.#cursor) url.searchParams.set('after', this.#cursor);
-      let response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${await this.#token()}` } });
+      // What a page says is as fresh as Latchkey's read of the feed, made after the request was sent:
+      // dated then, never by the answer's arrival. An answer held on its way (a buffering proxy, a
+      // congested link, this process's event loop stalled) said what the feed held before a
+      // revocation made meanwhile, and counted as fresh for maxStaleness more from its arrival: with
+      // the feed out of reach afterwards, the revoked token was accepted past the promised bound
+      // (ninth fresh-eyes passes of 2026-12-06, endings).
+      let token = await this.#token();
+      let sentAt = Date.now();
+      let response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${token}` } });
       if (response.status === 401) {
         this.#accessToken = undefined; // expired or revoked: get a new one, once
-        response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${await this.#token()}` } });
+        token = await this.#token();
+        sentAt = Date.now();
+        response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${token}` } });
       }
       const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean; epoch?: number }>(response, 'revocation feed');
       if (typeof body.epoch === 'number' && body.epoch !== this.#epoch) {
@@ -461,7 +471,7 @@ export class ResourceServer {
         // Synced only once the whole list is read: a helper started behind a feed longer than one
         // sync's pages (or a burst longer than that) refuses tokens until it has caught up, rather
         // than accept one revoked further on.
-        this.#lastSync = Date.now();
+        this.#lastSync = sentAt;
         break;
       }
     }
