@@ -282,11 +282,7 @@ export class ResourceServer {
     const scheme = /^dpop(\s|$)/i.test(presented) ? 'DPoP' : 'Bearer';
     const token = presented.replace(/^(Bearer|DPoP)(\s+|$)/i, '');
     if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
-    const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
-    if (staleFor > this.#options.maxStaleness) {
-      const last = this.#lastFailure === undefined ? '' : ` (last attempt: ${this.#lastFailure})`;
-      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms${last}`, 'invalid_token', scheme);
-    }
+    this.#requireFresh(scheme);
     let claims: AccessTokenClaims;
     try {
       // Before the signature: a revoked key may still be in the cached JWKS, and a forgery made with it verifies.
@@ -309,11 +305,24 @@ export class ResourceServer {
       throw error;
     }
     await this.#checkBinding(claims, token, scheme, dpop);
+    // Again as the list is read: the checks above wait (the JWKS fetched for a key not seen yet, a
+    // DPoP replay store), and a check begun just inside maxStaleness took a revoked token past it
+    // (ninth fresh-eyes passes of 2026-12-06, endings).
+    this.#requireFresh(scheme);
     if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked', 'invalid_token', scheme);
     const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
     const missing = scopes.filter((scope) => !granted.has(scope));
     if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope', scheme);
     return claims;
+  }
+
+  /** Refuses every token while what this helper knows of the revocation list is older than maxStaleness (fails closed). */
+  #requireFresh(scheme: 'Bearer' | 'DPoP'): void {
+    const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
+    if (staleFor > this.#options.maxStaleness) {
+      const last = this.#lastFailure === undefined ? '' : ` (last attempt: ${this.#lastFailure})`;
+      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms${last}`, 'invalid_token', scheme);
+    }
   }
 
   /** RFC 9449 §7.1: a DPoP-bound token only with the DPoP scheme and its key's proof; DPoP only for a bound token. */

@@ -29,12 +29,19 @@ describe('e2e: latchkey/resource-server dates what it knows by when Latchkey rea
   /** What the wrapper does with the helper's feed requests: pass them, hold their answers, or fail them (out of reach). */
   let feed: 'pass' | 'hold' | 'down' = 'pass';
   let held: { release: () => void } | undefined;
+  /** Milliseconds the helper's JWKS requests are held on their way (0: passed at once). */
+  let jwksHeld = 0;
 
   before(async () => {
     server = await startServer({ ownRedis: true, env: { RESOURCE_SERVERS }, clients: [machineClient(RS), machineClient(MACHINE)] });
     await grantFeed(server, RS.id);
     globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
       const url = new URL(input instanceof Request ? input.url : input);
+      if (url.pathname.endsWith('/jwks') && jwksHeld) {
+        const response = await realFetch(input, init);
+        await sleep(jwksHeld);
+        return response;
+      }
       if (url.pathname !== '/revocations' || feed === 'pass') return realFetch(input, init);
       if (feed === 'down') throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
       // Latchkey reads the feed and answers now; the answer reaches the helper once released.
@@ -79,5 +86,29 @@ describe('e2e: latchkey/resource-server dates what it knows by when Latchkey rea
       (error: Error) => error instanceof TokenRejected && /revocation status unknown/.test(error.message),
       'the revoked token was accepted: the helper took an answer read before the revocation, held on its way, as fresh',
     );
+  });
+  it('a token revoked while the feed is out of reach is refused once maxStaleness has passed, though its check began just inside maxStaleness and waited for the JWKS', async () => {
+    helper?.close();
+    feed = 'pass';
+    jwksHeld = 0;
+    // A helper that has verified nothing yet: its first token fetches the JWKS (as a key it has not seen would).
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, maxStaleness: MAX_STALENESS, onError: () => {} });
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    // Latchkey goes out of reach for the helper; then the app revokes its token.
+    feed = 'down';
+    const lastSync = helper.lastSync!;
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+    assert.equal((await introspect(server.url, RS, token)).active, false, 'inactive at introspection');
+    // The token comes in just inside maxStaleness; the JWKS answers slowly (one second).
+    const until = lastSync + MAX_STALENESS - 500;
+    if (Date.now() < until) await sleep(until - Date.now());
+    jwksHeld = 1_000;
+    const verdict = helper.verify(`Bearer ${token}`).then(
+      () => 'accepted',
+      (error: Error) => error.message,
+    );
+    const outcome = await verdict;
+    assert.ok(Date.now() - lastSync > MAX_STALENESS, 'decided more than maxStaleness after the last sync');
+    assert.match(outcome, /revocation status unknown/, 'the revoked token was accepted: the freshness was judged before the wait for the JWKS');
   });
 });
