@@ -160,7 +160,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = matchedRoute(ctx);
       metrics.observeRequest(route, ctx.method, statusClass(ctx.status), seconds);
-      const error = (ctx.body as { error?: unknown } | undefined)?.error;
+      const { error, error_description: told } = (ctx.body as { error?: unknown; error_description?: unknown } | undefined) ?? {};
       const event = (ctx.state as Record<symbol, unknown>)[REQUEST_EVENT] as RequestEvent | undefined;
       const line: Record<string, string | number | undefined> = {
         requestId,
@@ -178,6 +178,10 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
       // Added only when there is something to add (spreading an empty literal made one per request).
       if (ctx.state.storeOutage) line.outage = ctx.state.storeOutage as string;
       if (event) Object.assign(line, event);
+      // The description the client was told: a patch may have rewritten the engine's after its event
+      // (userinfo's "invalid token provided" for an API's token or a client's own), and the operator
+      // reading the line should see what the developer saw.
+      if (line.error_description !== undefined && typeof told === 'string') line.error_description = told;
       requestLine(line);
     }
   };

@@ -505,6 +505,20 @@ describe('operations', function () {
       for (const line of logLines) assert.ok(!line.includes('not the secret'), line);
     });
 
+    it("a refusal whose description Latchkey rewrote after the engine's event (a client's own token at userinfo) is logged with the description the client was told, not the engine's \"invalid token provided\"", async () => {
+      const own = JSON.parse((await clientCredentials(server.url, 'svc2')).text) as { access_token: string };
+      logLines.length = 0;
+      const answer = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${own.access_token}` } });
+      assert.equal(answer.status, 401);
+      const told = ((await answer.json()) as { error_description: string }).error_description;
+      assert.match(told, /^this access token is a client's own \(client_credentials\)/);
+      const line = logLines.map((text) => JSON.parse(text) as Record<string, unknown>).find((entry) => entry.msg === 'request' && entry.path === '/me');
+      assert.ok(line, 'the request was logged');
+      assert.equal(line.outcome, 'invalid_token');
+      assert.equal(line.event, 'userinfo.error');
+      assert.equal(line.error_description, told);
+    });
+
     it('rate limits: the client over its allowance gets 429 with Retry-After; other clients and registration limits are separate', async () => {
       const statuses: number[] = [];
       for (let n = 0; n < 7; n += 1) statuses.push((await clientCredentials(server.url, 'svc')).status);
