@@ -134,12 +134,6 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const metrics = new Metrics();
   if (cluster.isWorker) metrics.reportToPrimary();
   const kv = openStore(config, logger, metrics);
-  if (kv.kind === 'embedded') {
-    logger.warn(
-      { file: resolve(config.embedded.file) },
-      'REDIS_URL is not set: using the embedded in-process store (development only: clients and users are kept in the file, sessions and tokens end with the process)',
-    );
-  }
   // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
@@ -161,6 +155,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       await kv.close();
       throw conflicts.length > 1 ? new StartConflicts(conflicts) : conflicts[0]!;
     }
+  }
+  // Said once the start goes on: before the conflicts above, it was the last line a refused start
+  // left on the terminal, as if it ran (pino writes after the refusal's own lines; ninth newcomer pass).
+  if (kv.kind === 'embedded') {
+    logger.warn(
+      { file: resolve(config.embedded.file) },
+      'REDIS_URL is not set: using the embedded in-process store (development only: clients and users are kept in the file, sessions and tokens end with the process)',
+    );
   }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();

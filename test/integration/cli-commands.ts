@@ -392,7 +392,7 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         }
       });
 
-      it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
+      it('a second server on the same embedded store is refused, without logging that it uses the embedded store; a busy PORT or metrics port and an unknown HOST are one line', async () => {
         const cases: [Record<string, string>, RegExp][] = [
           [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process; .*give this one its own with EMBEDDED_FILE=data\/other\.json/],
           [{ EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
@@ -406,6 +406,12 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
           assert.match(run.stderr, pattern);
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
         }
+        // A start refused so does not log, after its refusal, that it is "using the embedded in-process
+        // store" as if it went on (ninth newcomer pass: that warning was the last line a newcomer saw).
+        const logged = await latchkey({ ...env, LOG_LEVEL: 'info', PORT: String(await freePort()) }, ['serve']);
+        assert.equal(logged.status, 1, logged.stderr);
+        assert.match(logged.stderr, /already served by another latchkey process/);
+        assert.doesNotMatch(logged.stdout, /using the embedded in-process store/, logged.stdout);
         // A start refused so makes nothing first: no signing key generated into a keys directory of its own.
         const fresh = join(dir, 'keys-of-a-failed-start');
         const refused = await latchkey({ ...env, LOG_LEVEL: 'silent', EMBEDDED_FILE: join(dir, 'other.json'), KEYS_DIR: fresh }, ['serve']);
