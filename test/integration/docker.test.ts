@@ -88,6 +88,25 @@ describe('Docker: the Dockerfile and compose file, statically', () => {
     assert.ok(latchkey.depends_on && 'redis' in latchkey.depends_on);
   });
 
+  it("PORT in .env moves the published port, the container's own and the default issuer together (ninth newcomer pass: 3000 was fixed, taken or not)", () => {
+    const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: { latchkey: { ports: string[]; environment: Record<string, string> } } };
+    const latchkey = compose.services.latchkey;
+    // Interpolated as compose does for ${VAR:-default} (nested too), with and without PORT in .env.
+    const interpolate = (text: string, env: Record<string, string>): string => {
+      let out = text;
+      for (let inner = /\$\{([A-Z_]+):-([^${}]*)\}/; inner.test(out); ) out = out.replace(inner, (_, name: string, fallback: string) => env[name] || fallback);
+      return out;
+    };
+    for (const [env, port] of [[{}, '3000'], [{ PORT: '3001' }, '3001']] as const) {
+      assert.deepEqual(latchkey.ports.map((line) => interpolate(line, env)), [`${port}:${port}`], JSON.stringify(env));
+      assert.equal(interpolate(latchkey.environment.PORT ?? '', env), port, 'the container listens where the port is published');
+      assert.equal(interpolate(latchkey.environment.ISSUER ?? '', env), `http://localhost:${port}`, 'the default issuer follows');
+    }
+    assert.equal(interpolate(latchkey.environment.ISSUER!, { PORT: '3001', ISSUER: 'https://id.example.com' }), 'https://id.example.com');
+    const readme = readDoc('README.md');
+    assert.match(readme.slice(readme.indexOf('With Docker'), readme.indexOf('## Sign in with Latchkey')), /`PORT=3001` in `\.env`/, 'the README says how');
+  });
+
   it('every setting docs/operating.md says to put in .env reaches the container (compose reads .env only to fill in its own file)', () => {
     const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: { latchkey: { environment: Record<string, string> } } };
     const operating = readDoc('docs/operating.md');
