@@ -233,7 +233,8 @@ function storage(dependencies: ProviderDependencies): Configuration {
         },
       },
       // A session that holds an app is swept at its expiry, telling its apps (provider/backchannel-delivery.ts).
-      { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session, sessionEndsMargin: SESSION_ENDS_MARGIN },
+      // A device code is kept its lifetime again past its end, for a late poll to read expired_token (RFC 8628 §3.5).
+      { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session, sessionEndsMargin: SESSION_ENDS_MARGIN, deviceCodeKept: config.ttl.deviceCode },
     ),
   };
 }

@@ -280,6 +280,14 @@ export interface AdapterOptions {
    * (a store outage). Where the store has no schedule (embedded), nothing is put.
    */
   readonly sessionEndsMargin?: number;
+  /**
+   * Seconds a device code's record outlives its end (the grace when less): so that a device polling
+   * late (its interval grown by slow_down, or back from sleep) is told `expired_token` (RFC 8628
+   * §3.5) for a code that was issued and expired, not `invalid_grant`, which a made-up code gets.
+   * The engine reads its end (isExpired) before anything else a poll does, so it is never used.
+   * Its user code's index is not kept longer: entry answers a code gone as before.
+   */
+  readonly deviceCodeKept?: number;
 }
 
 /** Whether a session's payload names an app (a sid or a grant): what its expiry ends or tells. */
@@ -371,6 +379,11 @@ class KvAdapter implements Adapter {
     return false;
   }
 
+  /** Seconds this model's records outlive their end: the grace, longer for a device code (deviceCodeKept). */
+  #kept(): number {
+    return this.model === 'DeviceCode' ? Math.max(this.grace, this.options.deviceCodeKept ?? 0) : this.grace;
+  }
+
   #sessionEndTtl(): number {
     return (this.options.sessionTtl ?? 0) + this.grace;
   }
@@ -445,7 +458,10 @@ class KvAdapter implements Adapter {
   private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id), { renewedFrom, request = engineRequest() }: { renewedFrom?: string | undefined; request?: object | undefined } = {}): Promise<unknown> {
     // A session the sweeper will end is read by it up to sessionEndsMargin after it expired.
     const sweptEnd = this.model === 'Session' && this.options.sessionEndsMargin !== undefined && this.kv.schedule && expiresIn && typeof payload.exp === 'number' && holdsApp(payload);
-    const ttl = expiresIn ? expiresIn + this.grace + (sweptEnd ? this.options.sessionEndsMargin! : 0) : undefined;
+    // At least a second: a record saved after its end (the engine saves an expired device code it
+    // found, or a slow request crossed it) would otherwise be written with a TTL of 0 or less, which
+    // Redis's putRecord takes as none, keeping it for good.
+    const ttl = expiresIn ? Math.max(1, expiresIn + this.#kept() + (sweptEnd ? this.options.sessionEndsMargin! : 0)) : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? oidcGrantKey(payload.grantId) : undefined;
@@ -477,7 +493,7 @@ class KvAdapter implements Adapter {
       writes.push(ttl !== undefined ? this.kv.addExpiring(oidcAccountSessionsEndsKey(accountId), refOf(id), ttl + INDEX_MARGIN) : this.kv.addToSet(oidcAccountSessionsKey(accountId), refOf(id)));
     }
     if (sweptEnd) writes.push(this.kv.schedule!(OIDC_SESSION_ENDS_KEY, refOf(id), (payload.exp as number) * 1000, ttl!));
-    if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
+    if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl: ttl === undefined ? undefined : Math.max(1, expiresIn + this.grace) }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(OIDC_CLIENTS_KEY, id));
     if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {

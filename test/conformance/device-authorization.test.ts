@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
-import { startServer } from '../helpers/server.js';
+import { startServer, type TestServer } from '../helpers/server.js';
 import { Agent, ALICE, startOp, webClient, type Op } from './fixture.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -296,6 +296,48 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal(answer.body.error, 'expired_token');
       const page = await enter(new Agent(), stale.user_code);
       assert.match(page.html, /expired/);
+    });
+
+    it("a code polled long after it expired is still expired_token, pending or approved and never redeemed, for as long as its lifetime again; a made-up one is invalid_grant (on the server's clock moved on; security-passes.md, ninth passes, the letter of the specs: leftovers)", async () => {
+      // Its own server on the embedded store, whose records expire on this process's clock: moved
+      // on below, as the engine's and the store's, instead of waiting out the code's lifetime.
+      const lifetime = 60;
+      const server: TestServer = await startServer({ clients: [{ client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] }], env: { TTL_DEVICE_CODE: String(lifetime), DEVICE_FLOW_POLL_INTERVAL: '5' } });
+      const realNow = Date.now;
+      let ahead = 0;
+      Date.now = () => realNow() + ahead;
+      try {
+        await server.accounts.create(ALICE.username, ALICE.password);
+        const start = async () => (await (await post(`${server.issuer}/device/auth`, { client_id: 'tv', scope: 'openid' })).json()) as DeviceAuthorization;
+        const at = async (deviceCode: string) => {
+          const response = await post(`${server.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: 'tv' });
+          return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+        };
+        const pending = await start();
+        const approved = await start();
+        const agent = new Agent();
+        const entry = await agent.follow(`${server.issuer}/device`);
+        const confirm = await agent.submit(entry, '/device', { user_code: approved.user_code });
+        const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+        const consent = await agent.submit(login, '/login', { username: ALICE.username, password: ALICE.password });
+        assert.match((await agent.submit(consent, '/confirm', {})).html, /Device connected/);
+
+        // Past its lifetime and the 15 s clock tolerance the store kept it for before.
+        ahead = (lifetime + 30) * 1000;
+        for (const code of [pending, approved]) {
+          const late = await at(code.device_code);
+          assert.equal(late.status, 400, JSON.stringify(late.body));
+          assert.equal(late.body.error, 'expired_token', `${code === pending ? 'a pending' : 'an approved'} code past its end: ${JSON.stringify(late.body)}`);
+        }
+        assert.equal((await at(approved.device_code)).body.error, 'expired_token', 'still no tokens for the approved one');
+        assert.equal((await at('made-up-device-code-of-forty-three-characters')).body.error, 'invalid_grant');
+        // Its lifetime again after its end, the store has let it go: then it is a code like any unknown one.
+        ahead = (2 * lifetime + 5) * 1000;
+        assert.equal((await at(pending.device_code)).body.error, 'invalid_grant', 'kept no longer than its lifetime again past its end');
+      } finally {
+        Date.now = realNow;
+        await server.stop();
+      }
     });
   });
 

@@ -89,6 +89,28 @@ for (const backend of backends) {
       assert.ok((await raw.ttl(`${PREFIX}oidc:grant:${grantId}`)) > 290);
     });
 
+    if (backend.redis) it("a device code's record outlives its end by deviceCodeKept on Redis, its user code's index by the grace only; a record saved after its end still expires (security-passes.md, ninth passes, the letter of the specs: leftovers)", async function () {
+      if (!raw) throw new Error('no raw client');
+      const kept = adapterFactory(kv, 15, {}, { deviceCodeKept: 600 });
+      const id = randomUUID();
+      const userCode = `K${randomUUID().slice(0, 3)}-KEPT`;
+      await kept('DeviceCode').upsert(id, payload({ kind: 'DeviceCode', userCode }), 600);
+      const recordTtl = await raw.ttl(`${PREFIX}oidc:DeviceCode:${digestOf(id)}`);
+      const indexTtl = await raw.ttl(`${PREFIX}oidc:usercode:${userCode}`);
+      assert.ok(recordTtl > 1190 && recordTtl <= 1200, `record ttl ${recordTtl}`);
+      assert.ok(indexTtl > 605 && indexTtl <= 615, `user code index ttl ${indexTtl}`);
+      // Other models keep the grace alone.
+      const token = randomUUID();
+      await kept('AccessToken').upsert(token, payload(), 60);
+      const tokenTtl = await raw.ttl(`${PREFIX}oidc:AccessToken:${digestOf(token)}`);
+      assert.ok(tokenTtl > 70 && tokenTtl <= 75, `access token ttl ${tokenTtl}`);
+      // Saved with what it had left to live gone below nothing (past its end and the grace): not kept for good.
+      const late = randomUUID();
+      await adapter('AuthorizationCode').upsert(late, payload({ kind: 'AuthorizationCode' }), -30);
+      const lateTtl = await raw.ttl(`${PREFIX}oidc:AuthorizationCode:${digestOf(late)}`);
+      assert.ok(lateTtl > 0, `a record saved after its end has TTL ${lateTtl}`);
+    });
+
     it('findByUid finds the session; findByUserCode finds the device code', async () => {
       const uid = randomUUID();
       const sessionId = randomUUID();
