@@ -100,7 +100,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       revocations,
       consents,
       rateLimits: limits,
-      renderError: (ctx, out) => renderProviderError(ctx, out),
+      renderError: (ctx, out, error) => renderProviderError(ctx, out, error),
       logoutPages,
       devicePages: devicePages(apis, (clientId) => new AdapterIndexes(kv).managesItself(clientId)),
       federated,

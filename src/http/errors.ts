@@ -242,9 +242,29 @@ function signOutFailed(ctx: Context) {
   return undefined;
 }
 
+/** What the error page says in place of an error's description, by the error thrown (shownAs). */
+const SHOWN = new WeakMap<object, string>();
+
+/**
+ * Marks `error` so that the error page says `description` in place of its own: for a description
+ * that quotes what an outsider wrote (a client metadata document's values), which the JSON answer
+ * and the log keep for the developer, and a page on our origin must not repeat.
+ */
+export function shownAs<E extends object>(error: E, description: string): E {
+  SHOWN.set(error, description);
+  return error;
+}
+
+/** What shownAs marked `error` to say on a page, if anything. */
+export function shownOf(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? SHOWN.get(error) : undefined;
+}
+
 /** oidc-provider's renderError hook: its errors for people, on our page. */
-export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
+export async function renderProviderError(ctx: Context, out: ErrorOut, error?: unknown): Promise<void> {
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
-  ctx.body = errorPage(refusedLogoutUri(ctx as ProviderContext, nearMiss(ctx as ProviderContext, out)), requestId, signOutFailed(ctx));
+  const shown = shownOf(error);
+  const said = shown === undefined ? out : { ...out, error_description: shown };
+  ctx.body = errorPage(refusedLogoutUri(ctx as ProviderContext, nearMiss(ctx as ProviderContext, said)), requestId, signOutFailed(ctx));
 }

@@ -39,14 +39,55 @@
 import { errors } from 'oidc-provider';
 import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
+import { shownOf } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 import { OutboundError, OutboundRedirectError, type OutboundFetch } from '../http/outbound.js';
 import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { enforcePolicy, isLoopback, type RegistrationPolicy } from './policy.js';
 
-/** Why a client_id URL does not name a usable client; the description is shown to the person and the developer. */
+/**
+ * Why a client_id URL does not name a usable client. The message, with the document's values, is the
+ * JSON error's description and the log's (where the document's developer reads it); `shown` is what
+ * the error page says: the member and its rule, no value of the document's. Anyone can write a
+ * document and link people to `/auth` with its URL, so a value quoted on the page is an outsider's
+ * words on Latchkey's origin (`client_name: "Latchkey Your account is locked, call …"`), past the
+ * rules that keep such a name off the sign-in page (content injection, CWE-74: eighth web pass).
+ */
 export class DocumentRefused extends Error {
   override name = 'DocumentRefused';
+  readonly shown: string;
+
+  constructor(message: string, shown = message) {
+    super(message);
+    this.shown = shown;
+  }
+}
+
+/** What the page says of a refusal cached by a release that kept no page words (`shown`). */
+export const REFUSED_SHOWN = 'the client metadata document was refused; its developer finds why in the error a pushed authorization request with its client_id gets, and in the server log';
+
+/** Registered client metadata members (RFC 7591, OpenID Connect Registration, RP-Initiated and Back-Channel Logout): a name of these the page repeats. */
+const MEMBERS = new Set([
+  'application_type', 'backchannel_logout_session_required', 'backchannel_logout_uri', 'client_id', 'client_name', 'client_secret', 'client_uri', 'contacts',
+  'default_acr_values', 'default_max_age', 'grant_types', 'initiate_login_uri', 'jwks', 'jwks_uri', 'logo_uri', 'owner', 'policy_uri',
+  'post_logout_redirect_uris', 'redirect_uris', 'require_auth_time', 'require_pushed_authorization_requests', 'response_modes', 'response_types',
+  'scope', 'sector_identifier_uri', 'subject_type', 'token_endpoint_auth_method', 'tos_uri', 'dpop_bound_access_tokens',
+]);
+/** Members naming an algorithm (RFC 7591, OpenID Connect Registration, JARM, RFC 9101, RFC 9701): a name of these the page repeats. */
+const ALGORITHM_MEMBERS = new Set(
+  ['id_token', 'userinfo', 'authorization', 'introspection'].flatMap((what) => [`${what}_signed_response_alg`, `${what}_encrypted_response_alg`, `${what}_encrypted_response_enc`])
+    .concat(['request_object_signing_alg', 'request_object_encryption_alg', 'request_object_encryption_enc', 'token_endpoint_auth_signing_alg', 'backchannel_authentication_request_signing_alg']),
+);
+
+/**
+ * What the error page says of a refusal by the engine's own checks of client metadata, whose
+ * description may quote the document's values (a redirect URI's scheme or host): the member it
+ * names first, when that is a registered member's name, and no value.
+ */
+export function shownRefusal(description: string): string {
+  const member = /^[a-z_]+/.exec(description)?.[0] ?? '';
+  if (MEMBERS.has(member) || ALGORITHM_MEMBERS.has(member)) return `${member}: a value this server does not accept there (the JSON error and the server log say which)`;
+  return "a member breaks this server's rules for client metadata (the JSON error and the server log say which)";
 }
 
 /** The document is gone for good (404, 410, a permanent redirect): the client it named is removed. */
@@ -139,14 +180,19 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
   }
   const method = document.token_endpoint_auth_method ?? 'none';
   if (typeof method !== 'string' || !AUTH_METHODS.has(method)) {
-    throw new DocumentRefused(`token_endpoint_auth_method "${String(method)}": a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret`);
+    throw new DocumentRefused(
+      `token_endpoint_auth_method "${String(method)}": a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret`,
+      'token_endpoint_auth_method: a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret',
+    );
   }
   if (method === 'private_key_jwt' && typeof document.jwks_uri !== 'string') {
     throw new DocumentRefused('private_key_jwt needs the client\'s keys at jwks_uri');
   }
   for (const [name, value] of Object.entries(document)) {
     if (/_(alg|enc)$/.test(name) && typeof value === 'string' && SYMMETRIC_ALG.test(value)) {
-      throw new DocumentRefused(`${name} "${value}" needs a shared secret, which a client metadata document client does not have`);
+      // The member's name is the document's too: repeated on the page only when it is a registered one.
+      const member = ALGORITHM_MEMBERS.has(name) ? name : 'a member named …_alg or …_enc';
+      throw new DocumentRefused(`${name} "${value}" needs a shared secret, which a client metadata document client does not have`, `${member} names an algorithm that needs a shared secret (HMAC, dir or AES key wrap), which a client metadata document client does not have`);
     }
   }
   for (const name of ['owner', 'sector_identifier_uri']) {
@@ -163,7 +209,11 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
   try {
     enforcePolicy(policy, metadata, true, apiScopes);
   } catch (error) {
-    if (error instanceof errors.InvalidClientMetadata) throw new DocumentRefused(error.error_description ?? error.message);
+    if (error instanceof errors.InvalidClientMetadata) {
+      const description = error.error_description ?? error.message;
+      // The policy marks a description that quotes a value with what a page says instead (policy.ts quoting).
+      throw new DocumentRefused(description, shownOf(error) ?? description);
+    }
     throw error;
   }
   const origin = new URL(url);
@@ -171,7 +221,10 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
     const uris = metadata[name];
     const foreign = Array.isArray(uris) ? uris.find((uri) => typeof uri === 'string' && !ownRedirect(origin, uri)) : undefined;
     if (foreign !== undefined) {
-      throw new DocumentRefused(`${name}: ${String(foreign)}: a client metadata document's redirect URIs are on its own origin (${origin.origin}), on loopback, or a private-use scheme named after its host`);
+      throw new DocumentRefused(
+        `${name}: ${String(foreign)}: a client metadata document's redirect URIs are on its own origin (${origin.origin}), on loopback, or a private-use scheme named after its host`,
+        `${name}: one is not on the document's own origin; a client metadata document's redirect URIs are on its own origin, on loopback, or a private-use scheme named after its host`,
+      );
     }
   }
   return metadata;
@@ -237,7 +290,7 @@ export class ClientMetadataDocuments {
   async metadata(url: string): Promise<Record<string, unknown>> {
     const cached = await this.cache.get(url);
     if (cached) {
-      if ('refused' in cached) throw new DocumentRefused(cached.refused);
+      if ('refused' in cached) throw new DocumentRefused(cached.refused, cached.shown ?? REFUSED_SHOWN);
       return cached.metadata;
     }
     let pending = this.#pending.get(url);
@@ -259,7 +312,7 @@ export class ClientMetadataDocuments {
     } catch (error) {
       if (!(error instanceof DocumentRefused)) throw error;
       if (error instanceof DocumentGone) await this.#gone(url);
-      await this.cache.put(url, { refused: error.message }, cacheMin);
+      await this.cache.put(url, { refused: error.message, shown: error.shown }, cacheMin);
       throw error;
     }
     await this.#accepted(url, metadata);

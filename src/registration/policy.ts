@@ -11,6 +11,7 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { errors, type Provider } from 'oidc-provider';
 import { ConfigError } from '../config.js';
 import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
+import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 
 export interface RegistrationPolicy {
@@ -98,28 +99,44 @@ export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
-function redirectUriProblem(uri: string, native: boolean): string | undefined {
-  if (uri.includes('*')) return `${uri}: wildcards are not allowed; register each redirect URI exactly`;
+/**
+ * A refusal whose description quotes the metadata's own values (for the registrant, in JSON and
+ * the log); `shown` says the member and the rule without them, for an error page (http/errors.ts
+ * shownAs): a client metadata document's refusal is shown on Latchkey's origin to whoever follows
+ * a link naming it.
+ */
+function quoting(description: string, shown: string): InstanceType<typeof errors.InvalidClientMetadata> {
+  return shownAs(new errors.InvalidClientMetadata(description), shown);
+}
+
+/** A redirect URI refused: named, with the suggestion, for the registrant; the rule alone for a page. */
+function uriRefusal(name: string, uri: string, { rule, suggestion }: { rule: string; suggestion?: string }) {
+  return quoting(`${name}: ${uri}: ${rule}${suggestion ? `; ${suggestion}` : ''}`, `${name}: ${rule}`);
+}
+
+/** What is wrong with a redirect URI: a rule that quotes nothing of it, and a suggestion that may (the caller names the URI where it may: see quoting). */
+function redirectUriProblem(uri: string, native: boolean): { rule: string; suggestion?: string } | undefined {
+  if (uri.includes('*')) return { rule: 'wildcards are not allowed; register each redirect URI exactly' };
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
-    return `${uri}: not an absolute URI`;
+    return { rule: 'not an absolute URI' };
   }
-  if (url.hash || uri.includes('#')) return `${uri}: a redirect URI must not have a fragment`;
+  if (url.hash || uri.includes('#')) return { rule: 'a redirect URI must not have a fragment' };
   // RFC 3986 §3.2.1: a user name and password in a URI are deprecated; in a redirect URI they only
   // serve to deceive (https://app.example.com@evil.example/ reads as app.example.com at a glance).
-  if (url.username || url.password) return `${uri}: a redirect URI must not have a user name or password (user@host)`;
+  if (url.username || url.password) return { rule: 'a redirect URI must not have a user name or password (user@host)' };
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:') {
-    return isLoopback(url.hostname) ? undefined : `${uri}: use https (http is allowed only for localhost and loopback addresses)`;
+    return isLoopback(url.hostname) ? undefined : { rule: 'use https (http is allowed only for localhost and loopback addresses)' };
   }
   // "localhost:8080/callback" parses as the scheme "localhost:": a host and port without http(s)://.
   const host = /^([a-z0-9.-]+):\d+(?:[/?]|$)/i.exec(uri)?.[1];
-  if (host) return `${uri}: a host and port without a scheme; did you mean ${isLoopback(host.toLowerCase()) ? 'http' : 'https'}://${uri}?`;
-  if (!native) return `${uri}: a custom scheme is allowed only for native apps (application_type "native")`;
+  if (host) return { rule: 'a host and port without a scheme', suggestion: `did you mean ${isLoopback(host.toLowerCase()) ? 'http' : 'https'}://${uri}?` };
+  if (!native) return { rule: 'a custom scheme is allowed only for native apps (application_type "native")' };
   // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
-  if (!url.protocol.slice(0, -1).includes('.')) return `${uri}: a native app's custom scheme must be a reverse domain name, e.g. com.example.app`;
+  if (!url.protocol.slice(0, -1).includes('.')) return { rule: "a native app's custom scheme must be a reverse domain name, e.g. com.example.app" };
   return undefined;
 }
 
@@ -256,7 +273,10 @@ function usableJwk(key: unknown): boolean {
   }
 }
 
-/** Throws the RFC 7591 error for the first rule the metadata breaks. */
+/**
+ * Throws the RFC 7591 error for the first rule the metadata breaks. A description that quotes one of
+ * the metadata's values is thrown through quoting(), with the same words without it for a page.
+ */
 export function enforcePolicy(
   policy: RegistrationPolicy,
   metadata: Record<string, unknown>,
@@ -268,11 +288,11 @@ export function enforcePolicy(
   for (const uri of redirectUris) {
     const problem = redirectUriProblem(uri, native);
     // oidc-provider answers invalid_redirect_uri for a description that starts with "redirect_uris".
-    if (problem) throw new errors.InvalidClientMetadata(`redirect_uris: ${problem}`);
+    if (problem) throw uriRefusal('redirect_uris', uri, problem);
   }
   for (const uri of uris(metadata, 'post_logout_redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
-    if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
+    if (problem) throw uriRefusal('post_logout_redirect_uris', uri, problem);
   }
   // Not URI characters (RFC 3986 §2): the URL parser drops tabs and newlines and reads "\" as "/",
   // where others read "https://app.example.com\@evil.example/" as evil.example's (web pass of
@@ -280,11 +300,11 @@ export function enforcePolicy(
   if (apiScopes !== ALREADY_CHECKED) {
     for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
       const odd = list.find((uri) => /[\s\\]/u.test(uri));
-      if (odd !== undefined) throw new errors.InvalidClientMetadata(`${name}: ${odd}: spaces and backslashes are not URI characters (RFC 3986); percent-encode them`);
+      if (odd !== undefined) throw uriRefusal(name, odd, { rule: 'spaces and backslashes are not URI characters (RFC 3986); percent-encode them' });
       // "https:host/cb" and "https:/host/cb" have no authority (RFC 3986 §3.3: a path), yet the URL
       // parser reads a host into them: one URI, two readings (ninth fresh-eyes pass).
       const hostless = list.find((uri) => /^https?:(?!\/\/)/iu.test(uri));
-      if (hostless !== undefined) throw new errors.InvalidClientMetadata(`${name}: ${hostless}: an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path`);
+      if (hostless !== undefined) throw uriRefusal(name, hostless, { rule: 'an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path' });
     }
   }
   // The engine adds its response to a registered URI's query, replacing a parameter of the same name
@@ -299,7 +319,7 @@ export function enforcePolicy(
       for (const uri of list) {
         const taken = [...(URL.parse(uri)?.searchParams.keys() ?? [])].find((key) => (answered as readonly string[]).includes(key));
         if (taken !== undefined) {
-          throw new errors.InvalidClientMetadata(`${name}: ${uri}: its query has ${taken}, a parameter the answer sent to it adds (${section}); name it otherwise`);
+          throw quoting(`${name}: ${uri}: its query has ${taken}, a parameter the answer sent to it adds (${section}); name it otherwise`, `${name}: a query has ${taken}, a parameter the answer sent to it adds (${section}); name it otherwise`);
         }
       }
     }
@@ -313,7 +333,7 @@ export function enforcePolicy(
     const own = serverOf(policy.issuer);
     for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
       const ours = list.find((uri) => serverOf(uri) === own);
-      if (ours) throw new errors.InvalidClientMetadata(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`);
+      if (ours) throw quoting(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`, `${name}: one is Latchkey's own address; an app's redirect URIs are on the app's own site`);
     }
   }
   // Each key of a registered JWK Set must be one: the engine checks their members' presence, not
@@ -322,7 +342,7 @@ export function enforcePolicy(
   if (apiScopes !== ALREADY_CHECKED) {
     const keys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
     for (const [index, key] of (Array.isArray(keys) ? keys : []).entries()) {
-      if (!usableJwk(key)) throw new errors.InvalidClientMetadata(`jwks: key ${index + 1}${typeof (key as { kid?: unknown })?.kid === 'string' ? ` (kid ${(key as { kid: string }).kid})` : ''} is no public key that can be read`);
+      if (!usableJwk(key)) throw quoting(`jwks: key ${index + 1}${typeof (key as { kid?: unknown })?.kid === 'string' ? ` (kid ${(key as { kid: string }).kid})` : ''} is no public key that can be read`, `jwks: key ${index + 1} is no public key that can be read`);
     }
   }
   const method = metadata.token_endpoint_auth_method;
@@ -368,11 +388,11 @@ export function enforcePolicy(
     const blank = WIDE_BLANK.exec(name)?.[0];
     if (blank !== undefined) throw new errors.InvalidClientMetadata(`client_name: spaces are plain spaces (found ${codePoint(blank)})`);
     if (readsAsOwnName(name)) {
-      throw new errors.InvalidClientMetadata(`client_name: "${name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
+      throw quoting(`client_name: "${name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`, `client_name: it reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
     }
     const mixed = mixedScriptLetter(name);
     if (mixed !== undefined) {
-      throw new errors.InvalidClientMetadata(`client_name: "${name}" mixes letters of two alphabets in one word (${codePoint(mixed)}), as names made to look like others do; write each word in one`);
+      throw quoting(`client_name: "${name}" mixes letters of two alphabets in one word (${codePoint(mixed)}), as names made to look like others do; write each word in one`, `client_name: it mixes letters of two alphabets in one word (${codePoint(mixed)}), as names made to look like others do; write each word in one`);
     }
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
@@ -403,7 +423,7 @@ export function enforcePolicy(
     if (apiScopes !== ALREADY_CHECKED && !apiScopes.includes(scope)) {
       // What the registrant may ask for: an operator-only scope is not listed to a self-service registrant.
       const offered = [...new Set([...policy.scopes, ...apiScopes])].filter((name) => !(selfService && policy.privilegedScopes.includes(name)));
-      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${offered.join(' ')}`);
+      throw quoting(`scope "${scope}" is not offered here; allowed: ${offered.join(' ')}`, `scope: one is not offered here; allowed: ${offered.join(' ')}`);
     }
     setAside.push(scope);
   }
@@ -424,7 +444,7 @@ export function enforcePolicy(
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.
     if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
     const foreign = selfService && apiScopes !== ALREADY_CHECKED && (SHOWN_URIS as readonly string[]).includes(name) ? ownHostProblem(metadata, name, url, redirectUris) : undefined;
-    if (foreign) throw new errors.InvalidClientMetadata(foreign);
+    if (foreign) throw quoting(foreign, `${name} must be on the host of a redirect URI or a name under it (RFC 7591 section 5)`);
     // OpenID Connect Back-Channel Logout 1.0 §2.2: the URI "MUST NOT include a fragment component".
     if (name === 'backchannel_logout_uri' && String(value).includes('#')) {
       throw new errors.InvalidClientMetadata('backchannel_logout_uri must not have a fragment (Back-Channel Logout 1.0 section 2.2)');

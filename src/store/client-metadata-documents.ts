@@ -29,7 +29,7 @@ const INDEX_MARGIN = 60;
 
 export type CachedDocument =
   | { readonly metadata: Record<string, unknown> }
-  | { readonly refused: string };
+  | { readonly refused: string; /** What the error page says (DocumentRefused.shown); absent in a refusal cached by an earlier release. */ readonly shown?: string };
 
 export class ClientMetadataDocumentCache {
   constructor(

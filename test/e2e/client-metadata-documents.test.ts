@@ -180,6 +180,36 @@ describe('client ID metadata documents', () => {
     await assertRefused(await authorize(admin), /granted only by an operator/);
   });
 
+  it("a refused document's own words are not repeated on the error page, which names the member and its rule; the JSON error keeps the value for its developer (content injection, CWE-74; security-passes.md, ninth passes, the letter of the specs: leftovers)", async () => {
+    const words = 'Your account is locked call 1-800-555-0100';
+    const cases: [string, Record<string, unknown>, string, string][] = [
+      ['/words-name.json', { client_name: `Latchkey ${words}` }, 'client_name', words],
+      ['/words-scope.json', { scope: `openid ${words.replaceAll(' ', '-')}` }, 'scope', words.replaceAll(' ', '-')],
+      ['/words-redirect.json', { redirect_uris: [redirectUri, `https://elsewhere.example/${words.replaceAll(' ', '-')}`] }, 'redirect_uris', words.replaceAll(' ', '-')],
+      ['/words-logout.json', { post_logout_redirect_uris: [`https://elsewhere.example/${words.replaceAll(' ', '-')}`] }, 'post_logout_redirect_uris', words.replaceAll(' ', '-')],
+      ['/words-method.json', { token_endpoint_auth_method: words }, 'token_endpoint_auth_method', words],
+      ['/words-alg.json', { [`${words.replaceAll(' ', '_')}_alg`]: 'HS256' }, '_alg', words.replaceAll(' ', '_')],
+    ];
+    for (const [path, extra, field, value] of cases) {
+      const clientId = serve(path, document(path, extra));
+      const page = await authorize(clientId);
+      const html = await page.text();
+      assert.equal(page.status, 400, html);
+      assert.match(html, /registration could not be checked/);
+      assert.ok(!html.includes(value) && !html.includes(value.replaceAll('-', ' ')) && !html.includes('call 1-800'), `${path}: the page repeats the document's words: ${html}`);
+      assert.ok(html.includes(field), `${path}: the page names ${field}: ${html}`);
+      // The same refusal (cached) as JSON, where the developer reads it: the value is named there.
+      const pushed = await fetch(`${server.issuer}/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: redirectUri, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSwSsqqM', code_challenge_method: 'S256' }),
+      });
+      const refusal = (await pushed.json()) as { error: string; error_description: string };
+      assert.equal(refusal.error, 'invalid_client', JSON.stringify(refusal));
+      assert.ok(refusal.error_description.includes(value), `${path}: the JSON error names the value: ${refusal.error_description}`);
+    }
+  });
+
   it("the sign-in page names the document's domain beside the name it gave itself, as the consent page does: a document naming itself like another app was 'Sign in to continue to Notes' and nothing else (security-passes.md, eighth passes, the web pages)", async () => {
     const clientId = serve('/notes.json', document('/notes.json', { client_name: 'Notes' }));
     const answer = await authorize(clientId);
@@ -195,7 +225,7 @@ describe('client ID metadata documents', () => {
     const foreign = serve('/foreign.json', document('/foreign.json', { redirect_uris: ['https://elsewhere.example/cb'] }));
     await assertRefused(await authorize(foreign, 'https://elsewhere.example/cb'), /on its own origin/);
     const logout = serve('/logout.json', document('/logout.json', { post_logout_redirect_uris: ['https://elsewhere.example/out'] }));
-    await assertRefused(await authorize(logout), /post_logout_redirect_uris: https:\/\/elsewhere\.example\/out/);
+    await assertRefused(await authorize(logout), /post_logout_redirect_uris: one is not on the document&#39;s own origin/);
     // Its own origin and loopback are the document's: the request goes on to the login page.
     const own = serve('/own.json', document('/own.json', { redirect_uris: [`${base}/cb`, redirectUri] }));
     assert.equal((await authorize(own, `${base}/cb`)).status, 303);

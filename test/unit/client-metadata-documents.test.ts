@@ -4,7 +4,7 @@
  * The fetching, caching and refusals over HTTP are in test/e2e/client-metadata-documents.test.ts.
  */
 import assert from 'node:assert/strict';
-import { cacheLifetime, checkDocument, documentUrl, DocumentRefused } from '../../src/registration/client-metadata-documents.js';
+import { cacheLifetime, checkDocument, documentUrl, DocumentRefused, shownRefusal } from '../../src/registration/client-metadata-documents.js';
 import type { RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
@@ -25,7 +25,47 @@ function refusal(document: unknown): string {
   assert.fail('accepted');
 }
 
+/** The refusal's words for the error page (DocumentRefused.shown), and its message. */
+function refusalShown(document: unknown): { message: string; shown: string } {
+  try {
+    checkDocument(URL_ID, document, POLICY);
+  } catch (error) {
+    assert.ok(error instanceof DocumentRefused, String(error));
+    return { message: error.message, shown: error.shown };
+  }
+  assert.fail('accepted');
+}
+
 describe('client metadata documents', () => {
+  it("says on the page the member and its rule, none of the document's values; the message keeps them (security-passes.md, ninth passes, the letter of the specs: leftovers)", () => {
+    const words = 'Call-1-800-555-0100';
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ redirect_uris: [`https://agent.example.com/${words}#x`] }, /^redirect_uris: a redirect URI must not have a fragment$/],
+      [{ redirect_uris: [`http://${words}.example/cb`] }, /^redirect_uris: use https/],
+      [{ redirect_uris: [`${words}.example:8443/cb`] }, /^redirect_uris: a host and port without a scheme$/],
+      [{ redirect_uris: [`https://agent.example.com/cb?code=${words}`] }, /^redirect_uris: a query has code/],
+      [{ redirect_uris: [`https://agent.example.com/${words}\\x`] }, /^redirect_uris: spaces and backslashes/],
+      [{ post_logout_redirect_uris: [`https://elsewhere.example/${words}`] }, /^post_logout_redirect_uris: one is not on the document's own origin/],
+      [{ client_name: `Latchkey ${words}` }, /^client_name: it reads as Latchkey's own name/],
+      [{ client_name: `${words} Pаypal` }, /^client_name: it mixes letters of two alphabets/],
+      [{ scope: `openid ${words}` }, /^scope: one is not offered here; allowed: openid profile$/],
+      [{ token_endpoint_auth_method: words }, /^token_endpoint_auth_method: a client metadata document client authenticates/],
+      [{ [`${words}_alg`]: 'HS256' }, /^a member named …_alg or …_enc names an algorithm that needs a shared secret/],
+      [{ id_token_signed_response_alg: 'HS256' }, /^id_token_signed_response_alg names an algorithm that needs a shared secret/],
+      [{ jwks: { keys: [{ kty: 'RSA', kid: words, n: '!!', e: 'AQAB' }] } }, /^jwks: key 1 is no public key that can be read$/],
+      [{ logo_uri: `https://${words}.example/logo.png` }, /^logo_uri must be on the host of a redirect URI or a name under it/],
+    ];
+    for (const [extra, shown] of cases) {
+      const refused = refusalShown(doc(extra));
+      assert.match(refused.shown, shown, JSON.stringify(extra));
+      assert.ok(!refused.shown.toLowerCase().includes(words.toLowerCase()) && !refused.shown.includes('1-800'), `the page's words repeat the document's: ${refused.shown}`);
+      if (JSON.stringify(extra).includes(words)) assert.ok(refused.message.toLowerCase().includes(words.toLowerCase()), `the message names the value: ${refused.message}`);
+    }
+    // The engine's own checks: only a registered member's name, never what follows it.
+    assert.equal(shownRefusal(`redirect_uris must not use the ${words} URI scheme`), 'redirect_uris: a value this server does not accept there (the JSON error and the server log say which)');
+    assert.doesNotMatch(shownRefusal(`${words} must be a boolean`), /1-800/);
+  });
+
   it('takes as document URLs only canonical https URLs with a path (http only to loopback, when allowed)', () => {
     assert.equal(documentUrl(URL_ID, false)?.host, 'agent.example.com');
     for (const id of [

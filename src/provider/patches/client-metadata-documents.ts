@@ -9,13 +9,15 @@
  * library's own (per-process, here unused) Client ID Metadata Document support does: `cimd` drops
  * array values this server does not support instead of refusing the document. A refused or
  * unreachable document is oidc-provider's invalid_client, with the reason as its description
- * (the authorization endpoint shows it on the error page; never a 500). Built clients are kept
+ * (never a 500); the authorization endpoint's error page says the member and its rule instead
+ * (DocumentRefused.shown), no value the document holds. Built clients are kept
  * per metadata, so an unchanged document is validated once per process.
  *
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/client-metadata-documents.test.ts.
  */
 import { errors, type Provider } from 'oidc-provider';
-import { DocumentRefused, documentUrl, type ClientMetadataDocuments } from '../../registration/client-metadata-documents.js';
+import { shownAs } from '../../http/errors.js';
+import { DocumentRefused, documentUrl, shownRefusal, type ClientMetadataDocuments } from '../../registration/client-metadata-documents.js';
 
 type Client = InstanceType<Provider['Client']>;
 type ClientConstructor = new (metadata: Record<string, unknown>, ctx: undefined, options: { cimd: boolean }) => Client;
@@ -32,7 +34,7 @@ export function resolveClientMetadataDocuments(provider: Provider, documents: Cl
     try {
       metadata = await documents.metadata(id);
     } catch (error) {
-      if (error instanceof DocumentRefused) throw new errors.InvalidClient(error.message);
+      if (error instanceof DocumentRefused) throw shownAs(new errors.InvalidClient(error.message), error.shown);
       throw error;
     }
     const json = JSON.stringify(metadata);
@@ -42,7 +44,9 @@ export function resolveClientMetadataDocuments(provider: Provider, documents: Cl
     try {
       client = new (provider.Client as unknown as ClientConstructor)(metadata, undefined, { cimd: true });
     } catch (error) {
-      if (error instanceof errors.InvalidClientMetadata) throw new errors.InvalidClient(`client metadata document: ${error.error_description}`);
+      if (error instanceof errors.InvalidClientMetadata) {
+        throw shownAs(new errors.InvalidClient(`client metadata document: ${error.error_description}`), `client metadata document: ${shownRefusal(error.error_description ?? '')}`);
+      }
       throw error;
     }
     if (built.size >= BUILT_LIMIT) built.delete(built.keys().next().value!);
