@@ -24,7 +24,7 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 // Its steps take the engine's place as it loads, before any Provider is made.
 import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
-import './patches/scope-required.js';
+import { knownScopes } from './patches/scope-required.js';
 // ...and a request_uri another client pushed is refused before its state is taken (see the patch).
 import './patches/pushed-by-another-client.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
@@ -825,6 +825,8 @@ function applyPatches(
   layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
+  // A request none of whose scopes is known is invalid_scope at once, as one without scope is (see the patch).
+  knownScopes(provider, { statics: new Set(policy.scopes), apiScopes: async () => (await apis.list()).flatMap((api) => api.scopes) });
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
   layers.push(unauthorizedClientAnswers(provider));
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer, config.redis.commandTimeout));

@@ -71,6 +71,40 @@ describe('e2e: an authorization request without scope is invalid_scope at once',
     });
   });
 
+  describe('a request whose scopes are all unknown (security-passes.md, ninth passes, the letter of the specs: leftovers)', () => {
+    it('at /auth: straight back to the redirect URI with invalid_scope, iss and the state, naming the unknown scopes; no sign-in page', async () => {
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, state: 'abc', scope: 'foo bar:baz', ...(await pkce()) });
+      const page = await new Agent().follow(url.href, {}, REDIRECT);
+      assert.ok(page.url.startsWith(REDIRECT), `expected the callback, got ${page.status} ${page.url}`);
+      const answer = new URL(page.url).searchParams;
+      assert.equal(answer.get('error'), 'invalid_scope');
+      assert.match(answer.get('error_description') ?? '', /foo bar:baz/);
+      assert.equal(answer.get('state'), 'abc');
+      assert.equal(answer.get('iss'), server.issuer);
+    });
+
+    it('pushed (PAR) and a device: invalid_scope', async () => {
+      await assert.rejects(oidc.buildAuthorizationUrlWithPAR(app, { redirect_uri: REDIRECT, scope: 'foo', ...(await pkce()) }), (error: oidc.ResponseBodyError) => {
+        assert.equal(error.error, 'invalid_scope');
+        assert.match(error.error_description ?? '', /foo/);
+        return true;
+      });
+      await assert.rejects(oidc.initiateDeviceAuthorization(device, { scope: 'foo' }), (error: oidc.ResponseBodyError) => {
+        assert.equal(error.error, 'invalid_scope');
+        return true;
+      });
+    });
+
+    it('a known scope among them, a runtime API\'s scope, or offline_access alone: on to the sign-in page as before (unknown ones are ignored)', async () => {
+      await server.apis.add({ identifier: 'https://notes.example.test', scopes: ['notes:read'] });
+      for (const scope of ['openid foo', 'notes:read', 'foo notes:read', 'offline_access']) {
+        const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope, ...(await pkce()) });
+        const page = await new Agent().follow(url.href, {}, REDIRECT);
+        assert.match(page.url, /\/interaction\//, `${scope}: ${page.url}`);
+      }
+    });
+  });
+
   it('with a scope the request goes on to the sign-in page as before', async () => {
     const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', ...(await pkce()) });
     const page = await new Agent().follow(url.href, {}, REDIRECT);
