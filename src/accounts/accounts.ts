@@ -14,8 +14,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { domainToASCII, domainToUnicode } from 'node:url';
 import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
-import { getViaInTurn, type Kv } from '../store/kv.js';
-import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
+import { getViaInTurn, holding, STILL_HELD, type Kv } from '../store/kv.js';
+import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, emailClaimKey, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
@@ -165,6 +165,13 @@ export const MAX_PASSWORD_LENGTH = 1024;
 const accountOf = (json: string | undefined): Account | undefined => (json ? (JSON.parse(json) as Account) : undefined);
 /** How many times an account write (#update) is tried against writes made in between. */
 const UPDATE_ATTEMPTS = 8;
+/**
+ * An address's claim (withEmailClaimed): held at most this many seconds (a holder stopped half-way
+ * lets go then), waited for at most EMAIL_CLAIM_WAIT ms (a sign-in or a creation takes well under it,
+ * findByEmail's read of every account included).
+ */
+const EMAIL_CLAIM_TTL = 30;
+const EMAIL_CLAIM_WAIT = 10_000;
 
 /** Characters that change how text looks or reads without being seen themselves. */
 const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Control}\p{Cf}]/gu;
@@ -241,16 +248,35 @@ export class Accounts {
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
     const problem = validatePassword(password, username);
     if (problem) throw new AccountError(problem);
+    const passwordHash = await this.#hash(password);
+    const { email } = claims;
+    if (email === undefined || claims.email_verified !== true) return this.#make(username, passwordHash, claims);
     // An operator's person (CLI, admin API) does not get as verified an address another account holds
     // verified, under any spelling apps take for the same (findByEmail): an upstream's account that took
     // it first, say. Apps keying people by email, and a login_hint of it, would take one for the other;
     // an upstream's first sign-in is refused the same (links.ts signIn). One held unverified is no
     // conflict: the upstream's later word no longer verifies it beside this one (links.ts #refreshed).
-    if (claims.email !== undefined && claims.email_verified === true) {
-      const holder = (await this.findByEmail(claims.email)).find((other) => other.claims.email_verified === true);
-      if (holder) throw new AccountError(`the email address ${claims.email} is held, verified, by the account "${holder.username}": apps would take one person for the other; change or remove that account first, or add this one with the address unverified`, true);
-    }
-    return this.#make(username, await this.#hash(password), claims);
+    // Checked and made with the address claimed: an upstream's first sign-in bringing it at the same
+    // moment reads the accounts after this one is made, or this one after that one's.
+    const made = await this.withEmailClaimed(email, async () => {
+      const holder = (await this.findByEmail(email)).find((other) => other.claims.email_verified === true);
+      if (holder) throw new AccountError(`the email address ${email} is held, verified, by the account "${holder.username}": apps would take one person for the other; change or remove that account first, or add this one with the address unverified`, true);
+      return this.#make(username, passwordHash, claims);
+    });
+    if (made === STILL_HELD) throw new AccountError(`the email address ${email} is being given to another account at this moment; try again`, true);
+    return made;
+  }
+
+  /**
+   * Runs `work` with `email` claimed, as apps and people compare it (emailLook: one claim for every
+   * spelling findByEmail takes for it): whatever reads the accounts holding an address (findByEmail)
+   * and then gives an account that address (a new account, an upstream's claims) does it under the
+   * claim, so of two at the same moment the second reads after the first wrote (two first sign-ins
+   * with one new address made two accounts with it before the ninth fresh-eyes passes of
+   * 2026-12-06). STILL_HELD when another held it all the while this waited.
+   */
+  withEmailClaimed<T>(email: string, work: () => Promise<T>): Promise<T | typeof STILL_HELD> {
+    return holding(this.kv, emailClaimKey(emailLook(email)), work, { ttl: EMAIL_CLAIM_TTL, wait: EMAIL_CLAIM_WAIT });
   }
 
   /** An account without a password, for a person who signs in through an upstream provider (links.ts). */

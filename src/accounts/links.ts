@@ -28,7 +28,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
-import { inBatches, type Kv } from '../store/kv.js';
+import { inBatches, STILL_HELD, type Kv } from '../store/kv.js';
 import { accountLinksKey, linkedAccountsKey, LINKS_INDEXED_KEY, upstreamLinkKey } from '../store/keys.js';
 
 export interface Link {
@@ -51,7 +51,12 @@ export type LinkOutcome =
   | { readonly account: Account; readonly link: Link }
   /** The local account with the same verified email: the person must sign in to it to link (linkConfirmed). */
   | { readonly confirm: Account }
-  | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike' };
+  | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike' }
+  /** Another sign-in or creation with the address held its claim all the while this one waited (Accounts.withEmailClaimed): try again. */
+  | { readonly busy: true };
+
+/** What a step of signIn answers when the sign-in starts again (the identity was linked meanwhile, by another sign-in of it). */
+const AGAIN = Symbol('again');
 
 /** Accounts whose links the one-time indexing reads at once. */
 const INDEXING_BATCH = 64;
@@ -147,11 +152,33 @@ export class UpstreamLinks {
       const account = await this.accounts.find(existing.sub);
       if (account) {
         if (account.disabled) return { refused: 'disabled' };
-        return { account: (await this.accounts.updateClaims(account.sub, await this.#refreshed(account, claims)))!, link: existing };
+        // The upstream's address is checked against the accounts and taken with it claimed (#refreshed).
+        const refreshed = claims.email === undefined ? await this.#refresh(account, claims) : await this.accounts.withEmailClaimed(claims.email, () => this.#refresh(account, claims));
+        return refreshed === STILL_HELD ? { busy: true } : { account: refreshed, link: existing };
       }
       // The account was removed: the link is stale, and this sign-in starts afresh.
       await this.kv.del([upstreamLinkKey(upstream.id, upstreamSub)]);
     }
+    // A first sign-in: the accounts holding its address are read, and its account made and linked, with
+    // the address claimed (Accounts.withEmailClaimed). Another first sign-in with the address at the
+    // same moment (another identity, or this one in another tab) then reads the accounts after this one
+    // linked its own: no second account with it, and this identity's other tab finds its link.
+    const first = claims.email === undefined ? await this.#first(upstream, upstreamSub, claims) : await this.accounts.withEmailClaimed(claims.email, () => this.#first(upstream, upstreamSub, claims));
+    if (first === STILL_HELD) return { busy: true };
+    return first === AGAIN ? this.signIn(upstream, upstreamSub, claims) : first;
+  }
+
+  /** The linked account's claims refreshed from the upstream's (#refreshed), as stored after. */
+  async #refresh(account: Account, claims: Claims): Promise<Account> {
+    // Read again under the claim: what another sign-in of the person wrote while this one waited for it.
+    const current = (await this.accounts.find(account.sub)) ?? account;
+    return (await this.accounts.updateClaims(account.sub, await this.#refreshed(current, claims)))!;
+  }
+
+  /** A first sign-in of the identity: its account made and linked, a local account's link offered, or why not. */
+  async #first(upstream: { id: string; issuer: string; linkByEmail: boolean }, upstreamSub: string, claims: Claims): Promise<LinkOutcome | typeof AGAIN> {
+    // Linked by another sign-in of the identity (another tab) while this one waited for the address: its account is this one's.
+    if (await this.find(upstream.id, upstreamSub)) return AGAIN;
     const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
     if (sameEmail.length) {
       // Held by an account under another spelling that apps or people take for the same address
@@ -170,7 +197,7 @@ export class UpstreamLinks {
     if (!link) {
       // Another sign-in of the same person linked first: nothing half-made stays behind.
       await this.accounts.remove(account.username);
-      return this.signIn(upstream, upstreamSub, claims);
+      return AGAIN;
     }
     return { account, link };
   }

@@ -122,6 +122,17 @@ const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off' | '
   }),
 };
 
+/** Seconds a sign-in told to try again (its address claimed by another at the moment) is told to wait. */
+const BUSY_RETRY_AFTER = 5;
+
+/** Another sign-in or a new account with the same address held it all the while this one waited (links.ts `busy`): nothing was made or linked. */
+const busy = (upstream: Upstream): Failure => ({
+  title: 'Try again',
+  message: `Another sign-in with your email address was being completed here at the same moment, so this sign-in with ${upstream.displayName} did not finish. Nothing was changed. Go back and try again.`,
+  reason: 'temporarily_unavailable',
+  status: 503,
+});
+
 /**
  * Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left
  * out. An upstream added with email domains (--domain) vouches for addresses at those domains only:
@@ -307,6 +318,11 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     if ('refused' in outcome) {
       logger.info({ event: 'upstream.link_refused', upstream: id, reason: outcome.refused }, 'upstream sign-in not linked');
       return fail(ctx, taken.uid, REFUSALS[outcome.refused](upstream));
+    }
+    if ('busy' in outcome) {
+      logger.warn({ event: 'upstream.email_claim_held', upstream: id }, 'upstream sign-in not finished: its email address stayed claimed by another sign-in');
+      ctx.set('Retry-After', String(BUSY_RETRY_AFTER));
+      return fail(ctx, taken.uid, busy(upstream));
     }
     if ('confirm' in outcome) {
       // The upstream's word is not the account: its person signs in to the account itself to link it.

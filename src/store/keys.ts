@@ -142,6 +142,13 @@ export const accountLinksKey = (sub: string) => `account:links:${sub}`;
 export const linkedAccountsKey = (upstream: string) => `account:linked:${upstream}`;
 /** Set (durable) once every link made before account:linked existed was added to it. */
 export const LINKS_INDEXED_KEY = 'account:linked-indexed';
+/**
+ * Held (seconds, store/kv.ts holding) while an account is given an email address, by the digest of
+ * the address as apps and people compare it (accounts.ts emailLook): of two first sign-ins through
+ * upstreams, or an operator's new person, with one address at the same moment, the second reads the
+ * accounts after the first made its own.
+ */
+export const emailClaimKey = (look: string) => `account:email-claim:${digest(look)}`;
 
 /** Prefix of people's second-factor records (Kv.getVia reads one with the account). */
 export const SECOND_FACTORS_PREFIX = 'mfa:';

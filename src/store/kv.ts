@@ -9,6 +9,8 @@
  * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
+import { randomUUID } from 'node:crypto';
+
 export interface StoredRecord {
   /** The JSON payload as written. */
   readonly payload: string;
@@ -281,4 +283,34 @@ export async function inBatches<T, R>(items: readonly T[], size: number, each: (
 export async function getViaInTurn(kv: Pick<Kv, 'get'>, index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined> {
   const id = await kv.get(index);
   return id === undefined ? undefined : { id, values: await Promise.all(prefixes.map((prefix) => kv.get(prefix + id))) };
+}
+
+/** What `holding` answers when another held the key all the time it waited. */
+export const STILL_HELD: unique symbol = Symbol('still held');
+
+/**
+ * Runs `work` holding `key`, and answers what it answered: the key set-if-absent to a random token
+ * for `ttl` seconds (a holder stopped half-way lets go when it expires; bounded, so a take that Redis
+ * runs after its caller gave up holds nothing), released by that token only (deleteIfEquals, as the
+ * key ring's lock). While another holds it, tried again every `poll` ms (with jitter) for up to `wait`
+ * ms; STILL_HELD when it stayed held. For a check and the write it allows that span keys no single
+ * command can (other cluster slots): of two run at once, the second reads after the first wrote.
+ */
+export async function holding<T>(
+  kv: Pick<Kv, 'set' | 'deleteIfEquals'>,
+  key: string,
+  work: () => Promise<T>,
+  { ttl, wait, poll = 25 }: { readonly ttl: number; readonly wait: number; readonly poll?: number },
+): Promise<T | typeof STILL_HELD> {
+  const token = randomUUID();
+  const deadline = Date.now() + wait;
+  while (!(await kv.set(key, token, { ttl, onlyIfAbsent: true, bounded: true }))) {
+    if (Date.now() >= deadline) return STILL_HELD;
+    await new Promise((done) => setTimeout(done, poll / 2 + Math.random() * poll));
+  }
+  try {
+    return await work();
+  } finally {
+    await kv.deleteIfEquals(key, token).catch(() => {});
+  }
 }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Kv } from '../../src/store/kv.js';
+import { holding, STILL_HELD, type Kv } from '../../src/store/kv.js';
 import { followStoreClock, storeClockOffset } from '../../src/clock.js';
 import { fixedWindows } from '../../src/store/rate-limit.js';
 import { backends, PREFIX, remoteEmbedded, type OpenBackend } from '../helpers/backends.js';
@@ -168,6 +168,33 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal(await kv.deleteIfEquals(key, 'holder'), true);
       assert.equal(await kv.get(key), undefined);
       assert.equal(await kv.deleteIfEquals(key, 'holder'), false);
+    });
+
+    it('holding runs one holder at a time: the second runs after the first let go, sees what it wrote, and is told STILL_HELD past its wait; a failing holder lets go', async () => {
+      const key = `holding:${randomUUID()}`;
+      const seen: string[] = [];
+      let release!: () => void;
+      const first = holding(kv, key, async () => {
+        await new Promise<void>((done) => (release = done));
+        await kv.set(`${key}:written`, 'first');
+        return 'first';
+      }, { ttl: 30, wait: 1000 });
+      while (!release) await new Promise((done) => setTimeout(done, 5));
+      // Held: a second with a short wait gives up; one with a long wait runs once the first let go.
+      assert.equal(await holding(kv, key, async () => 'never', { ttl: 30, wait: 50, poll: 10 }), STILL_HELD);
+      const second = holding(kv, key, async () => (seen.push((await kv.get(`${key}:written`)) ?? 'nothing'), 'second'), { ttl: 30, wait: 10_000, poll: 10 });
+      release();
+      assert.deepEqual(await Promise.all([first, second]), ['first', 'second']);
+      assert.deepEqual(seen, ['first'], 'the second read after the first wrote');
+      assert.equal(await kv.get(key), undefined, 'let go');
+      await assert.rejects(holding(kv, key, () => Promise.reject(new Error('failed')), { ttl: 30, wait: 100 }), /failed/);
+      assert.equal(await kv.get(key), undefined, 'let go after a failure');
+      if (open.raw) {
+        await holding(kv, key, async () => {
+          const ttl = await open.raw!.ttl(`${PREFIX}${key}`);
+          assert.ok(ttl > 0 && ttl <= 30, `held with a ttl: ${ttl}`);
+        }, { ttl: 30, wait: 100 });
+      }
     });
 
     it('raiseMarkAndLog appends once per raise, keeps ids increasing, and sets TTLs', async () => {

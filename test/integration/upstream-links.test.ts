@@ -6,8 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { Accounts } from '../../src/accounts/accounts.js';
-import { UpstreamLinks } from '../../src/accounts/links.js';
-import { backends, type OpenBackend } from '../helpers/backends.js';
+import { UpstreamLinks, type LinkOutcome } from '../../src/accounts/links.js';
+import type { Kv } from '../../src/store/kv.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { backends, redisSettings, type OpenBackend } from '../helpers/backends.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
 const redis = backends.find((backend) => backend.name === 'single redis-server')!;
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
@@ -72,3 +75,147 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     await assert.rejects(accounts.create('idn-max', 'a password of its own here', { email: 'max@xn--bcher-kva.example', email_verified: true }), /held, verified, by the account/);
   });
 });
+
+/**
+ * Ninth fresh-eyes passes of 2026-12-06 (night), races on first upstream sign-ins: first sign-ins
+ * (and an operator's new person) with one new address at the same moment, at two instances (two
+ * connections to one Redis). Each read the accounts (findByEmail) before either wrote: two
+ * identities each made an account with the address, and the same identity at two tabs was told an
+ * account with its address exists (read after the other made it, before it linked it).
+ */
+describe('upstream links: first sign-ins with one new address at the same moment (two instances, real Redis)', function () {
+  this.timeout(60_000);
+  const ROUNDS = 8;
+  let redis: RedisServer;
+  let kvs: RedisKv[];
+  let instances: { accounts: Accounts; links: UpstreamLinks }[];
+
+  before(async () => {
+    redis = await startRedisServer();
+    kvs = [0, 1].map(() => new RedisKv(connect(redisSettings({ url: redis.url }))));
+    instances = kvs.map((kv) => {
+      const accounts = new Accounts(kv, CHEAP);
+      return { accounts, links: new UpstreamLinks(kv, accounts) };
+    });
+  });
+  after(async () => {
+    await Promise.all((kvs ?? []).map((kv) => kv.close()));
+    await redis?.stop();
+  });
+
+  const holders = async (email: string) => (await instances[0]!.accounts.findByEmail(email)).map((account) => account.sub);
+  const described = (outcome: LinkOutcome) => ('account' in outcome ? `account ${outcome.account.sub}` : 'confirm' in outcome ? `confirm ${outcome.confirm.sub}` : 'busy' in outcome ? 'busy' : `refused ${outcome.refused}`);
+
+  it('two identities (two upstreams) with one new verified address: one account is made; the other sign-in is answered as it would be after it (refused, or offered to link to it)', async () => {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const linkByEmail of [false, true]) {
+        const email = `twin-${round}-${linkByEmail}@race.example`;
+        const claims = { email, email_verified: true };
+        const [a, b] = await Promise.all([
+          instances[0]!.links.signIn({ id: 'corp', issuer: CORP, linkByEmail }, `corp-${email}`, claims),
+          instances[1]!.links.signIn({ id: 'other', issuer: 'https://other.example.test', linkByEmail }, `other-${email}`, claims),
+        ]);
+        const made = await holders(email);
+        assert.equal(made.length, 1, `one account holds ${email}, got ${made.length}: ${described(a)}; ${described(b)}`);
+        const [winner, loser] = 'account' in a ? [a, b] : [b, a];
+        assert.ok('account' in winner && winner.account.sub === made[0], `${described(a)}; ${described(b)}`);
+        if (linkByEmail) assert.ok('confirm' in loser && loser.confirm.sub === made[0], `offered to link to the account made: ${described(loser)}`);
+        else assert.deepEqual(loser, { refused: 'email-linking-off' });
+      }
+    }
+  });
+
+  it('one identity signing in at two tabs at once with a new address: both are signed in to the one account made (the second tab read the accounts after the first made it, before it linked it)', async () => {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const email = `tabs-${round}@race.example`;
+      const upstream = { id: 'corp', issuer: CORP, linkByEmail: false };
+      const claims = { email, email_verified: true };
+      // The first tab has made the account and is held at its link's write...
+      const first = heldAt(kvs[0]!, (method, args) => method === 'set' && String(args[0]).startsWith('account:link:'));
+      const firstTab = new UpstreamLinks(first.kv, new Accounts(first.kv, CHEAP)).signIn(upstream, `tabs-${round}`, claims);
+      await first.reached;
+      // ...while the second goes on until it answers, or finds something held (a claim another holds).
+      const second = watched(kvs[1]!);
+      const secondTab = new UpstreamLinks(second.kv, new Accounts(second.kv, CHEAP)).signIn(upstream, `tabs-${round}`, claims);
+      await Promise.race([secondTab, second.foundHeld]);
+      first.release();
+      const outcomes = await Promise.all([firstTab, secondTab]);
+      const made = await holders(email);
+      assert.equal(made.length, 1, `one account holds ${email}: ${outcomes.map(described).join('; ')}`);
+      for (const outcome of outcomes) assert.ok('account' in outcome && outcome.account.sub === made[0], `both tabs signed in to ${made[0]}: ${outcomes.map(described).join('; ')}`);
+    }
+  });
+
+  it("a linked person's upstream bringing a new address at the moment another identity's first sign-in brings it: one account holds it", async () => {
+    const upstream = { id: 'corp', issuer: CORP, linkByEmail: false };
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const email = `moved-${round}@race.example`;
+      const linked = await instances[0]!.links.signIn(upstream, `moving-${round}`, { email: `before-${round}@race.example`, email_verified: true });
+      assert.ok('account' in linked);
+      const outcomes = await Promise.all([
+        instances[0]!.links.signIn(upstream, `moving-${round}`, { email, email_verified: true }),
+        instances[1]!.links.signIn({ id: 'other', issuer: 'https://other.example.test', linkByEmail: false }, `arriving-${round}`, { email, email_verified: true }),
+      ]);
+      const made = await holders(email);
+      assert.equal(made.length, 1, `one account holds ${email}: ${outcomes.map(described).join('; ')}`);
+    }
+  });
+
+  it("an operator's new person with a verified address at the moment an upstream's first sign-in brings it: one account holds it", async () => {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const email = `operator-${round}@race.example`;
+      const claims = { email, email_verified: true };
+      const [created, signedIn] = await Promise.allSettled([
+        instances[0]!.accounts.create(`operator-race-${round}`, 'a password of its own here', claims),
+        instances[1]!.links.signIn({ id: 'corp', issuer: CORP, linkByEmail: false }, `operator-${round}`, claims),
+      ]);
+      const made = await holders(email);
+      const told = `${created.status === 'fulfilled' ? `created ${created.value.sub}` : String(created.reason)}; ${signedIn.status === 'fulfilled' ? described(signedIn.value) : String(signedIn.reason)}`;
+      assert.equal(made.length, 1, `one account holds ${email}: ${told}`);
+      if (created.status === 'rejected') assert.match(String(created.reason), /held, verified, by the account/, told);
+      else assert.deepEqual(signedIn.status === 'fulfilled' && signedIn.value, { refused: 'email-linking-off' }, told);
+    }
+  });
+});
+
+/** `kv` whose first call `at` names waits (once that call is reached: `reached`) until `release`. */
+function heldAt(kv: Kv, at: (method: string, args: unknown[]) => boolean): { kv: Kv; reached: Promise<void>; release(): void } {
+  let armed = true;
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((done) => (reach = done));
+  const released = new Promise<void>((done) => (release = done));
+  const held = new Proxy(kv, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (armed && at(String(name), args)) {
+          armed = false;
+          reach();
+          await released;
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { kv: held, reached, release };
+}
+
+/** `kv`, and `foundHeld`: resolves once a set-if-absent through it finds the key taken (something another holds). */
+function watched(kv: Kv): { kv: Kv; foundHeld: Promise<void> } {
+  let found!: () => void;
+  const foundHeld = new Promise<void>((done) => (found = done));
+  const seen = new Proxy(kv, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        const answer = await (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (name === 'set' && (args[2] as { onlyIfAbsent?: boolean } | undefined)?.onlyIfAbsent && answer === false) found();
+        return answer;
+      };
+    },
+  });
+  return { kv: seen, foundHeld };
+}
