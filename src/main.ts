@@ -26,6 +26,7 @@ import { passkeysSection } from './accounts/page/passkeys-section.js';
 import { authenticatorSection } from './accounts/page/authenticator-section.js';
 import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
 import { linksSection } from './accounts/page/links-section.js';
+import { WaysIn } from './accounts/ways-in.js';
 import { OwedEndings } from './accounts/owed-endings.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { answerClientErrors, createApp } from './app.js';
@@ -314,6 +315,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const credentials = new SessionCredentials(kv, config.ttl.session);
   const due = new DueEndings(kv);
   const links = new UpstreamLinks(kv, accounts);
+  const waysIn = new WaysIn(kv, accounts, secondFactors, links);
   // What removing an upstream ends (the admin API's removal, and the sweep's for one cut off), with
   // the consents its grants were made under.
   const endGrantWithConsent = grants.revokingWithConsent(consents);
@@ -419,12 +421,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
         // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15); upstream links (issue 16).
         extensions: [
-          passkeysSection({ ...mfaSections, links }),
+          passkeysSection({ ...mfaSections, waysIn }),
           authenticatorSection(mfaSections),
           recoveryCodesSection(mfaSections),
           linksSection({
             links,
-            secondFactors,
+            waysIn,
             logger,
             displayName: async (id) => (await upstreams.find(id))?.displayName,
             anyUpstream: async () => (await upstreams.list()).length > 0,

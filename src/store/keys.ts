@@ -149,6 +149,11 @@ export const LINKS_INDEXED_KEY = 'account:linked-indexed';
  * accounts after the first made its own.
  */
 export const emailClaimKey = (look: string) => `account:email-claim:${digest(look)}`;
+/**
+ * Held (seconds, store/kv.ts holding) while one of a person's ways to sign in is removed (a link, a
+ * passkey: accounts/ways-in.ts): of two removals at once, the second counts what is left after the first.
+ */
+export const waysInLockKey = (sub: string) => `account:ways-in:${sub}`;
 
 /** Prefix of people's second-factor records (Kv.getVia reads one with the account). */
 export const SECOND_FACTORS_PREFIX = 'mfa:';

@@ -141,6 +141,9 @@ export interface AccountPage {
   renewSession(ctx: Context, person: Person): Promise<void>;
 }
 
+/** What a removal of a way in is told when another of the person's (another tab's) held their ways in all the while it waited (WaysIn). */
+export const ANOTHER_REMOVAL = 'Another change to how you sign in was being made at the same moment, so nothing was removed. Reload this page and try again.';
+
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
 
 /** When something happened (epoch seconds), as the page says it: "30 Nov 2026, 08:12 UTC". */

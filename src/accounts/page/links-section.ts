@@ -6,14 +6,15 @@
  */
 import type { Logger } from '../../ops/logger.js';
 import type { UpstreamLinks } from '../links.js';
-import type { SecondFactors } from '../second-factors.js';
-import { field, when, type AccountPage } from './account-page.js';
+import { countOf, STILL_HELD, type WaysIn } from '../ways-in.js';
+import { ANOTHER_REMOVAL, field, when, type AccountPage } from './account-page.js';
 
 const SECTION = 'links';
 
 interface Options {
   readonly links: UpstreamLinks;
-  readonly secondFactors: SecondFactors;
+  /** The person's ways in, counted and removed one removal at a time. */
+  readonly waysIn: WaysIn;
   /** An upstream's display name (undefined when it was removed since). */
   displayName(upstream: string): Promise<string | undefined>;
   /** Whether any upstream is configured: without one, and without links, the section is left out. */
@@ -23,7 +24,7 @@ interface Options {
 
 const HOW = { created: 'made when you first signed in with it', email: 'joined to this account by your verified email address' } as const;
 
-export function linksSection({ links, secondFactors, displayName, anyUpstream, logger }: Options) {
+export function linksSection({ links, waysIn, displayName, anyUpstream, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -47,18 +48,20 @@ export function linksSection({ links, secondFactors, displayName, anyUpstream, l
       if (!found) return;
       const { who, body } = found;
       const id = field(body, 'id');
-      const listed = await links.list(who.accountId);
-      if (!listed.some((link) => link.id === id)) {
-        return page.show(ctx, who, { section: SECTION, error: 'That link is not yours, or was already removed.' }, 404);
-      }
-      const { passkeys } = await secondFactors.summary(who.accountId);
-      if (listed.length === 1 && !who.account.passwordHash && !passkeys.length) {
+      // Counted and removed with no other removal of a way in running (WaysIn): the last link and the
+      // last passkey removed at the same moment in two tabs both went before.
+      const ended = await waysIn.removing(who.accountId, async (ways) => {
+        if (!ways.links.includes(id)) return 'not-yours' as const;
+        if (countOf(ways) === 1) return 'last' as const;
+        // The upstream account may be compromised: the other sessions it signed in end (recorded ones).
+        return (await page.removeCredential(ctx, who, { kind: 'link', id }, () => links.remove(who.accountId, id))) ?? ('not-yours' as const);
+      });
+      if (ended === 'not-yours') return page.show(ctx, who, { section: SECTION, error: 'That link is not yours, or was already removed.' }, 404);
+      if (ended === 'last') {
         const error = 'This is the only way you can sign in: set a password or add a passkey first, then remove it.';
         return page.show(ctx, who, { section: SECTION, error }, 409);
       }
-      // The upstream account may be compromised: the other sessions it signed in end (recorded ones).
-      const ended = await page.removeCredential(ctx, who, { kind: 'link', id }, () => links.remove(who.accountId, id));
-      if (ended === undefined) return page.show(ctx, who, { section: SECTION, error: 'That link was already removed.' }, 404);
+      if (ended === STILL_HELD) return page.show(ctx, who, { section: SECTION, error: ANOTHER_REMOVAL }, 409);
       logger.info({ event: 'account.link_removed', sub: who.accountId, upstream: id.slice(0, id.indexOf(':')), sessions_signed_out: ended }, 'upstream link removed on the account page');
       page.done(ctx, SECTION, 'removed');
     });

@@ -8,8 +8,8 @@ import type { Logger } from '../../ops/logger.js';
 import type { Metrics } from '../../ops/metrics.js';
 import { MAX_PASSKEYS } from '../passkeys.js';
 import type { SecondFactors } from '../second-factors.js';
-import type { UpstreamLinks } from '../links.js';
-import { field, when, type AccountPage } from './account-page.js';
+import { countOf, STILL_HELD, type WaysIn } from '../ways-in.js';
+import { ANOTHER_REMOVAL, field, when, type AccountPage } from './account-page.js';
 
 const SECTION = 'passkeys';
 
@@ -19,12 +19,12 @@ export interface SecondFactorSectionOptions {
   readonly metrics: Metrics;
 }
 
-/** The passkeys section's options: also the person's upstream links, another way in (links-section.ts). */
+/** The passkeys section's options: also the person's ways in (a passkey is one: the last stays). */
 export interface PasskeysSectionOptions extends SecondFactorSectionOptions {
-  readonly links?: Pick<UpstreamLinks, 'list'>;
+  readonly waysIn: WaysIn;
 }
 
-export function passkeysSection({ secondFactors, logger, metrics, links }: PasskeysSectionOptions) {
+export function passkeysSection({ secondFactors, logger, metrics, waysIn }: PasskeysSectionOptions) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -83,19 +83,24 @@ export function passkeysSection({ secondFactors, logger, metrics, links }: Passk
       const { who, body } = found;
       const id = field(body, 'id');
       const notYours = () => page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
-      const { passkeys } = await secondFactors.summary(who.accountId);
-      if (!passkeys.some((passkey) => passkey.id === id)) return notYours();
       // The last way a person has to sign in stays, as the links section keeps the last link: a
       // person without a password (made by an upstream) who removed their link could remove their
       // only passkey next, and then nothing signed them in (seventh fresh-eyes passes, 2026-12-06).
-      if (passkeys.length === 1 && !who.account.passwordHash && !(await links?.list(who.accountId))?.length) {
+      // Counted and removed with no other removal of a way in running (WaysIn): two tabs removing the
+      // last passkey and the last link, or the last two passkeys, at the same moment both went before.
+      const ended = await waysIn.removing(who.accountId, async (ways) => {
+        if (!ways.passkeys.includes(id)) return 'not-yours' as const;
+        if (countOf(ways) === 1) return 'last' as const;
+        // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
+        // from before credentials were recorded is ended if any passkey signed it in.
+        return (await page.removeCredential(ctx, who, { kind: 'passkey', id }, () => secondFactors.passkeys.remove(who.accountId, id))) ?? ('not-yours' as const);
+      });
+      if (ended === 'not-yours') return notYours();
+      if (ended === 'last') {
         const error = 'This is the only way you can sign in: set a password or add another passkey first, then remove it.';
         return page.show(ctx, who, { section: SECTION, error }, 409);
       }
-      // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
-      // from before credentials were recorded is ended if any passkey signed it in.
-      const ended = await page.removeCredential(ctx, who, { kind: 'passkey', id }, () => secondFactors.passkeys.remove(who.accountId, id));
-      if (ended === undefined) return notYours();
+      if (ended === STILL_HELD) return page.show(ctx, who, { section: SECTION, error: ANOTHER_REMOVAL }, 409);
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
       logger.info({ event: 'passkey.removed', sub: who.accountId, sessions_signed_out: ended }, 'passkey removed');
       page.done(ctx, SECTION, 'removed');
