@@ -90,6 +90,16 @@ function answerAndClose(socket: Duplex, fixed: string, [status, reason, descript
 function afterEarlierAnswers(socket: Duplex, then: () => void): void {
   const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (!current || current.writableFinished || current.destroyed) return then();
+  // The answer to a request whose body has not all arrived is no earlier one's: it is the refused
+  // request's own (its body cut by the parser's refusal, or timed out), or a later one's. Its handler
+  // waits for the rest of the body, which never comes: waited for, the connection was held for as
+  // long as the client kept it, past the server's requestTimeout (bad input and blips, ninth pass).
+  // Refused now, as Node's own listener does; destroyed if that answer has begun (a refusal written
+  // after its head would be read as part of it).
+  if (current.req && !current.req.complete) {
+    if (current.headersSent) return void socket.destroy();
+    return then();
+  }
   const next = () => setImmediate(() => afterEarlierAnswers(socket, then));
   current.once('finish', next);
   current.once('close', next);
