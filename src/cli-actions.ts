@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, type Config } from './config.js';
+import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, type Config } from './config.js';
 import { keyRevocationHorizon, publishedRotationPolicy, ringStore } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -391,8 +391,9 @@ const actions: Record<string, Action> = {
   'serve': async (options) => {
     const settings = config();
     const workers = options.workers === undefined ? settings.workers : Number(options.workers);
-    if (!Number.isSafeInteger(workers) || workers < 0) {
-      fail(new UsageError(`--workers: expected a number of processes (0: one per core), got "${options.workers}"`));
+    // Held to the bound the WORKERS setting has: past it, --workers 99999 forked processes until the machine gave out.
+    if (!Number.isSafeInteger(workers) || workers < 0 || workers > MAX_WORKERS) {
+      fail(new UsageError(`--workers: expected a number of processes from 0 (one per core) to ${MAX_WORKERS}, got "${options.workers}"`));
     }
     const logger = await createServerLogger(settings.log.level, settings.log.format);
     // In every server process (a --workers child runs this too), before the server's modules load: Node's warnings as log lines, not stderr text.

@@ -98,10 +98,13 @@ const redisUrl = z
   .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })
   .refine((value) => /^\/?\d*$/.test(new URL(value).pathname), 'its path is a database number, as in redis://127.0.0.1:6379/0 (or none)');
 
+/** The most worker processes `workers` (WORKERS) and `serve --workers` take. */
+export const MAX_WORKERS = 256;
+
 const schema = z.strictObject({
   issuer: z.union([z.literal(''), issuer]),
   port: z.number().int().min(0).max(65535),
-  workers: z.number().int().min(0).max(256),
+  workers: z.number().int().min(0).max(MAX_WORKERS),
   shutdownTimeout: seconds,
   host: z.string().min(1),
   proxy: z.boolean(),

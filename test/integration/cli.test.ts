@@ -57,6 +57,9 @@ describe('latchkey CLI: usage', function () {
       [['registration', 'token', 'create', '--expires-in', 'soon'], /^latchkey: option '--expires-in <seconds>' argument 'soon' is invalid\. expected a positive number of seconds; see latchkey registration token create --help$/],
       // An initial access token that never ends by itself (its lifetime was unbounded: 2^53 seconds were taken).
       [['registration', 'token', 'create', '--expires-in', '9007199254740991'], /^latchkey: option '--expires-in <seconds>' argument '9007199254740991' is invalid\. expected at most 2592000 seconds \(30 days\); see latchkey registration token create --help$/],
+      // Bounded as the WORKERS setting is (at most 256): 99999 was taken, and forked processes until the machine gave out (bad input and blips, ninth pass).
+      [['serve', '--workers', '257'], /^latchkey: --workers: expected a number of processes from 0 \(one per core\) to 256, got "257"; see latchkey serve --help$/],
+      [['serve', '--workers', '-1'], /^latchkey: --workers: expected a number of processes from 0 \(one per core\) to 256, got "-1"; see latchkey serve --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--email', 'notanemail'], /^latchkey: --email: expected an email address, got "notanemail"; see latchkey users add --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--locale', 'xx_yy!!'], /^latchkey: --locale: expected a BCP 47 language tag such as en-GB, got "xx_yy!!"; see latchkey users add --help$/],
     ];
