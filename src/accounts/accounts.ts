@@ -312,7 +312,10 @@ export class Accounts {
   /** Takes the username's skeletons and its name for `sub`, or explains whose they are. */
   async #claimUsername(sub: string, username: string, enforced: string): Promise<void> {
     const taken = () => new AccountError(`the username "${username}" is taken`, true);
-    if (enforced !== legacyUsernameForm(username) && (await this.kv.get(usernameKey(legacyUsernameForm(username))))) throw taken();
+    if (enforced !== legacyUsernameForm(username)) {
+      const legacy = await this.kv.get(usernameKey(legacyUsernameForm(username)));
+      if (legacy && (await this.find(legacy))) throw taken();
+    }
     const skeletons = usernameSkeletons(username).map(usernameSkeletonKey);
     const release = () => Promise.all(skeletons.map((key) => this.kv.deleteIfEquals(key, sub)));
     for (const key of skeletons) {
@@ -326,13 +329,16 @@ export class Accounts {
         true,
       );
     }
-    if (!(await this.kv.set(usernameKey(enforced), sub, { onlyIfAbsent: true }))) {
+    // A name key left by an account that is gone is free again, as a skeleton is: one whose make
+    // was answered 503 at this write wrote it once Redis resumed, after the make had taken its record
+    // back, and the name was "taken" for ever by no one (bad input and blips, ninth pass).
+    if (!(await this.#claimSkeleton(usernameKey(enforced), sub))) {
       await release();
       throw taken();
     }
   }
 
-  /** Takes a skeleton for `sub`; false when an account that still exists holds it. */
+  /** Takes a skeleton (or the name key) for `sub`; false when an account that still exists holds it. */
   async #claimSkeleton(key: string, sub: string): Promise<boolean> {
     if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
     const holder = await this.kv.get(key);

@@ -208,4 +208,17 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     assert.equal((await read(made, handed)).status, 200, 'the token handed over manages the client');
     assert.equal((await read(made)).status, 401, 'the token before it is ended');
   });
+
+  it('a person added through the admin API, answered 503 at the write of their username’s key (run once Redis resumed, after the account’s record was taken back): added again, made once (before the fix: 409 "taken" for ever, by no one; bad input and blips, ninth pass)', async () => {
+    const add = () => fetch(`${server.url}/admin/users`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ username: 'blipped', password: 'a long enough password for sure' }) });
+    const naming = (chunk: string) => commandsIn(chunk).some(([name = '', key = '']) => /^set$/i.test(name) && key.endsWith('account:name:blipped'));
+    const blip = await relayed.pausedAt(naming, add);
+    assert.equal(blip.status, 503);
+    const again = await pastOutages(add);
+    assert.equal(again.status, 201, `added again: ${await again.clone().text()}`);
+    const { sub } = (await again.json()) as { sub: string };
+    const users = await pastOutages(() => fetch(`${server.url}/admin/users`, { headers: { authorization: `Bearer ${admin}` } }));
+    assert.deepEqual(((await users.json()) as { sub: string; username: string }[]).filter((user) => user.username === 'blipped').map((user) => user.sub), [sub], 'one person of that name, the one made');
+    assert.equal((await add()).status, 409, 'and the name is taken now');
+  });
 });
