@@ -194,21 +194,58 @@ const READS_AS_LETTER: Readonly<Record<string, string>> = {
   ...Object.fromEntries([...'ᴇɘꞓ3'].map((char) => [char, 'e'])),
 };
 
+/** Stands, in a reading, for a Latin letter that nothing read as a plain one (readAs). */
+const ANY_LETTER = '\u0001';
+/** Stands, in a reading, for a sign outside ASCII that may stand for a letter (readAs). */
+const ANY_SIGN = '\u0002';
+/** A window of a reading may hold this many signs standing for letters and still read as a name ("£atchkey", "La†chkey"). */
+const MAX_SIGNS_FOR_LETTERS = 2;
+
 /**
- * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), its TR 39
- * skeleton (usernameSkeleton: a Cyrillic а, a capital I read as l), lower case, the letters read as
- * others (READS_AS_LETTER), then letters and digits only (spaces, hyphens, dots and accents dropped).
- * Both the name as written and its lower case, as for usernames (usernameSkeletons): "Iatchkey"
- * (capital i) reads as "latchkey", "iatchkey" does not.
+ * What a name reads as, for telling whether it reads as ours: its TR 39 skeleton (usernameSkeleton:
+ * a Cyrillic а, a capital I read as l), of the name as written and of its NFKC form (full-width
+ * letters), lower case, the letters read as others (READS_AS_LETTER), then letters and digits only
+ * (spaces, hyphens, dots and accents dropped). Both each form and its lower case, as for usernames
+ * (usernameSkeletons): "Iatchkey" (capital i) reads as "latchkey", "iatchkey" does not.
+ *
+ * Each reading comes twice: with signs dropped (a separator: "Latch·key"), and with what nothing
+ * mapped standing for any letter: a Latin letter outside ASCII (ANY_LETTER: one with a stroke, bar
+ * or hook of its own, Ⱡ ⱥ ꝁ ⱪ, or turned, ǝ ɒ, which neither NFKC nor the skeleton takes to a plain
+ * letter) and a sign outside ASCII other than a pictograph (ANY_SIGN: £, †). The skeleton of the name
+ * as written, beside its NFKC form: NFKC turns a Greek capital lunate sigma (Ϲ, read as C) into a Σ,
+ * which the skeleton then reads as an esh, so "ᏞΑΤϹΗΚΕΥ" read as nothing of ours (the authorization
+ * model's ninth pass).
  */
 function readAs(name: string): string[] {
-  const form = name.normalize('NFKC');
-  return [form, form.toLowerCase()].map((text) =>
-    [...usernameSkeleton(text).toLowerCase()]
-      .map((char) => READS_AS_LETTER[char] ?? char)
-      .join('')
-      .replace(/[^\p{L}\p{N}]/gu, ''),
-  );
+  const readings = new Set<string>();
+  for (const form of new Set([name, name.normalize('NFKC')])) {
+    for (const text of [form, form.toLowerCase()]) {
+      const chars = [...usernameSkeleton(text).toLowerCase()].map((char) => READS_AS_LETTER[char] ?? char);
+      readings.add(chars.join('').replace(/[^\p{L}\p{N}]/gu, ''));
+      readings.add(
+        chars
+          .map((char) =>
+            /[a-z0-9]/.test(char) ? char
+            : LATIN.test(char) && /\p{L}/u.test(char) ? ANY_LETTER
+            : /[\p{L}\p{N}]/u.test(char) ? char
+            : /[\p{S}\p{P}]/u.test(char) && char.codePointAt(0)! > 0x7e && !/\p{Extended_Pictographic}/u.test(char) ? ANY_SIGN
+            : '',
+          )
+          .join(''),
+      );
+    }
+  }
+  return [...readings];
+}
+
+/** Whether a reading (readAs) holds `word` (lower-case ASCII), each letter written or stood for. */
+function readingHolds(reading: string, word: string): boolean {
+  const chars = [...reading];
+  for (let start = 0; start + word.length <= chars.length; start++) {
+    const window = chars.slice(start, start + word.length);
+    if (window.every((char, i) => char === word[i] || char === ANY_LETTER || char === ANY_SIGN) && window.filter((char) => char === ANY_SIGN).length <= MAX_SIGNS_FOR_LETTERS) return true;
+  }
+  return false;
 }
 
 const LATIN = /\p{Script=Latin}/u;
@@ -239,7 +276,7 @@ function mixedScriptLetter(name: string): string | undefined {
 const WIDE_BLANK = /(?! )[\p{Zs}\u2800]/u;
 
 /** What Latchkey's own name reads as (lower case). */
-const OWN_NAME_READ = readAs(OWN_NAME)[1]!;
+const OWN_NAME_READ = OWN_NAME.toLowerCase();
 
 /**
  * Whether a client name reads as Latchkey's own: our login page says "Sign in to continue to <name>"
@@ -248,7 +285,7 @@ const OWN_NAME_READ = readAs(OWN_NAME)[1]!;
  * team's fifteenth granting pass).
  */
 export function readsAsOwnName(name: string): boolean {
-  return readAs(name).some((form) => form.includes(OWN_NAME_READ));
+  return readAs(name).some((reading) => readingHolds(reading, OWN_NAME_READ));
 }
 
 /** The longest name an app may give itself (the developer page's form and its own check say the same: registration/developer-apps.ts). */

@@ -43,8 +43,12 @@ const OPERATORS = {
   client_id: 'status', client_name: 'Latchkey status board', token_endpoint_auth_method: 'none',
   grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://status.example.test/cb'], scope: 'openid',
 };
-/** Latchkey's own names and lookalikes of them: the page's own, the service's, a Cyrillic а, a capital I for the l, full-width, spaced and cased otherwise, inside a longer name. */
-const LATCHKEY_NAMES = ['Latchkey account page', 'Latchkey', 'L\u0430tchkey', 'Iatchkey', '\uff2c\uff21\uff34\uff23\uff28\uff2b\uff25\uff39', 'LATCH-KEY', 'Latch key', 'Sign in with Latchkey', 'latchkey developer page'];
+/**
+ * Latchkey's own names and lookalikes of them: the page's own, the service's, a Cyrillic а, a capital I for the l, full-width, spaced and cased otherwise, inside a longer name;
+ * and (the authorization model, ninth pass) Cherokee and Greek capitals with a lunate sigma for the C, a Latin a with a stroke, a pound sign for the L.
+ */
+const LATCHKEY_NAMES = ['Latchkey account page', 'Latchkey', 'L\u0430tchkey', 'Iatchkey', '\uff2c\uff21\uff34\uff23\uff28\uff2b\uff25\uff39', 'LATCH-KEY', 'Latch key', 'Sign in with Latchkey', 'latchkey developer page',
+  '\u13de\u0391\u03a4\u03f9\u0397\u039a\u0395\u03a5 account page', 'L\u2c65tchkey', '\u00a3atchkey'];
 
 describe("e2e (openid-client): red team, fifteenth pass, an app that registers itself cannot call itself Latchkey, and what it shows is text on its own hosts", function () {
   this.timeout(60_000);

@@ -216,6 +216,24 @@ describe('registration policy', () => {
     }
   });
 
+  it("refuses names that read as Latchkey's own through what the reading did not map: a Greek capital lunate sigma that NFKC turned into a Σ before the skeleton, Latin letters with a stroke, bar or hook of their own or turned (Ⱡ, ⱥ, ꝁ, ⱪ, ⱨ, ǝ, ɒ), and signs standing for letters (£, †) (the authorization model, ninth pass)", () => {
+    const lookalikes = [
+      '\u13de\u0391\u03a4\u03f9\u0397\u039a\u0395\u03a5', // ᏞΑΤϹΗΚΕΥ: Cherokee and Greek capitals, no Latin letter to mix with
+      '\u2c60atchkey account page', 'L\u2c65tchkey', 'Latch\ua741ey', 'Latch\u2c6aey', 'Latc\u2c68key', 'Latchk\u01ddy', 'L\u0252tchkey',
+      '\u00a3atchkey', 'La\u2020chkey', '\u2c60\u023a\u0166\u023b\u2c67\u2c69\u0246\u024e',
+    ];
+    for (const name of lookalikes) {
+      assert.ok(readsAsOwnName(name), name);
+      assert.match(refusal(web({ client_name: name }), true), /^client_name: ".*" reads as Latchkey's own name/, name);
+      enforcePolicy(POLICY, web({ client_name: name }), false);
+    }
+    // Names that merely hold such letters or signs, or stand near the name, are taken.
+    for (const name of ['\u0141\u00f3d\u017a Notes', 'Stra\u00dfe Maps', '\u00c6r\u00f8 Ferries', '\u00dej\u00f3\u00f0leikh\u00fasi\u00f0', 'Caf\u00e9 \u00a3 Budget', 'Hatch\u2020key', 'Latch and Key', 'iatchkey', '\u65e5\u672c\u8a9e\u306e\u30a2\u30d7\u30ea\u3067\u3059', '\u00ab\u00bb\u00ab\u00bb\u00ab\u00bb\u00ab\u00bb Notes', `Notes ${'\u{1F600}'.repeat(8)}`]) {
+      assert.ok(!readsAsOwnName(name), name);
+      enforcePolicy(POLICY, web({ client_name: name }), true);
+    }
+  });
+
   it('takes a self-registered or developer-owned name of at most 100 characters with a letter or digit; an operator\'s may be any, one loaded was checked before', () => {
     for (const name of ['N'.repeat(101), '\u2800'.repeat(3), ' ', '...', '\u3000']) {
       assert.match(refusal(web({ client_name: name }), true), /^client_name: (at most 100 characters|a name needs a letter or digit)$/, JSON.stringify(name));
