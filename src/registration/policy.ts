@@ -194,6 +194,12 @@ const READS_AS_LETTER: Readonly<Record<string, string>> = {
   ...Object.fromEntries([...'ᴇɘꞓ3'].map((char) => [char, 'e'])),
 };
 
+/**
+ * Letters the skeleton reads as another than they show, read before it: the Cyrillic small palochka
+ * (ӏ) is a tall stroke, an l to the eye, which TR 39 takes to an i ("ӏатсһкеу", all Cyrillic).
+ */
+const READS_AS_LETTER_UNSKELETONED: Readonly<Record<string, string>> = { '\u04cf': 'l' };
+
 /** Stands, in a reading, for a Latin letter that nothing read as a plain one (readAs). */
 const ANY_LETTER = '\u0001';
 /** Stands, in a reading, for a sign outside ASCII that may stand for a letter (readAs). */
@@ -220,7 +226,7 @@ function readAs(name: string): string[] {
   const readings = new Set<string>();
   for (const form of new Set([name, name.normalize('NFKC')])) {
     for (const text of [form, form.toLowerCase()]) {
-      const chars = [...usernameSkeleton(text).toLowerCase()].map((char) => READS_AS_LETTER[char] ?? char);
+      const chars = [...usernameSkeleton([...text].map((char) => READS_AS_LETTER_UNSKELETONED[char] ?? char).join('')).toLowerCase()].map((char) => READS_AS_LETTER[char] ?? char);
       readings.add(chars.join('').replace(/[^\p{L}\p{N}]/gu, ''));
       readings.add(
         chars

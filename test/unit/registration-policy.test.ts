@@ -216,11 +216,12 @@ describe('registration policy', () => {
     }
   });
 
-  it("refuses names that read as Latchkey's own through what the reading did not map: a Greek capital lunate sigma that NFKC turned into a Σ before the skeleton, Latin letters with a stroke, bar or hook of their own or turned (Ⱡ, ⱥ, ꝁ, ⱪ, ⱨ, ǝ, ɒ), and signs standing for letters (£, †) (the authorization model, ninth pass)", () => {
+  it("refuses names that read as Latchkey's own through what the reading did not map: a Greek capital lunate sigma that NFKC turned into a Σ before the skeleton, a Cyrillic palochka that the skeleton reads as an i, Latin letters with a stroke, bar or hook of their own or turned (Ⱡ, ⱥ, ꝁ, ⱪ, ⱨ, ǝ, ɒ), and signs standing for letters (£, †) (the authorization model, ninth pass)", () => {
     const lookalikes = [
       '\u13de\u0391\u03a4\u03f9\u0397\u039a\u0395\u03a5', // ᏞΑΤϹΗΚΕΥ: Cherokee and Greek capitals, no Latin letter to mix with
       '\u2c60atchkey account page', 'L\u2c65tchkey', 'Latch\ua741ey', 'Latch\u2c6aey', 'Latc\u2c68key', 'Latchk\u01ddy', 'L\u0252tchkey',
       '\u00a3atchkey', 'La\u2020chkey', '\u2c60\u023a\u0166\u023b\u2c67\u2c69\u0246\u024e',
+      '\u04cf\u0430\u0442\u0441\u04bb\u043a\u0435\u0443', // ӏатсһкеу: all Cyrillic, a palochka (a tall stroke, which TR 39 reads as an i) for the l
     ];
     for (const name of lookalikes) {
       assert.ok(readsAsOwnName(name), name);
