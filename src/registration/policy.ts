@@ -345,8 +345,9 @@ export function enforcePolicy(
       const odd = list.find((uri) => /[\s\\]/u.test(uri));
       if (odd !== undefined) throw uriRefusal(name, odd, { rule: 'spaces and backslashes are not URI characters (RFC 3986); percent-encode them' });
       // "https:host/cb" and "https:/host/cb" have no authority (RFC 3986 §3.3: a path), yet the URL
-      // parser reads a host into them: one URI, two readings (ninth fresh-eyes pass).
-      const hostless = list.find((uri) => /^https?:(?!\/\/)/iu.test(uri));
+      // parser reads a host into them: one URI, two readings (ninth fresh-eyes pass). So has
+      // "https:///host/cb" an empty one, its "host" a path segment, which the parser takes for the host.
+      const hostless = list.find((uri) => /^https?:(?!\/\/[^/])/iu.test(uri));
       if (hostless !== undefined) throw uriRefusal(name, hostless, { rule: 'an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path' });
     }
   }

@@ -59,6 +59,12 @@ describe('registration policy', () => {
       enforcePolicy(POLICY, web({ redirect_uris: [uri] }), false, ALREADY_CHECKED);
     }
     assert.match(refusal(web({ post_logout_redirect_uris: ['https:app.example.com/bye'] })), /^post_logout_redirect_uris: .*names its host after/);
+    // "//" followed by another "/": an empty authority and a path to RFC 3986, a host to the URL parser
+    // (security-passes.md, the session's own changes, ninth pass).
+    for (const uri of ['https:///evil.example/cb', 'https:////evil.example/cb', 'HTTP:///localhost:8080/cb']) {
+      assert.match(refusal(web({ redirect_uris: [uri] })), /^redirect_uris: .*names its host after "\/\/"/, uri);
+    }
+    assert.match(refusal(web({ post_logout_redirect_uris: ['https:///app.example.com/bye'] })), /^post_logout_redirect_uris: .*names its host after/);
   });
 
   it('allows custom schemes only for native apps, and only reverse domain names', () => {
