@@ -460,8 +460,10 @@ class KvAdapter implements Adapter {
     const sweptEnd = this.model === 'Session' && this.options.sessionEndsMargin !== undefined && this.kv.schedule && expiresIn && typeof payload.exp === 'number' && holdsApp(payload);
     // At least a second: a record saved after its end (the engine saves an expired device code it
     // found, or a slow request crossed it) would otherwise be written with a TTL of 0 or less, which
-    // Redis's putRecord takes as none, keeping it for good.
-    const ttl = expiresIn ? Math.max(1, expiresIn + this.#kept() + (sweptEnd ? this.options.sessionEndsMargin! : 0)) : undefined;
+    // Redis's putRecord takes as none, keeping it for good. A record with an end (exp) saved with 0
+    // left (the second ticked between the engine's expiry check and its save) is one too: 0 is "for
+    // good" only for what has no end (a client).
+    const ttl = expiresIn || typeof payload.exp === 'number' ? Math.max(1, (expiresIn || 0) + this.#kept() + (sweptEnd ? this.options.sessionEndsMargin! : 0)) : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? oidcGrantKey(payload.grantId) : undefined;
@@ -493,7 +495,7 @@ class KvAdapter implements Adapter {
       writes.push(ttl !== undefined ? this.kv.addExpiring(oidcAccountSessionsEndsKey(accountId), refOf(id), ttl + INDEX_MARGIN) : this.kv.addToSet(oidcAccountSessionsKey(accountId), refOf(id)));
     }
     if (sweptEnd) writes.push(this.kv.schedule!(OIDC_SESSION_ENDS_KEY, refOf(id), (payload.exp as number) * 1000, ttl!));
-    if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl: ttl === undefined ? undefined : Math.max(1, expiresIn + this.grace) }).then(() => {}));
+    if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl: ttl === undefined ? undefined : Math.max(1, (expiresIn || 0) + this.grace) }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(OIDC_CLIENTS_KEY, id));
     if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {

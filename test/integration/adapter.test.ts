@@ -111,6 +111,28 @@ for (const backend of backends) {
       assert.ok(lateTtl > 0, `a record saved after its end has TTL ${lateTtl}`);
     });
 
+    if (backend.redis) it("a record saved with nothing left to live (0, its end this very second) still expires, with its user code's index; a client's 0 stays durable (security-passes.md, the session's own changes, ninth pass)", async function () {
+      if (!raw) throw new Error('no raw client');
+      const kept = adapterFactory(kv, 15, {}, { deviceCodeKept: 600 });
+      const now = Math.floor(Date.now() / 1000);
+      // The engine saves with exp minus the time now: 0 when the second ticks between its expiry check and its save.
+      const id = randomUUID();
+      const userCode = `Z${randomUUID().slice(0, 3)}-ZERO`;
+      await kept('DeviceCode').upsert(id, payload({ kind: 'DeviceCode', userCode, exp: now }), 0);
+      const recordTtl = await raw.ttl(`${PREFIX}oidc:DeviceCode:${digestOf(id)}`);
+      const indexTtl = await raw.ttl(`${PREFIX}oidc:usercode:${userCode}`);
+      assert.ok(recordTtl > 0 && recordTtl <= 615, `device code record ttl ${recordTtl}`);
+      assert.ok(indexTtl > 0 && indexTtl <= 15, `user code index ttl ${indexTtl}`);
+      const code = randomUUID();
+      await adapter('AuthorizationCode').upsert(code, payload({ kind: 'AuthorizationCode', exp: now }), 0);
+      const codeTtl = await raw.ttl(`${PREFIX}oidc:AuthorizationCode:${digestOf(code)}`);
+      assert.ok(codeTtl > 0 && codeTtl <= 15, `authorization code ttl ${codeTtl}`);
+      // A client has no end: 0 is the clients' "for good" (registration/clients.ts).
+      const client = randomUUID();
+      await adapter('Client').upsert(client, { client_id: client, redirect_uris: ['https://app.example/cb'] } as unknown as AdapterPayload, 0);
+      assert.equal(await raw.ttl(`${PREFIX}oidc:Client:${client}`), -1);
+    });
+
     it('findByUid finds the session; findByUserCode finds the device code', async () => {
       const uid = randomUUID();
       const sessionId = randomUUID();
