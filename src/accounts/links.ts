@@ -28,8 +28,8 @@
  */
 import { createHash } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
-import { inBatches, STILL_HELD, type Kv } from '../store/kv.js';
-import { accountLinksKey, linkedAccountsKey, LINKS_INDEXED_KEY, upstreamLinkKey } from '../store/keys.js';
+import { holding, inBatches, STILL_HELD, type Kv } from '../store/kv.js';
+import { accountLinksKey, linkedAccountsKey, LINKS_INDEXED_KEY, upstreamLinkKey, upstreamSignInKey } from '../store/keys.js';
 
 export interface Link {
   /** The local account. */
@@ -54,6 +54,20 @@ export type LinkOutcome =
   | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike' }
   /** Another sign-in or creation with the address held its claim all the while this one waited (Accounts.withEmailClaimed): try again. */
   | { readonly busy: true };
+
+/**
+ * Whether the upstream vouches for the address it brings, so that the sign-in reads and writes with it
+ * claimed (Accounts.withEmailClaimed): two at once could each give an account the address verified.
+ * One it does not vouch for claims nothing: anyone can bring any address unverified through an upstream
+ * that lets its people write their own, and a claim taken by their sign-ins (many at once) kept the
+ * address's person's own sign-ins waiting, then "Try again" (ninth fresh-eyes passes, the session's own
+ * changes). An address held unverified beside another's verified one is no conflict (#refreshed).
+ */
+const vouchedFor = (claims: Claims): claims is Claims & { email: string } => typeof claims.email === 'string' && claims.email_verified === true;
+
+/** An identity's first-sign-in claim (upstreamSignInKey): held and waited for as an address's (accounts.ts). */
+const IDENTITY_CLAIM_TTL = 30;
+const IDENTITY_CLAIM_WAIT = 10_000;
 
 /** What a step of signIn answers when the sign-in starts again (the identity was linked meanwhile, by another sign-in of it). */
 const AGAIN = Symbol('again');
@@ -152,8 +166,9 @@ export class UpstreamLinks {
       const account = await this.accounts.find(existing.sub);
       if (account) {
         if (account.disabled) return { refused: 'disabled' };
-        // The upstream's address is checked against the accounts and taken with it claimed (#refreshed).
-        const refreshed = claims.email === undefined ? await this.#refresh(account, claims) : await this.accounts.withEmailClaimed(claims.email, () => this.#refresh(account, claims));
+        // The upstream's address is checked against the accounts and taken with it claimed (#refreshed),
+        // when the upstream vouches for it (vouchedFor).
+        const refreshed = vouchedFor(claims) ? await this.accounts.withEmailClaimed(claims.email, () => this.#refresh(account, claims)) : await this.#refresh(account, claims);
         return refreshed === STILL_HELD ? { busy: true } : { account: refreshed, link: existing };
       }
       // The account was removed: the link is stale, and this sign-in starts afresh.
@@ -163,7 +178,14 @@ export class UpstreamLinks {
     // the address claimed (Accounts.withEmailClaimed). Another first sign-in with the address at the
     // same moment (another identity, or this one in another tab) then reads the accounts after this one
     // linked its own: no second account with it, and this identity's other tab finds its link.
-    const first = claims.email === undefined ? await this.#first(upstream, upstreamSub, claims) : await this.accounts.withEmailClaimed(claims.email, () => this.#first(upstream, upstreamSub, claims));
+    // An address the upstream does not vouch for is not claimed (vouchedFor): the identity is, so that
+    // its other tab still finds its link rather than an account with the address.
+    const work = () => this.#first(upstream, upstreamSub, claims);
+    const first = vouchedFor(claims)
+      ? await this.accounts.withEmailClaimed(claims.email, work)
+      : claims.email === undefined
+        ? await work()
+        : await holding(this.kv, upstreamSignInKey(upstream.id, upstreamSub), work, { ttl: IDENTITY_CLAIM_TTL, wait: IDENTITY_CLAIM_WAIT });
     if (first === STILL_HELD) return { busy: true };
     return first === AGAIN ? this.signIn(upstream, upstreamSub, claims) : first;
   }

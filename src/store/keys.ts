@@ -154,6 +154,12 @@ export const emailClaimKey = (look: string) => `account:email-claim:${digest(loo
  * passkey: accounts/ways-in.ts): of two removals at once, the second counts what is left after the first.
  */
 export const waysInLockKey = (sub: string) => `account:ways-in:${sub}`;
+/**
+ * Held (seconds, store/kv.ts holding) while a first sign-in of an upstream identity bringing an address
+ * its upstream does not vouch for makes its account (accounts/links.ts): the same identity's other tab
+ * reads the accounts after the first linked its own. Only that identity's sign-ins take it.
+ */
+export const upstreamSignInKey = (upstream: string, upstreamSub: string) => `account:first-sign-in:${digest(`${upstream}:${upstreamSub}`)}`;
 
 /** Prefix of people's second-factor records (Kv.getVia reads one with the account). */
 export const SECOND_FACTORS_PREFIX = 'mfa:';

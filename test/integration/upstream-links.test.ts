@@ -125,11 +125,11 @@ describe('upstream links: first sign-ins with one new address at the same moment
     }
   });
 
-  it('one identity signing in at two tabs at once with a new address: both are signed in to the one account made (the second tab read the accounts after the first made it, before it linked it)', async () => {
-    for (let round = 0; round < ROUNDS; round += 1) {
+  it('one identity signing in at two tabs at once with a new address, vouched for or not (the session\'s own changes, ninth pass): both are signed in to the one account made (the second tab read the accounts after the first made it, before it linked it)', async () => {
+    for (let round = 0; round < ROUNDS * 2; round += 1) {
       const email = `tabs-${round}@race.example`;
       const upstream = { id: 'corp', issuer: CORP, linkByEmail: false };
-      const claims = { email, email_verified: true };
+      const claims = { email, email_verified: round % 2 === 0 };
       // The first tab has made the account and is held at its link's write...
       const first = heldAt(kvs[0]!, (method, args) => method === 'set' && String(args[0]).startsWith('account:link:'));
       const firstTab = new UpstreamLinks(first.kv, new Accounts(first.kv, CHEAP)).signIn(upstream, `tabs-${round}`, claims);
@@ -175,6 +175,41 @@ describe('upstream links: first sign-ins with one new address at the same moment
       if (created.status === 'rejected') assert.match(String(created.reason), /held, verified, by the account/, told);
       else assert.deepEqual(signedIn.status === 'fulfilled' && signedIn.value, { refused: 'email-linking-off' }, told);
     }
+  });
+  it("an address no upstream vouches for claims nothing: an outsider's sign-ins bringing someone's address unverified neither wait for its claim nor take it, so they cannot keep that person's own sign-ins waiting (security-passes.md, the session's own changes, ninth pass)", async () => {
+    const upstream = { id: 'corp', issuer: CORP, linkByEmail: true };
+    const victim = 'claimed-victim@race.example';
+    const mine = await instances[0]!.links.signIn(upstream, 'claimed-victim', { email: victim, email_verified: true });
+    assert.ok('account' in mine);
+    const outsider = await instances[1]!.links.signIn({ id: 'open', issuer: 'https://open.example.test', linkByEmail: true }, 'outsider', { email: 'outsider@race.example', email_verified: true });
+    assert.ok('account' in outsider);
+    // Whatever the outsider's sign-ins take set-if-absent.
+    const taken: string[] = [];
+    const seen = new Proxy(kvs[1]!, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (name === 'set' && (args[2] as { onlyIfAbsent?: boolean } | undefined)?.onlyIfAbsent) taken.push(String(args[0]));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }) as Kv;
+    const theirs = new UpstreamLinks(seen, new Accounts(seen, CHEAP));
+    // The victim's address is claimed (their own sign-in, say) all the while the outsider signs in with it, unverified.
+    let letGo!: () => void;
+    const holding = instances[0]!.accounts.withEmailClaimed(victim, () => new Promise<void>((done) => (letGo = done)));
+    const outcomes = await Promise.all([
+      theirs.signIn({ id: 'open', issuer: 'https://open.example.test', linkByEmail: true }, 'outsider-new', { email: victim, email_verified: false }),
+      theirs.signIn({ id: 'open', issuer: 'https://open.example.test', linkByEmail: true }, 'outsider', { email: victim.toUpperCase(), email_verified: false }),
+    ]);
+    letGo();
+    await holding;
+    for (const outcome of outcomes) assert.ok(!('busy' in outcome), `answered without the claim: ${outcomes.map(described).join('; ')}`);
+    assert.deepEqual(outcomes[0], { refused: 'email-unverified' });
+    assert.ok('account' in outcomes[1]! && outcomes[1].account.claims.email === 'outsider@race.example', 'the outsider keeps their own address');
+    assert.deepEqual(taken.filter((key) => key.startsWith('account:email-claim:')), [], 'no claim taken by an unverified address');
+    assert.deepEqual(await holders(victim), [mine.account.sub]);
   });
 });
 

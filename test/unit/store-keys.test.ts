@@ -58,6 +58,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   LINKS_INDEXED_KEY: [keys.LINKS_INDEXED_KEY, 'account:linked-indexed'],
   emailClaimKey: [keys.emailClaimKey('sam@example.com'), 'account:email-claim:zSWmFxlp8qPG41x2Z-OQjvG9JCQkHbBEEaDuxFTKbBY'],
   waysInLockKey: [keys.waysInLockKey('sub-1'), 'account:ways-in:sub-1'],
+  upstreamSignInKey: [keys.upstreamSignInKey('corp', 'u-9'), 'account:first-sign-in:-mlHShCqhDjfxocpfn7-OfobtVcgxlScyXsmXj7Ij9U'],
   SECOND_FACTORS_PREFIX: [keys.SECOND_FACTORS_PREFIX, 'mfa:'],
   secondFactorsKey: [keys.secondFactorsKey('sub-1'), 'mfa:sub-1'],
   passkeyRegistrationChallengeKey: [keys.passkeyRegistrationChallengeKey('sub-1'), 'mfa:webauthn-challenge:register:sub-1'],
