@@ -461,8 +461,8 @@ class KvAdapter implements Adapter {
     // At least a second: a record saved after its end (the engine saves an expired device code it
     // found, or a slow request crossed it) would otherwise be written with a TTL of 0 or less, which
     // Redis's putRecord takes as none, keeping it for good. A record with an end (exp) saved with 0
-    // left (the second ticked between the engine's expiry check and its save) is one too: 0 is "for
-    // good" only for what has no end (a client).
+    // left is one too (the engine's remainingTTL all through the second of its end: its device pages'
+    // error path saves a code read ignoring expiry): 0 is "for good" only for what has no end (a client).
     const ttl = expiresIn || typeof payload.exp === 'number' ? Math.max(1, (expiresIn || 0) + this.#kept() + (sweptEnd ? this.options.sessionEndsMargin! : 0)) : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
