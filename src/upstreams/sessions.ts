@@ -68,8 +68,11 @@ export class FederatedSessions {
   async sessionsOf(upstream: string, { sid, sub }: { sid?: string; sub?: string }): Promise<string[]> {
     const uids = sid ? await this.indexed(federatedBySidEndsKey(upstream, sid), federatedBySidKey(upstream, sid)) : await this.indexed(federatedBySubEndsKey(upstream, sub!), federatedBySubKey(upstream, sub!));
     const records = await Promise.all(uids.map(async (uid) => [uid, await this.find(uid)] as const));
-    // With both, the session must match both (OIDC Back-Channel Logout §2.4).
-    return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
+    // With both, the session must match both (OIDC Back-Channel Logout §2.4). And the sid named must be
+    // the one the session rests on now: a session signed in again through the upstream (a new sid)
+    // stays in the old sid's index, which is not pruned as its record is written again, and a logout of
+    // that old upstream session ended it (ninth pass over second factors and upstreams).
+    return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub) && (!sid || record.sid === sid)).map(([uid]) => uid);
   }
 
   /**

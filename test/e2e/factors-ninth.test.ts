@@ -10,10 +10,12 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const PASSWORD = 'correct horse battery staple';
+const UPSTREAM_SECRET = 'upstream-client-secret-with-plenty-of-entropy-012345';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const codeFor = (secret: string) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
 
@@ -22,6 +24,7 @@ describe('passkeys, second factors and upstreams, ninth pass (black box)', funct
   let server: TestServer;
   let app: oidc.Configuration;
   let bobSecret = '';
+  let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
 
   /** Bob adds an authenticator app (elsewhere: not in the browser's session). */
   async function bobAddsAnApp(): Promise<void> {
@@ -58,15 +61,20 @@ describe('passkeys, second factors and upstreams, ninth pass (black box)', funct
   before(async () => {
     server = await startServer({
       ownRedis: true,
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
       ],
     });
     for (const name of ['bob', 'erin']) await server.accounts.create(name, PASSWORD);
+    fake = await fakeUpstreamOf(server, UPSTREAM_SECRET);
     app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
   });
-  after(async () => server?.stop());
+  after(async () => {
+    await fake?.close();
+    await server?.stop();
+  });
 
   for (const [asked, params] of [
     ['acr_values=mfa', { acr_values: 'mfa' }],
@@ -97,4 +105,35 @@ describe('passkeys, second factors and upstreams, ninth pass (black box)', funct
     assert.equal(claims.acr, 'mfa');
     assert.deepEqual([...claims.amr].sort(), ['mfa', 'otp', 'pwd']);
   });
+
+  for (const named of ['its sid', 'its sid and sub'] as const) {
+    it(`an upstream's back-channel logout naming (${named}) the upstream session a browser signed in with before it signed in again through the same upstream (a new sid) leaves the browser's session, which rests on the new one; a logout of the new one ends it (Back-Channel Logout 1.0 §2.7)`, async () => {
+      const person = `fake-person-${named.length}`;
+      fake.state.mode = 'good';
+      fake.state.sub = person;
+      fake.state.sid = `old-sid-${named.length}`;
+      const agent = new Agent();
+      const first = await startAuthorization(agent, app, REDIRECT, { upstream: 'fake' });
+      const signedIn = isConsent(first.page) ? await agent.submit(first.page, '/confirm', {}, REDIRECT) : first.page;
+      assert.ok(signedIn.url.startsWith(REDIRECT), `signed in through the upstream, got ${signedIn.url}`);
+      // The same person signs in again through it (prompt=login): the upstream has a new session.
+      fake.state.sid = `new-sid-${named.length}`;
+      const again = await startAuthorization(agent, app, REDIRECT, { upstream: 'fake', prompt: 'login' });
+      assert.ok(again.page.url.startsWith(REDIRECT), `signed in again, got ${again.page.url}`);
+
+      const logout = async (sid: string) => {
+        const token = await fake.logoutToken({ sid, ...(named === 'its sid and sub' && { sub: person }) });
+        const response = await fetch(`${server.url}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+        assert.equal(response.status, 200, await response.text());
+      };
+      const silently = async () => new URL((await startAuthorization(agent, app, REDIRECT, { prompt: 'none' })).page.url).searchParams;
+
+      await logout(`old-sid-${named.length}`);
+      const kept = await silently();
+      assert.equal(kept.get('error'), null, `the session resting on the new upstream session stays: ${kept.get('error')}`);
+      assert.ok(kept.get('code'));
+      await logout(`new-sid-${named.length}`);
+      assert.equal((await silently()).get('error'), 'login_required');
+    });
+  }
 });
