@@ -8,8 +8,8 @@ import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { isConsent, signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isSecondFactor, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -136,4 +136,20 @@ describe('passkeys, second factors and upstreams, ninth pass (black box)', funct
       assert.equal((await silently()).get('error'), 'login_required');
     });
   }
+
+  it('an authenticator app whose setup a password-only session began before the person added a passkey elsewhere is not confirmed by that session: it is sent to sign in again and nothing is added (the confirmation is a credential change too)', async () => {
+    const vera = await server.accounts.create('vera', PASSWORD);
+    // Whoever has only the password signs in to the account page and begins setting up their own app:
+    // one factor, so far all there is.
+    const thief = await signedInToAccountPage(server.issuer, 'vera', PASSWORD);
+    const begun = await thief.agent.submit(thief.page, '/account/authenticator/start', {});
+    const secret = begun.html.match(/id="totp-secret">([^<]+)</)?.[1]?.replace(/\s/g, '');
+    assert.ok(secret, `a setup page with a secret, got ${begun.status} ${begun.url}`);
+    // Vera adds a passkey in her own browser a moment later.
+    await registerSoftPasskeys(server, vera.sub, softPasskey());
+
+    const confirmed = await thief.agent.submit(begun, '/account/authenticator/confirm', { code: codeFor(secret) }, `${server.issuer}/interaction/`);
+    assert.ok(confirmed.url.startsWith(`${server.issuer}/interaction/`), `sent to sign in again, not ${confirmed.status} ${confirmed.url}`);
+    assert.equal((await server.secondFactors.summary(vera.sub)).totp, undefined, 'no authenticator app added');
+  });
 });

@@ -30,7 +30,9 @@
  * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, or weaker than
  * the person's sign-in is now (a password alone, made before they added a second factor), the person
  * is sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so
- * neither a stolen session cookie alone nor a password alone can change their credentials.
+ * neither a stolen session cookie alone nor a password alone can change their credentials. The
+ * second step of a change begun earlier (an authenticator app's confirmation) is held to the person's
+ * strength now too (`page.stronglySubmitted`): a factor they added meanwhile counts.
  * Paths taken: /sign-in, /callback, /password, /password/set, /apps/…, /sessions/…, /passkeys/…,
  * /authenticator/…, /recovery-codes, /links/….
  */

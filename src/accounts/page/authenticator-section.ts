@@ -64,9 +64,14 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
     });
 
     // The setup begun in this session only: another session of the person (a stale one, whose cookie
-    // may be stolen) neither sees the secret on the error page nor confirms it (totp.ts).
+    // may be stolen) neither sees the secret on the error page nor confirms it (totp.ts). And the
+    // confirmation is the change: the session must still be as strong as the person's sign-in is now.
+    // A password-only session that began a setup before the person added a passkey elsewhere confirmed
+    // it after (the start alone was checked), and the password and its own app then made an `mfa`
+    // sign-in that could change the rest (ninth pass over second factors and upstreams). The start's
+    // recent sign-in is not asked again: the setup lives ENROLMENT_TTL from it.
     page.router.post('/authenticator/confirm', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.stronglySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       if (await secondFactors.totp.confirm(who.accountId, field(body, 'code'), who.sessionUid)) {
