@@ -233,7 +233,11 @@ export class UpstreamLinks {
     const local = await this.accounts.find(sub);
     if (!local || local.disabled) return undefined;
     const link = await this.#link(upstream, upstreamSub, sub, 'email', issuer);
-    if (link) await this.accounts.updateClaims(sub, { ...local.claims, ...claims });
+    // Taken as a later sign-in takes them (#refreshed): the offer was made for the address the account
+    // held then, which it may have given up since (an operator moving it to another, and that address to
+    // another person), and the upstream then gave it back beside the other's (ninth pass over second
+    // factors and upstreams).
+    if (link) await this.accounts.updateClaims(sub, await this.#refreshed(local, claims));
     return link;
   }
 

@@ -53,6 +53,23 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     assert.equal(await links.remove(signedIn.account.sub, 'corp:corp-new'), true);
     assert.ok((await links.peopleLinkedTo('corp')).includes(signedIn.account.sub), 'a superset: the grants are what removal checks');
   });
+  it("a link by email made after the account's address changed and was given to another person takes the upstream's claims without that address (as a later sign-in would): no two people hold it verified", async () => {
+    const links = new UpstreamLinks(store.kv, accounts);
+    const upstream = { id: 'corp', issuer: CORP, linkByEmail: true };
+    const vera = await accounts.create('link-vera', 'a password of its own here', { email: 'vera@link.example', email_verified: true });
+    const offered = await links.signIn(upstream, 'corp-vera', { email: 'vera@link.example', email_verified: true, name: 'Vera at Corp' });
+    assert.ok('confirm' in offered && offered.confirm.sub === vera.sub, 'a link offered to the account holding the address');
+    // While the offer waits for Vera's sign-in, an operator moves her to another address and gives hers to Wim.
+    await accounts.updateClaims(vera.sub, { email: 'vera.new@link.example', email_verified: true });
+    const wim = await accounts.create('link-wim', 'a password of its own here', { email: 'vera@link.example', email_verified: true });
+
+    assert.ok(await links.linkConfirmed('corp', 'corp-vera', vera.sub, { email: 'vera@link.example', email_verified: true, name: 'Vera at Corp' }, CORP));
+    const after = (await accounts.find(vera.sub))!;
+    assert.equal(after.claims.email, 'vera.new@link.example', "Wim's address is not Vera's again");
+    assert.equal(after.claims.name, 'Vera at Corp', "the upstream's other claims are taken");
+    assert.deepEqual((await accounts.findByEmail('vera@link.example')).map((held) => held.sub), [wim.sub]);
+  });
+
   it("an address an app or a person would take for a local account's (emailFold, TR 39 skeleton) is refused even where linking by email is on; the same address in other letter case is offered to link", async () => {
     const links = new UpstreamLinks(store.kv, accounts);
     const sam = await accounts.create('fold-sam', 'a password of its own here', { email: 'sam@fold.example', email_verified: true });
