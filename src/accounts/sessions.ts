@@ -358,6 +358,19 @@ export class AccountSessions {
   }
 
   /**
+   * Clears this browser's session cookie (and its signature), as the engine's sign-out does: for a
+   * sign-out of this browser's own session that is not the engine's (the account page's "Sign out" of
+   * "This browser"). Under an https issuer the cookie is __Host-, which a browser clears only when the
+   * clearing Set-Cookie is Secure with Path=/ (ctx.secure is true there whatever the connection, app.ts).
+   * Before, the browser kept the ended session's id (the web surface, ninth pass).
+   */
+  clearCookie(provider: Provider, ctx: Context): void {
+    const { cookies } = provider.createContext(ctx.req, ctx.res);
+    cookies.secure ||= ctx.secure;
+    cookies.set((provider as unknown as Named).cookieName('session'), null, { ...SESSION_COOKIE });
+  }
+
+  /**
    * The session's person when they may still be signed in; otherwise the session is ended.
    * `alongside`: reads that need the session too, started with the account's (one round trip).
    */

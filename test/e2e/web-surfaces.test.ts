@@ -396,4 +396,29 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
     const replayed = await fetch(`${server.url}/developer`, { headers: { cookie: signedIn, accept: 'text/html' }, redirect: 'manual' });
     assert.doesNotMatch(await replayed.text(), /<h1>Your apps<\/h1>/, 'the old __Host- cookie signs no one in');
   });
+
+  it('signing "This browser" out on the account page clears its __Host- session cookie too, with Secure and Path=/, as the sign-out page does (the web surface, ninth pass)', async () => {
+    const agent = new Agent();
+    const request = agent.request.bind(agent);
+    agent.request = (url: string, init?: RequestInit) => request(url.replace(ISSUER, server.url), init);
+    const account = await signInSteps(agent, await agent.follow(`${ISSUER}/account`), { username: 'pat', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(account.url, `${ISSUER}/account`);
+    const signedIn = agent.cookieHeader(server.url);
+    assert.match(signedIn, /__Host-lk_session=/);
+    const before = agent.setCookies.length;
+    // The one session listed is this browser's ("This browser").
+    const done = await agent.submit(account, '/account/sessions/sign-out', {}, `${ISSUER}/account`);
+    assert.equal(done.status, 303, `${done.status} ${done.url}`);
+    const set = agent.setCookies.slice(before);
+    for (const name of ['__Host-lk_session', '__Host-lk_session.sig']) {
+      const cleared = set.filter((line) => line.startsWith(`${name}=`) && /expires=Thu, 01 Jan 1970|max-age=0/i.test(line));
+      assert.equal(cleared.length, 1, `${name} is cleared: ${set.map((line) => line.replace(/=[^;]*/, '=…')).join(' | ') || 'no Set-Cookie'}`);
+      const attributes = cleared[0]!.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      for (const wanted of ['secure', 'path=/', 'httponly', 'samesite=lax']) assert.ok(attributes.includes(wanted), `${wanted}: ${cleared[0]}`);
+      assert.ok(!attributes.some((a) => a.startsWith('domain=')), cleared[0]);
+    }
+    assert.doesNotMatch(agent.cookieHeader(server.url), /__Host-lk_session/, 'the browser holds no session cookie');
+    const replayed = await fetch(`${server.url}/account`, { headers: { cookie: signedIn, accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(replayed.status, 302, 'the old cookie signs no one in');
+  });
 });

@@ -66,7 +66,7 @@ export function accountPages(options: Options): Middleware {
   const own = [
     passwordSection({ accounts, throttle, owed, logger }),
     appsSection({ providers, grants, accounts, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
-    sessionsSection({ sessions, activity, grants, logger }),
+    sessionsSection({ providers, sessions, activity, grants, logger }),
   ];
   for (const extend of [...own, ...extensions]) extend(page);
   page.router.get('/', page.personRequired, async (ctx) => page.show(ctx, ctx.state.person as Person));

@@ -10,6 +10,7 @@ import type { Logger } from '../../ops/logger.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
 import type { SessionActivity } from '../session-activity.js';
 import type { AccountSessions } from '../sessions.js';
+import type { ProviderInService } from '../../provider-in-service.js';
 import { ACCOUNT_PATH, field, when, type AccountPage } from './account-page.js';
 
 /**
@@ -32,13 +33,15 @@ function device(userAgent: string | undefined): string {
 }
 
 interface Options {
+  /** The provider in service (its session cookie's name and keys). */
+  readonly providers: ProviderInService;
   readonly sessions: AccountSessions;
   readonly activity: SessionActivity;
   readonly grants: GrantRevocation;
   readonly logger: Logger;
 }
 
-export function sessionsSection({ sessions, activity, grants, logger }: Options) {
+export function sessionsSection({ providers, sessions, activity, grants, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -77,8 +80,9 @@ export function sessionsSection({ sessions, activity, grants, logger }: Options)
       }
       await activity.forget(uid);
       logger.info({ event: 'account.session_signed_out', sub: who.accountId, current: uid === who.sessionUid }, 'session signed out on the account page');
-      // Signing out the browser in front of the page: it is sent to sign in again.
+      // Signing out the browser in front of the page: its cookie is cleared, and it is sent to sign in again.
       if (uid === who.sessionUid) {
+        sessions.clearCookie(providers.current, ctx);
         ctx.status = 303;
         ctx.redirect(ACCOUNT_PATH);
         return;
