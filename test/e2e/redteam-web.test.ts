@@ -269,6 +269,29 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
     await context.close();
   });
 
+  it('a sign-out page another site opens does not act on a key press: nothing on it holds the focus, so an Enter or a Space meant for that site (held down as the page opens) signs nobody out; the person\'s click still does (keystroke-jacking, logout CSRF; the web surface, ninth pass)', async () => {
+    const { context, page } = await profile();
+    await signInToAccount(page);
+    attackerPage = `<!doctype html><a id="go" href="${server.issuer}/session/end">go</a><script>document.getElementById('go').click()</script>`;
+    await page.goto(`${attackerOrigin}/`);
+    await page.waitForURL(`${server.issuer}/session/end`);
+    await page.waitForLoadState('load');
+    // A key the page receives goes to what holds the focus: before, "Sign out everywhere" (autofocus).
+    assert.equal(await page.evaluate('document.activeElement ? document.activeElement.tagName : null'), 'BODY', 'no control of the sign-out page holds the focus');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Space');
+    await page.waitForLoadState('networkidle');
+    assert.equal(page.url(), `${server.issuer}/session/end`, 'the keys sent nothing');
+    await page.goto(`${server.issuer}/account`);
+    assert.equal(page.url(), `${server.issuer}/account`, 'still signed in');
+    await page.goto(`${server.issuer}/session/end`);
+    await page.click('button[name="logout"]');
+    await page.waitForURL(`${server.issuer}/session/end/success`);
+    await page.goto(`${server.issuer}/account`);
+    assert.notEqual(page.url(), `${server.issuer}/account`, 'signed out by the click');
+    await context.close();
+  });
+
   it("another site can neither frame a signed-in person's pages (sign-in, consent, account, developer, device, sign-out) for a click, nor read them with the person's cookies through CORS, in Chromium (X-Frame-Options DENY, frame-ancestors 'none'; no Access-Control-Allow-Credentials)", async () => {
     const { context, page } = await profile();
     await signInToAccount(page);
