@@ -392,7 +392,8 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         }
       });
 
-      it('a second server on the same embedded store is refused, without logging that it uses the embedded store; a busy PORT or metrics port and an unknown HOST are one line', async () => {
+      it('a second server on the same embedded store is refused, without logging that it uses the embedded store; a busy PORT or metrics port and an unknown HOST are one line', async function () {
+        this.timeout(120_000); // nine starts of the server's process, each refused only after its checks
         const cases: [Record<string, string>, RegExp][] = [
           [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process; .*give this one its own with EMBEDDED_FILE=data\/other\.json/],
           [{ EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
