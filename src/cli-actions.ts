@@ -312,7 +312,9 @@ async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Pr
   if (!snapshot) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
   planRevocation(snapshot.ring, kids); // refuses an unknown kid before anything is written
   const list = revocationList(kv, settings);
-  for (const kid of new Set(kids)) await list.revokeKey(kid, keyRevocationHorizon(settings));
+  // As long as the servers' JWKS may be cached (their publish lead and refresh), not only this process's settings say.
+  const horizon = keyRevocationHorizon(settings, await list.lifetimes());
+  for (const kid of new Set(kids)) await list.revokeKey(kid, horizon);
   const { before, after } = await revokeFromRing(store, kids, settings.keys.rsaBits);
   print({
     revoked: [...new Set(kids)],

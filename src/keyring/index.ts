@@ -10,35 +10,42 @@ import { KeyringService } from './service.js';
 import { FileRingStore, KvRingStore, type RingStore } from './stores.js';
 
 /**
- * `published`: the longest lifetime of anything signed that any instance said in the store it may
- * still have alive (RevocationList lifetimes().signed): a process with shorter settings of its own
- * (the CLI run without the servers' TTL settings, a server restarted with lower ones) keeps a
- * retired key as long as those tokens live, not only its own (fifth fresh-eyes passes: a CLI's
- * `keys rotate` removed a key whose ID tokens had 11 minutes left, refused by every verifier).
+ * `published`: what the instances said in the store (RevocationList lifetimes()). `signed`: the
+ * longest lifetime of anything signed that any instance may still have alive: a process with
+ * shorter settings of its own (the CLI run without the servers' TTL settings, a server restarted
+ * with lower ones) keeps a retired key as long as those tokens live, not only its own (fifth
+ * fresh-eyes passes: a CLI's `keys rotate` removed a key whose ID tokens had 11 minutes left,
+ * refused by every verifier). `refresh`: the longest `keys.refreshInterval` of the servers, how long
+ * one of them may go on signing with a key retired elsewhere. `lead`: the longest `keys.publishLead` of the servers, whose JWKS is
+ * cached half of it: a next key signs only once it has been published that long, whoever promotes
+ * it (ninth fresh-eyes passes, keys and caches: the CLI run without the servers' KEYS_PUBLISH_LEAD
+ * promoted a key their verifiers, caching the JWKS as told, did not know yet).
  */
-export function rotationPolicy(config: Config, published = 0): RotationPolicy {
+export function rotationPolicy(config: Config, published: { readonly signed?: number; readonly lead?: number; readonly refresh?: number } = {}): RotationPolicy {
   return {
     interval: config.keys.rotationInterval,
-    lead: config.keys.publishLead,
+    lead: Math.max(config.keys.publishLead, published.lead ?? 0),
     // A just-retired key may still sign on an instance that has not noticed yet (refreshInterval),
     // and what it signed stays valid for the longest lifetime, plus the skew verifiers allow.
-    retention: Math.max(longestSignedLifetime(config), published) + CLOCK_TOLERANCE + Math.ceil(config.keys.refreshInterval),
+    retention: Math.max(longestSignedLifetime(config), published.signed ?? 0) + CLOCK_TOLERANCE + Math.ceil(Math.max(config.keys.refreshInterval, published.refresh ?? 0)),
   };
 }
 
-/** rotationPolicy with the longest lifetime the servers on the store published (the revocation list's lifetimes: no import of it here). */
-export async function publishedRotationPolicy(config: Config, revocations: { lifetimes(): Promise<{ readonly signed: number }> }): Promise<RotationPolicy> {
-  return rotationPolicy(config, (await revocations.lifetimes()).signed);
+/** rotationPolicy with the longest lifetime, publish lead and refresh interval the servers on the store published (the revocation list's lifetimes: no import of it here). */
+export async function publishedRotationPolicy(config: Config, revocations: { lifetimes(): Promise<{ readonly signed: number; readonly lead: number; readonly refresh: number }> }): Promise<RotationPolicy> {
+  return rotationPolicy(config, await revocations.lifetimes());
 }
 
 /**
  * Seconds a revoked key's entry on the revocation list must last: until every token it signed has
- * expired, and every verifier that follows the feed has dropped the key from its cached JWKS (we
- * serve it with max-age publishLead/2), and every instance has followed the ring; plus skew (added
- * by the list).
+ * expired, and every verifier that follows the feed has dropped the key from its cached JWKS (the
+ * servers serve it with max-age publishLead/2: the longest lead they published, `published.lead`, when
+ * it is longer than this process's own), and every instance has followed the ring (the longest
+ * refresh interval they published, likewise); plus skew (added by the list).
  */
-export function keyRevocationHorizon(config: Config): number {
-  return Math.max(longestAccessTokenLifetime(config), Math.floor(config.keys.publishLead / 2)) + Math.ceil(config.keys.refreshInterval);
+export function keyRevocationHorizon(config: Config, published: { readonly lead?: number; readonly refresh?: number } = {}): number {
+  const lead = Math.max(config.keys.publishLead, published.lead ?? 0);
+  return Math.max(longestAccessTokenLifetime(config), Math.floor(lead / 2)) + Math.ceil(Math.max(config.keys.refreshInterval, published.refresh ?? 0));
 }
 
 /** Redis when the store is Redis (sealed), else keys/keyring.json. */

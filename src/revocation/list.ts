@@ -81,7 +81,9 @@
  *                                   (URI-encoded; a scoped delegated entry on the feed)
  *   revoked:{rv}:operator-endings   "1" while a client_grant, narrowed, api or api-scope entry can matter
  *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
- *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon)
+ *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon),
+ *                                   and the servers' keys.publishLead and keys.refreshInterval ("lead:<seconds>",
+ *                                   "refresh:<seconds>", keyring/index.ts rotationPolicy)
  *   revoked:{rv}:lifetime:<kind>:<seconds>
  *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
  *                                   or while a kid entry of that horizon matters (revokeKey)
@@ -193,6 +195,14 @@ export interface Lifetimes {
   readonly feed: number;
   /** Anything signed (access and ID tokens): how long a retired signing key must stay published (keyring/index.ts rotationPolicy). At least `access`. */
   readonly signed: number;
+  /**
+   * Not a token's: the longest `keys.publishLead` of the instances (0: none said), how long a next
+   * key must be published before it signs, their JWKS being cached half of it (keyring/index.ts
+   * rotationPolicy, keyRevocationHorizon).
+   */
+  readonly lead: number;
+  /** Not a token's: the longest `keys.refreshInterval` of the instances (0: none said), how long one may sign with a key retired elsewhere. */
+  readonly refresh: number;
 }
 
 export interface RevocationListOptions {
@@ -204,6 +214,10 @@ export interface RevocationListOptions {
   readonly grantLifetime?: number;
   /** The longest lifetime of anything signed (access and ID tokens), in seconds. Default: accessTokenLifetime. */
   readonly signedLifetime?: number;
+  /** A server's `keys.publishLead`, in seconds, said with its lifetimes (Lifetimes.lead); none: not said. */
+  readonly publishLead?: number;
+  /** A server's `keys.refreshInterval`, in seconds, said with its lifetimes (Lifetimes.refresh); none: not said. */
+  readonly refreshInterval?: number;
   /**
    * Keeps a person's ending owed while the account write between its two entries runs (accounts.ts
    * #endingEverything: one cut off after the write is finished by the sweep); without it, nothing is.
@@ -245,11 +259,13 @@ export class RevocationList {
   readonly #lifetime: number;
   readonly #grantLifetime: number;
   readonly #signedLifetime: number;
+  readonly #publishLead: number;
+  readonly #refreshInterval: number;
 
   /** Keeps a person's ending owed while it runs (RevocationListOptions.owed). */
   readonly owed: KeepsOwed | undefined;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, owed }: RevocationListOptions) {
+  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
     this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
@@ -257,6 +273,8 @@ export class RevocationList {
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
     this.#signedLifetime = Math.max(signedLifetime ?? 0, accessTokenLifetime);
+    this.#publishLead = publishLead ?? 0;
+    this.#refreshInterval = Math.ceil(refreshInterval ?? 0);
   }
 
   /**
@@ -271,6 +289,10 @@ export class RevocationList {
     await this.#publish('access', this.#lifetime, this.#lifetime + every + this.#skew);
     await this.#publish('grant', this.#grantLifetime, this.#grantLifetime + every + this.#skew);
     await this.#publish('signed', this.#signedLifetime, this.#signedLifetime + every + this.#skew);
+    // Kept as long as a JWKS this server served may still be cached (half the lead) once it stops saying it.
+    if (this.#publishLead > 0) await this.#publish('lead', this.#publishLead, Math.ceil(this.#publishLead / 2) + every + this.#skew);
+    // As long as what this server signed with a key retired elsewhere, before it noticed, may live.
+    if (this.#refreshInterval > 0) await this.#publish('refresh', this.#refreshInterval, this.#signedLifetime + this.#refreshInterval + every + this.#skew);
   }
 
   /**
@@ -300,7 +322,7 @@ export class RevocationList {
   }
 
   /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
-  async #publish(kind: 'access' | 'grant' | 'feed' | 'signed', seconds: number, ttl: number): Promise<void> {
+  async #publish(kind: 'access' | 'grant' | 'feed' | 'signed' | 'lead' | 'refresh', seconds: number, ttl: number): Promise<void> {
     const member = `${kind}:${seconds}`;
     // The key first: a member whose key is gone is read as gone.
     await this.#kv.set(lifetimeKey(member), '1', { ttl });
@@ -316,6 +338,8 @@ export class RevocationList {
     let access = this.#lifetime;
     let grant = this.#grantLifetime;
     let signed = this.#signedLifetime;
+    let lead = this.#publishLead;
+    let refresh = this.#refreshInterval;
     let feed = 0;
     const published = await this.#rareMarks.members(LIFETIMES_KEY);
     const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
@@ -327,8 +351,10 @@ export class RevocationList {
       if (kind === 'grant') grant = Math.max(grant, seconds);
       if (kind === 'feed') feed = Math.max(feed, seconds);
       if (kind === 'signed') signed = Math.max(signed, seconds);
+      if (kind === 'lead') lead = Math.max(lead, seconds);
+      if (kind === 'refresh') refresh = Math.max(refresh, seconds);
     }
-    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access) };
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access), lead, refresh };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
