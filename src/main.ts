@@ -50,7 +50,7 @@ import { acceptedDocumentsKept } from './provider/provider.js';
 import { configuredClientsChanged } from './provider/client-endings.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
-import { CLOCK_TOLERANCE } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
@@ -165,7 +165,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only: clients and users are kept in the file, sessions and tokens end with the process)',
     );
   }
-  const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
+  // Planned with what the other servers said from the first maintenance on (the revocation list's
+  // lifetimes; the provider's list is made later), not this process's settings alone.
+  const said = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
+  const keys = await openKeyring(config, kv, logger, said).catch(async (error: unknown) => {
     await kv.close();
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   });

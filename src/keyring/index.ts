@@ -31,8 +31,13 @@ export function rotationPolicy(config: Config, published: { readonly signed?: nu
   };
 }
 
+/** What the servers said in the store (RevocationList lifetimes()). */
+export interface LifetimesSaid {
+  lifetimes(): Promise<{ readonly signed: number; readonly lead: number; readonly refresh: number }>;
+}
+
 /** rotationPolicy with the longest lifetime, publish lead and refresh interval the servers on the store published (the revocation list's lifetimes: no import of it here). */
-export async function publishedRotationPolicy(config: Config, revocations: { lifetimes(): Promise<{ readonly signed: number; readonly lead: number; readonly refresh: number }> }): Promise<RotationPolicy> {
+export async function publishedRotationPolicy(config: Config, revocations: LifetimesSaid): Promise<RotationPolicy> {
   return rotationPolicy(config, await revocations.lifetimes());
 }
 
@@ -53,8 +58,10 @@ export function ringStore(config: Config, kv: Kv): RingStore {
   return kv.kind === 'redis' ? new KvRingStore(kv, new Sealer(config.keys.secrets)) : new FileRingStore(resolve(config.keys.dir));
 }
 
-export async function openKeyring(config: Config, kv: Kv, logger?: Logger): Promise<KeyringService> {
+/** `published`: what the servers said in the store (publishedRotationPolicy), planned with from the first maintenance, at open, on. */
+export async function openKeyring(config: Config, kv: Kv, logger?: Logger, published?: LifetimesSaid): Promise<KeyringService> {
   return KeyringService.open({
+    ...(published ? { policyNow: () => publishedRotationPolicy(config, published) } : {}),
     store: ringStore(config, kv),
     policy: rotationPolicy(config),
     rsaBits: config.keys.rsaBits,

@@ -22,6 +22,12 @@ export interface KeyringServiceOptions {
   /** Where the ring lived before, imported once when the store has none (keys/ when moving to Redis). */
   readonly importFrom?: RingStore;
   readonly logger?: Logger;
+  /**
+   * The policy to plan with (retainFor), from the start on: the first maintenance, at open, ran
+   * with `policy` alone, so a server restarted with shorter settings than the others' removed, as
+   * it started, a retired key their tokens still needed (ninth fresh-eyes passes, keys and caches).
+   */
+  readonly policyNow?: () => Promise<RotationPolicy>;
 }
 
 /** The public JWKS as served: body, validator and cache lifetime, computed once per ring. */
@@ -146,6 +152,7 @@ export class KeyringService implements SigningGate {
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
+    if (options.policyNow) this.#policyNow = options.policyNow;
     this.#snapshot = snapshot;
     this.#jwks = publish(snapshot.ring, options.policy);
     this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());

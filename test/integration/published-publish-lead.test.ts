@@ -8,6 +8,7 @@
  * as it was told did not know; and `keys revoke` there kept the kid entry 12 hours, while such a
  * verifier may hold the revoked key 3.5 days. Likewise their `keys.refreshInterval`: a key retired
  * by the CLI signs at a server that has not looked yet for up to that long, and its tokens live on.
+ * And a server's first maintenance, at its start, plans with them too (it planned with its own alone).
  */
 import assert from 'node:assert/strict';
 import { Keyring } from '../../src/keyring/keyring.js';
@@ -89,5 +90,24 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
     assert.equal(rotated.status, 0, rotated.stderr);
     const after = (await readRing(store))!.ring;
     assert.ok(after.keys.some((key) => key.kid === old.kid && key.state === 'retired'), `the key retired 3,700 s ago was removed: ${JSON.stringify(after.keys.map((key) => [key.kid, key.state]))}`);
+  });
+
+  it('a server started without the others\' KEYS_REFRESH_INTERVAL keeps, at its start, a key retired 3,700 s ago', async () => {
+    const store = ringStore(server.config, server.kv);
+    const before = (await readRing(store))!;
+    const retiredAt = new Date(Date.now() - 3_700_000).toISOString();
+    const old = before.ring.current!;
+    const successor = before.ring.next!;
+    const keys = before.ring.keys.map((key) =>
+      key.kid === old.kid ? { ...key, state: 'retired' as const, retiredAt } : key.kid === successor.kid ? { ...key, state: 'current' as const, activatedAt: retiredAt } : key,
+    );
+    assert.ok(await store.write(new Keyring(keys), before.raw));
+    const other = await startServer({ redisUrl: redis.url });
+    try {
+      const after = (await readRing(store))!.ring;
+      assert.ok(after.keys.some((key) => key.kid === old.kid && key.state === 'retired'), `the key retired 3,700 s ago was removed at the start: ${JSON.stringify(after.keys.map((key) => [key.kid, key.state]))}`);
+    } finally {
+      await other.stop();
+    }
   });
 });
