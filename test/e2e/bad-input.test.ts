@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { answerTo as rawAnswer } from '../helpers/raw-exchange.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 /** A redirect URI registered with its trailing slash. */
@@ -378,25 +379,8 @@ describe('e2e: bad input gets a clean protocol error', function () {
   });
 
   it('a body the parser refuses midway (a malformed chunk) is answered 400 and the connection closed, at every endpoint that reads a body: the refusal waited for the refused request\'s own answer, which waited for the rest of its body, and the connection was held open for as long as the client kept it (bad input and blips, ninth pass)', async () => {
-    const { connect } = await import('node:net');
     /** What the server writes back before it closes the connection, or undefined if it still holds it after 5 s. */
-    const answerTo = (request: string) =>
-      new Promise<string | undefined>((resolve) => {
-        const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
-        let text = '';
-        const held = setTimeout(() => {
-          socket.destroy();
-          resolve(undefined);
-        }, 5_000);
-        const done = () => {
-          clearTimeout(held);
-          resolve(text);
-        };
-        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-        socket.on('error', done);
-        socket.on('close', done);
-        socket.write(request);
-      });
+    const answerTo = (request: string) => rawAnswer(Number(new URL(server.url).port), request, 5_000);
     const chunked = (path: string, start: string) =>
       `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${start.length.toString(16)}\r\n${start}\r\nzz\r\n`;
     for (const path of ['/token', '/token/introspection', '/request', '/device', '/interaction/some-uid/login', '/account/password', '/session/end/confirm']) {

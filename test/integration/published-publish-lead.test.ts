@@ -37,6 +37,20 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
     await redis?.stop();
   });
 
+  /** Retires the current key `seconds` ago in the store (its next key current since then), as a rotation there would have. */
+  const retireCurrentSecondsAgo = async (seconds: number) => {
+    const store = ringStore(server.config, server.kv);
+    const before = (await readRing(store))!;
+    const retiredAt = new Date(Date.now() - seconds * 1000).toISOString();
+    const old = before.ring.current!;
+    const successor = before.ring.next!;
+    const keys = before.ring.keys.map((key) =>
+      key.kid === old.kid ? { ...key, state: 'retired' as const, retiredAt } : key.kid === successor.kid ? { ...key, state: 'current' as const, activatedAt: retiredAt } : key,
+    );
+    assert.ok(await store.write(new Keyring(keys), before.raw));
+    return { store, old };
+  };
+
   it('keys rotate run without the servers\' KEYS_PUBLISH_LEAD refuses a next key published 2 days ago (the servers\' JWKS is cached 3.5 days); keys list says when it may sign by the servers\' lead', async () => {
     const jwks = await fetch(new URL('/jwks', server.url));
     assert.equal(jwks.headers.get('cache-control'), `public, max-age=${WEEK / 2}`);
@@ -73,16 +87,8 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
   });
 
   it('keys rotate --now run without the servers\' KEYS_REFRESH_INTERVAL keeps a key retired 3,700 s ago (ID tokens of 3,600 s, signed up to 300 s after it retired at a server that had not looked yet)', async () => {
-    const store = ringStore(server.config, server.kv);
-    const before = (await readRing(store))!;
     // Past the CLI's own retention (3,600 + 15 + 2), within the servers' (3,600 + 15 + 300).
-    const retiredAt = new Date(Date.now() - 3_700_000).toISOString();
-    const old = before.ring.current!;
-    const successor = before.ring.next!;
-    const keys = before.ring.keys.map((key) =>
-      key.kid === old.kid ? { ...key, state: 'retired' as const, retiredAt } : key.kid === successor.kid ? { ...key, state: 'current' as const, activatedAt: retiredAt } : key,
-    );
-    assert.ok(await store.write(new Keyring(keys), before.raw));
+    const { store, old } = await retireCurrentSecondsAgo(3_700);
 
     const { KEYS_REFRESH_INTERVAL, KEYS_PUBLISH_LEAD: _lead, ...withoutKeys } = server.env;
     assert.equal(KEYS_REFRESH_INTERVAL, '300');
@@ -93,15 +99,7 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
   });
 
   it('a server started without the others\' KEYS_REFRESH_INTERVAL keeps, at its start, a key retired 3,700 s ago', async () => {
-    const store = ringStore(server.config, server.kv);
-    const before = (await readRing(store))!;
-    const retiredAt = new Date(Date.now() - 3_700_000).toISOString();
-    const old = before.ring.current!;
-    const successor = before.ring.next!;
-    const keys = before.ring.keys.map((key) =>
-      key.kid === old.kid ? { ...key, state: 'retired' as const, retiredAt } : key.kid === successor.kid ? { ...key, state: 'current' as const, activatedAt: retiredAt } : key,
-    );
-    assert.ok(await store.write(new Keyring(keys), before.raw));
+    const { store, old } = await retireCurrentSecondsAgo(3_700);
     const other = await startServer({ redisUrl: redis.url });
     try {
       const after = (await readRing(store))!.ring;

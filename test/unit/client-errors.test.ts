@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { clientErrorAnswers } from '../../src/http/client-errors.js';
+import { answerTo as rawAnswer } from '../helpers/raw-exchange.js';
 
 describe('unit: client-errors', () => {
   let server: Server;
@@ -36,23 +36,7 @@ describe('unit: client-errors', () => {
   });
 
   /** What the server writes back before it closes the connection, or undefined if it still holds it after 3 s. */
-  const answerTo = (request: string) =>
-    new Promise<string | undefined>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      let text = '';
-      const held = setTimeout(() => {
-        socket.destroy();
-        resolve(undefined);
-      }, 3_000);
-      const done = () => {
-        clearTimeout(held);
-        resolve(text);
-      };
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.on('error', done);
-      socket.on('close', done);
-      socket.write(request);
-    });
+  const answerTo = (request: string) => rawAnswer(port, request, 3_000);
 
   it('a body that stops arriving is answered 408 once the request timeout passes and the connection closed, not held for as long as the client keeps it (it waited for its own answer, which waited for the body)', async () => {
     const answer = await answerTo('POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=');
