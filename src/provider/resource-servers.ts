@@ -14,6 +14,7 @@
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type ApiDefinition, type Apis, type ClientGrant } from '../apis/apis.js';
 import { predatesClient } from './consents.js';
+import { COMMA_RULE, joinedWithCommas } from './scope-commas.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
 import { grantGivenAt } from './patches/grant-given-at.js';
@@ -69,7 +70,8 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     const held = heldUnder(api, grant);
     const refused = requested.filter((scope) => !held.allowed.has(scope));
     if (refused.length) {
-      throw new errors.InvalidScope(`scope not granted to this client at ${indicator}: ${refused.join(' ')}`, refused.join(' '));
+      const commas = joinedWithCommas(refused, (part) => held.allowed.has(part)) ? `; ${COMMA_RULE}` : '';
+      throw new errors.InvalidScope(`scope not granted to this client at ${indicator}: ${refused.join(' ')}${commas}`, refused.join(' '));
     }
     // A grant with none of the API's scopes (introspection only, or every scope revoked since) is no
     // leave to call it: a token without scope would still be taken by an API that checks only `aud`.

@@ -121,6 +121,19 @@ describe('e2e: client_credentials, JWT verification, introspection and revocatio
     });
   });
 
+  it('scopes it holds joined with commas (read,write, as Grant joins them unless told scope_delimiter: " "): the refusal says scopes are separated by spaces (security-passes.md, tenth passes, client libraries)', async () => {
+    await assert.rejects(oidc.clientCredentialsGrant(config, { scope: 'read,write', resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_scope');
+      assert.equal(error.error_description, `scope not granted to this client at ${API}: read,write; scopes are separated by spaces, not commas (RFC 6749 section 3.3)`);
+      return true;
+    });
+    await assert.rejects(oidc.clientCredentialsGrant(config, { scope: 'delete,purge', resource: API }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error_description, `scope not granted to this client at ${API}: delete,purge`);
+      return true;
+    });
+  });
+
   it('rejects an unknown resource indicator with invalid_target', async () => {
     await assert.rejects(oidc.clientCredentialsGrant(config, { scope: 'read', resource: 'https://nowhere.example' }), (error: Error) => {
       assert.ok(error instanceof oidc.ResponseBodyError);

@@ -95,6 +95,30 @@ describe('e2e: an authorization request without scope is invalid_scope at once',
       });
     });
 
+    it('known scopes joined with commas, as Grant (5.4) sends them for a provider of your own unless told scope_delimiter: " ": the description says scopes are separated by spaces, at /auth, pushed and from a device (security-passes.md, tenth passes, client libraries)', async () => {
+      await server.apis.add({ identifier: 'https://photos.example.test', scopes: ['photos:read'] });
+      for (const scope of ['openid,profile,email', 'photos:read,foo']) {
+        const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, state: 'abc', scope, ...(await pkce()) });
+        const page = await new Agent().follow(url.href, {}, REDIRECT);
+        assert.ok(page.url.startsWith(REDIRECT), `expected the callback, got ${page.status} ${page.url}`);
+        const answer = new URL(page.url).searchParams;
+        assert.equal(answer.get('error'), 'invalid_scope', scope);
+        assert.equal(answer.get('error_description'), `none of the requested scopes is known here (${scope}); scopes are separated by spaces, not commas (RFC 6749 section 3.3)`);
+      }
+      await assert.rejects(oidc.buildAuthorizationUrlWithPAR(app, { redirect_uri: REDIRECT, scope: 'openid,profile', ...(await pkce()) }), (error: oidc.ResponseBodyError) => {
+        assert.match(error.error_description ?? '', /separated by spaces, not commas/);
+        return true;
+      });
+      await assert.rejects(oidc.initiateDeviceAuthorization(device, { scope: 'openid,offline_access' }), (error: oidc.ResponseBodyError) => {
+        assert.match(error.error_description ?? '', /separated by spaces, not commas/);
+        return true;
+      });
+      // Unknown words with a comma are only unknown.
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'foo,bar', ...(await pkce()) });
+      const answer = new URL((await new Agent().follow(url.href, {}, REDIRECT)).url).searchParams;
+      assert.match(answer.get('error_description') ?? '', /ask for openid, or the scopes of an API/);
+    });
+
     it('a known scope among them, a runtime API\'s scope, or offline_access alone: on to the sign-in page as before (unknown ones are ignored)', async () => {
       await server.apis.add({ identifier: 'https://notes.example.test', scopes: ['notes:read'] });
       for (const scope of ['openid foo', 'notes:read', 'foo notes:read', 'offline_access']) {

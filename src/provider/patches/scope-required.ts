@@ -25,6 +25,7 @@
  */
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import { shownAs } from '../../http/errors.js';
+import { COMMA_RULE, joinedWithCommas } from '../scope-commas.js';
 import { beforeCheckScope } from './before-check-scope.js';
 
 /** The scopes a provider knows: its static ones, and those of the APIs in the store now. */
@@ -60,9 +61,11 @@ async function scopeRequired(ctx: KoaContextWithOIDC, next: () => Promise<void>)
       if (!requested.some((each) => apiScopes.has(each))) {
         const named = requested.slice(0, NAMED_SCOPES).map((each) => (each.length > NAMED_LENGTH ? `${each.slice(0, NAMED_LENGTH)}…` : each));
         const more = requested.length > NAMED_SCOPES ? ` and ${requested.length - NAMED_SCOPES} more` : '';
+        // "Ask for openid" would send whoever asked for `openid,profile` looking for what is asked already.
+        const rule = joinedWithCommas(requested, (part) => known.statics.has(part) || apiScopes.has(part)) ? COMMA_RULE : UNKNOWN_RULE;
         throw shownAs(
-          new errors.InvalidScope(`none of the requested scopes is known here (${named.join(' ')}${more}); ${UNKNOWN_RULE}`, undefined as unknown as string),
-          `none of the requested scopes is known here; ${UNKNOWN_RULE}`,
+          new errors.InvalidScope(`none of the requested scopes is known here (${named.join(' ')}${more}); ${rule}`, undefined as unknown as string),
+          `none of the requested scopes is known here; ${rule}`,
         );
       }
     }
