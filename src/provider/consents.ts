@@ -204,7 +204,17 @@ export class Consents {
   async loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
     const { client, session, provider, result } = ctx.oidc;
     if (!client || !session?.accountId) return undefined;
-    const grantId = (result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
+    const named = session.grantIdFor(client.clientId);
+    const given = (result?.consent as { grantId?: string } | undefined)?.grantId;
+    // A consent page that added to the grant the session named for the app when it began, resumed
+    // after the session let go of it (the person signed out of this app only, its offline access
+    // kept; another grant put in its place): that grant is not named again. The letting go ended its
+    // artifacts bound to this session (opaque access tokens, codes, device codes issued without
+    // offline access) only by the engine's comparison with the grant the session names
+    // (token_helpers.js checkSessionBinding): named again, each worked again (tenth fresh-eyes
+    // endings pass). The session's grant now, or one from what the person allowed, is taken instead.
+    const addedTo = (ctx.oidc.entities as { Interaction?: { grantId?: unknown } }).Interaction?.grantId;
+    const grantId = given !== undefined && given === addedTo && given !== named ? named : (given ?? named);
     if (grantId) {
       const grant = await provider.Grant.find(grantId);
       // A session's grant naming an API removed and added again since is not reused: the person is
