@@ -126,7 +126,7 @@ import { accountClient } from '../accounts/page/account-pages.js';
 import { CookieKeys } from '../http/cookie-keys.js';
 import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
-import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
+import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, withoutUnusedSecret, type RegistrationPolicy } from '../registration/policy.js';
 import { predatesClient, type Consents } from './consents.js';
 import { clientEndings } from './client-endings.js';
 import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
@@ -615,6 +615,7 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
         keepRequirements(ctx, metadata as Record<string, unknown>);
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService, apiScopes);
         applyRequirements(policy, metadata as Record<string, unknown>);
+        withoutUnusedSecret(metadata as Record<string, unknown>);
       },
     },
   };

@@ -537,6 +537,29 @@ export async function checkConfiguredClients(provider: Provider, clients: readon
  * requests are made by Latchkey itself, to its own redirect URIs, and they could not sign anyone in
  * otherwise. The engine takes changes to the metadata made during validation.
  */
+/** The token endpoint methods that authenticate a client by its secret (client_secret_basic when none is named: RFC 7591 §2, provider.ts clientDefaults). */
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
+
+export function takesSecret(metadata: Record<string, unknown>): boolean {
+  return SECRET_METHODS.has(String(metadata.token_endpoint_auth_method ?? 'client_secret_basic'));
+}
+
+/**
+ * A client whose method takes no secret (`none`, `private_key_jwt`) holds none as the engine reads
+ * it, and no `client_secret_expires_at` (RFC 7591 §3.2.1: it goes with an issued secret). The
+ * engine's RFC 7592 update keeps the secret a client had when it moves to such a method
+ * (registration.js clientUpdateResponse), and issues one on the way back only to a client without
+ * one: a client that gave up its secret (perhaps because it leaked), made confidential again by its
+ * own update, was given none and authenticated with the old one again, with no way of its own to
+ * rotate it (tenth conformance pass). An operator's write keeps the stored secret's digest and
+ * brings it back as documented (registration/clients.ts update, docs/operating.md).
+ */
+export function withoutUnusedSecret(metadata: Record<string, unknown>): void {
+  if (takesSecret(metadata)) return;
+  delete metadata.client_secret;
+  delete metadata.client_secret_expires_at;
+}
+
 export function applyRequirements(policy: RegistrationPolicy, metadata: Record<string, unknown>): void {
   const par = policy.requirePushedRequests;
   if (par && !par.except.includes(String(metadata.client_id))) metadata.require_pushed_authorization_requests = true;
