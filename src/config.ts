@@ -357,6 +357,26 @@ function nearest(path: readonly PropertyKey[], defaults: Tree): string[] | undef
   return near === undefined ? undefined : [...path.slice(0, -1).map(String), near];
 }
 
+/**
+ * A setting a file holds as one key, as the README names it: its path dotted (`redis.url:`, read
+ * as one key named so) or its env var (`KEYS_SECRETS:`). Each was an unknown setting with no word
+ * of the one meant (tenth newcomer pass). The setting's path, and how it was written.
+ */
+function writtenAsOneKey(path: readonly PropertyKey[], defaults: Tree): { meant: string[]; as: 'dotted' | 'env' } | undefined {
+  const key = String(path.at(-1));
+  const paths = settings(defaults).map((setting) => setting.path);
+  const dotted = [...path.slice(0, -1).map(String), ...key.split('.')].join('.').toLowerCase();
+  const byPath = key.includes('.') ? paths.find((each) => each.join('.').toLowerCase() === dotted) : undefined;
+  if (byPath) return { meant: byPath, as: 'dotted' };
+  const byEnv = /^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$/.test(key) ? paths.find((each) => envName(each) === key.toUpperCase()) : undefined;
+  return byEnv ? { meant: byEnv, as: 'env' } : undefined;
+}
+
+/** How a file writes the setting at `path`, on one line: `ttl: {accessToken: …}`. */
+function nested(path: readonly string[]): string {
+  return path.reduceRight((inner, key) => `${key}: ${inner === '…' ? inner : `{${inner}}`}`, '…');
+}
+
 /** "; did you mean ttl.accessToken (TTL_ACCESS_TOKEN)?"; a group of settings (redis) has no env var to name. */
 function didYouMean(meant: readonly string[] | undefined, defaults: Tree): string {
   if (!meant) return '';
@@ -410,6 +430,8 @@ function bound(issue: { code: 'too_small' | 'too_big'; message: string; origin: 
 function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string[]): string {
   const names = [path, ...(meant ? [meant] : [])].map((each) => each.map(String).join('.'));
   if (names.some((name) => /^(clients|cookie|keys\.secrets)/i.test(name))) return ''; // (a misspelt one too: keys.Secrets)
+  // An unknown key meant as no setting, named like a secret (keys_secret, redis_password), may hold one: not written back to the terminal or the log.
+  if (meant?.length === 0 && /secret|passw|token|cookie|credential|private/i.test(String(path.at(-1)))) return '';
   let value = valueAt(path, tree);
   if (value === undefined) return '';
   // An unknown key's mapping or list may hold anything (Redis: {url: …}, Keys: {secrets: […]}): not echoed.
@@ -606,8 +628,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     if (issue.code === 'unrecognized_keys') {
       // Only a file holds a key that is no setting (env vars are read by the settings' names), so no env var is named for it.
+      const name = path.map(String).join('.');
       const meant = nearest(path, defaults);
-      throw new ConfigError(`${path.map(String).join('.')}: unknown setting${given(path, tree, meant ?? [])}${didYouMean(meant, defaults)}`);
+      const oneKey = meant ? undefined : writtenAsOneKey(path, defaults);
+      if (oneKey) {
+        const group = oneKey.meant.length > 1 ? 'nests under its group' : 'writes as';
+        const how = oneKey.as === 'dotted' ? `a file nests a setting under its group: ${nested(oneKey.meant)}` : `that is the environment variable of ${oneKey.meant.join('.')}, which a file ${group}${oneKey.meant.length > 1 ? ':' : ''} ${nested(oneKey.meant)}`;
+        throw new ConfigError(`${name}: unknown setting${given(path, tree, oneKey.meant)}; ${how}`);
+      }
+      throw new ConfigError(`${name}: unknown setting${given(path, tree, meant ?? [])}${didYouMean(meant, defaults)}`);
     }
     // A group (redis) given a value, as `redis: redis://…` in a file: it has no env var to name, and
     // the value was meant for one of its settings, which are named instead.
