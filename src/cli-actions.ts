@@ -402,7 +402,13 @@ const actions: Record<string, Action> = {
     logProcessWarnings(logger);
     const { serve } = await import('./main.js');
     const { runServer } = await import('./workers.js');
-    await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);
+    await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch((error: unknown) => {
+      // The log is written in batches, the refusal at once: what was logged before it (the embedded
+      // store's warning, a key generated) is written first, so that the refusal stays the last line
+      // where stdout and stderr are one log (a container's, a journal; tenth newcomer pass).
+      logger.flush();
+      fail(error);
+    });
   },
 
   'clients add': async (options) =>

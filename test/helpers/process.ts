@@ -3,9 +3,9 @@
  * one-shot commands, and `serve` as a second server process next to an in-process one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { eventually } from './eventually.js';
 
@@ -49,6 +49,32 @@ export function latchkey(env: Record<string, string>, args: string[], stdin?: st
     child.on('error', fail);
     child.on('close', (status) => done({ status, stdout, stderr }));
     child.stdin!.end(stdin ?? '');
+  });
+}
+
+/**
+ * A command whose stdout and stderr are one file, as a container's log or a service manager's
+ * journal shows them (or a terminal `2>&1 | less`): what it wrote, in the order the writes were made.
+ */
+export function latchkeyOneStream(env: Record<string, string>, args: string[]): Promise<{ status: number | null; output: string }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'latchkey-output-')), 'output');
+  const fd = openSync(file, 'w');
+  if (!checked) {
+    assertBuilt();
+    checked = true;
+  }
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', NODE_COMPILE_CACHE: COMPILE_CACHE, ...env },
+    stdio: ['ignore', fd, fd],
+  });
+  return new Promise((done, fail) => {
+    child.on('error', fail);
+    child.on('close', (status) => {
+      closeSync(fd);
+      const output = readFileSync(file, 'utf8');
+      rmSync(dirname(file), { recursive: true, force: true });
+      done({ status, output });
+    });
   });
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../helpers/eventually.js';
-import { latchkey, serveProcess } from '../helpers/process.js';
+import { latchkey, latchkeyOneStream, serveProcess } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
 import { testDir } from '../helpers/server.js';
 
@@ -61,6 +61,25 @@ describe('latchkey: unusable store and key ring files', function () {
     const pattern = /^latchkey: .*keyring\.json is not a Latchkey key ring \(not JSON\)$/;
     assertOneLine(await latchkey(settings, ['serve']), pattern);
     assertOneLine(await latchkey(settings, ['keys', 'list']), pattern);
+  });
+
+  it('a refused start ends with its one line where stdout and stderr are one log (a container\'s, a journal): what was logged before it is written first (tenth newcomer pass)', async () => {
+    // The JSON log is written in batches, the refusal at once: in one stream, the embedded store's
+    // warning, "generated a signing key" and the like came after the refusal, the last lines read.
+    const settings = { ...(await env('one-stream')), LOG_LEVEL: 'info', LOG_FORMAT: 'json' };
+    writeFileSync(join(dir, 'one-stream', 'plain'), 'not a directory\n');
+    const refusals: [Record<string, string>, RegExp][] = [
+      [{ KEYS_DIR: join(dir, 'one-stream', 'plain') }, /^latchkey: keys\.dir \(KEYS_DIR\): cannot read the key ring/],
+      [{ CLIENTS: JSON.stringify([{ client_id: 'app', client_secret: 'short', redirect_uris: ['https://app.example.com/cb'] }]) }, /^latchkey: clients \(CLIENTS\): client "app": client_secret must be at least 32/],
+      [{ HOST: 'no-such-host.invalid' }, /^latchkey: HOST: "no-such-host\.invalid" is not a known host name/],
+    ];
+    for (const [extra, pattern] of refusals) {
+      const { status, output } = await latchkeyOneStream({ ...settings, ...extra }, ['serve']);
+      assert.equal(status, 1, output);
+      const lines = output.trim().split('\n');
+      assert.match(lines.at(-1)!, pattern, output);
+      assert.ok(lines.length > 1 && lines.slice(0, -1).every((line) => line.startsWith('{')), `the log lines before it: ${output}`);
+    }
   });
 
   it('a running server whose store file is broken by a hand edit keeps serving what it read, says so, and reloads a good edit', async () => {
