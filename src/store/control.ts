@@ -188,17 +188,24 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
       warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
     }
   }
+  let announced = false;
   if (kv.kind === 'redis') {
-    await announceIssuer(config, kv).catch((error: unknown) => {
-      warn(`cannot record this server's issuer in the store (${(error as Error).message}): a CLI run elsewhere must be given ISSUER=${config.issuer}`);
-    });
+    announced = await announceIssuer(config, kv).then(
+      () => true,
+      (error: unknown) => {
+        warn(`cannot record this server's issuer in the store (${(error as Error).message}): a CLI run elsewhere must be given ISSUER=${config.issuer}`);
+        return false;
+      },
+    );
   }
   // Another server from this directory (one on Redis beside one on the embedded store) keeps its
   // record: overwritten, and removed when this one stops, the CLI would no longer know it runs.
   const other = readRunInfo(config);
   if (other && other.pid !== pid) {
-    // The CLI takes a server's issuer from the one record: this one's it must be given (newcomer pass).
-    const cli = kv.kind === 'embedded' ? "this server's embedded store" : `the embedded store, not on this server; with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses`;
+    // With this server's REDIS_URL the CLI takes the issuer announced in the store (openTarget); it
+    // must be given it only when the announcement failed (said "needs ISSUER" either way before the tenth newcomer pass).
+    const issuer = announced ? `under the issuer this server announces there (${config.issuer})` : `and needs ISSUER=${config.issuer} to name its addresses`;
+    const cli = kv.kind === 'embedded' ? "this server's embedded store" : `the embedded store, not on this server; with this server's REDIS_URL it acts on its store, ${issuer}`;
     warn(`another latchkey server runs from this directory (pid ${other.pid}, ${other.issuer}, on ${other.location}); the CLI without REDIS_URL acts on ${cli}`);
   } else {
     try {

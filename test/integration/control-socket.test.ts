@@ -127,7 +127,7 @@ describe('the embedded store\'s control socket', () => {
     rmSync(run, { force: true });
   });
 
-  it('a server on Redis started after an embedded one from the same directory says the CLI needs its REDIS_URL and its ISSUER (the record names the other)', async () => {
+  it('a server on Redis started after an embedded one from the same directory says the CLI needs its REDIS_URL, not its ISSUER: the CLI takes the issuer it announces in the store (the record names the other; tenth newcomer pass)', async () => {
     const { run } = controlPaths(config);
     const embedded = { pid: process.ppid, store: 'embedded', issuer: 'http://localhost:7500', location: config.embedded.file };
     writeFileSync(run, JSON.stringify(embedded));
@@ -135,10 +135,20 @@ describe('the embedded store\'s control socket', () => {
     const unannounce = await announceServer(config, { kind: 'redis', set: async () => true } as unknown as Kv, process.pid, (message) => warnings.push(message));
     try {
       assert.equal(warnings.length, 1);
-      assert.match(warnings[0]!, new RegExp(`the CLI without REDIS_URL acts on the embedded store, not on this server; with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses$`));
+      assert.match(warnings[0]!, new RegExp(`the CLI without REDIS_URL acts on the embedded store, not on this server; with this server's REDIS_URL it acts on its store, under the issuer this server announces there \\(${config.issuer}\\)$`));
       assert.deepEqual(JSON.parse(readFileSync(run, 'utf8')), embedded, "the embedded server's record stays");
     } finally {
       await unannounce();
+    }
+    // A server that could not announce its issuer says so, and that the CLI must be given it.
+    warnings.length = 0;
+    const unannounced = await announceServer(config, { kind: 'redis', set: async () => { throw new Error('READONLY'); } } as unknown as Kv, process.pid, (message) => warnings.push(message));
+    try {
+      assert.equal(warnings.length, 2, warnings.join('\n'));
+      assert.match(warnings[0]!, new RegExp(`^cannot record this server's issuer in the store \\(READONLY\\): a CLI run elsewhere must be given ISSUER=${config.issuer}$`));
+      assert.match(warnings[1]!, new RegExp(`with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses$`));
+    } finally {
+      await unannounced();
       rmSync(run, { force: true });
     }
   });
