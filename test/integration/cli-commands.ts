@@ -344,7 +344,8 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         assert.equal((await latchkey(env, ['users', 'add', 'frank', '--password-stdin'], `${PASSWORD}\n`)).status, 0);
         // A second terminal that exported REDIS_URL but not the server's KEYS_SECRETS (here: the public default's stand-in).
         const other = { ...env, KEYS_SECRETS: 'not-the-server-secret-but-long-enough-0123456789' };
-        for (const args of [['users', 'disable', 'frank'], ['users', 'remove', 'frank'], ['users', 'mfa', 'reset', 'frank'], ['upstreams', 'add', '--id', 'corp2', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin']]) {
+        // (users passwd, as the README's "On Redis" lists them: it was left out there; tenth newcomer pass)
+        for (const args of [['users', 'passwd', 'frank', '--password-stdin'], ['users', 'disable', 'frank'], ['users', 'remove', 'frank'], ['users', 'mfa', 'reset', 'frank'], ['upstreams', 'add', '--id', 'corp2', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin']]) {
           const run = await latchkey(other, args, 'an-upstream-secret\n');
           assert.equal(run.status, 1, args.join(' '));
           assert.match(run.stderr, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): give latchkey the same KEYS_SECRETS as the server$/m, args.join(' '));
