@@ -51,7 +51,12 @@ const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--hel
 function oneLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
   // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
-  if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
+  if (error instanceof UnknownSecret && commandPath !== 'serve') {
+    // Sealed under the public default: the server runs without KEYS_SECRETS, where "the same as the
+    // server" sent a newcomer who had exported their own to look for one there (tenth newcomer pass).
+    const unset = error.sealedWith(DEFAULT_KEYRING_SECRET) ? 'it was sealed with the public development secret, which a server started without KEYS_SECRETS uses; unset KEYS_SECRETS here to act on its store, or ' : '';
+    return `${error.message}: ${unset}give latchkey the same KEYS_SECRETS as the server`;
+  }
   // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
   // Sealed under the public development secret (a first start without KEYS_SECRETS): named, since
   // no message said what "old" was there (newcomer pass of 2026-12-06).
