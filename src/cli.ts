@@ -342,6 +342,33 @@ function settingHint(path: string, text: string): string {
   return `; settings are environment variables: ${name}=${shown} latchkey serve (README, Configuration)`;
 }
 
+/**
+ * `users add Bob Smith` (the quick start's "users add <your name>", tenth newcomer pass): the
+ * command's one argument, given as several words, shown quoted as one, with the options typed
+ * (a secret's value as …). Empty unless the command takes one argument and got several plain words.
+ */
+function quotedHint(command: Command, path: string, text: string): string {
+  if (!/^too many arguments for '[^']+'\. Expected 1 argument but got \d+$/.test(text)) return '';
+  const rest = process.argv.slice(2 + (path ? path.split(' ').length : 0));
+  const words: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const word = rest[i]!;
+    if (!word.startsWith('-')) {
+      words.push(word);
+      continue;
+    }
+    const [flag, inline] = word.split(/=(.*)/s);
+    const option = command.options.find((each) => each.long === flag || each.short === flag);
+    const secret = /secret|password/.test(flag!);
+    if (inline !== undefined) options.push(`${flag}=${secret ? '…' : inline}`);
+    else options.push(word);
+    if (inline === undefined && option && (option.required || option.optional) && i + 1 < rest.length) options.push(secret ? '…' : rest[++i]!);
+  }
+  if (words.length < 2 || words.some((word) => word.includes("'"))) return '';
+  return `; an argument that holds a space is quoted: latchkey ${path} '${words.join(' ')}'${options.length ? ` ${options.join(' ')}` : ''}`;
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
@@ -351,7 +378,7 @@ function oneLineErrors(command: Command): void {
       const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
-      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : settingHint(path, text);
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : settingHint(path, text) || quotedHint(command, path, text);
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });

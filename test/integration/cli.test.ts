@@ -41,6 +41,10 @@ describe('latchkey CLI: usage', function () {
       [['users', 'add', 'eve', '--password', 'hunter2-hunter2'], /^latchkey: a password is not taken on the command line \(shell history, ps\): pipe it to --password-stdin, e\.g\. printf '%s' "\$PASSWORD" \| latchkey users add eve --password-stdin, .*; see latchkey users add --help$/],
       [['users', 'passwd', 'eve', '--password=hunter2-hunter2'], /^latchkey: a password is not taken on the command line .* latchkey users passwd eve --password-stdin, .*; see latchkey users passwd --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      // The quick start's `users add <your name>` with a name of two words (tenth newcomer pass): the line shows it quoted.
+      [['users', 'add', 'Bob', 'Smith'], /^latchkey: too many arguments for 'add'\. Expected 1 argument but got 2; an argument that holds a space is quoted: latchkey users add 'Bob Smith'; see latchkey users add --help$/],
+      [['users', 'add', 'Bob', 'Smith', '--password-stdin'], /^latchkey: too many arguments for 'add'\. Expected 1 argument but got 2; an argument that holds a space is quoted: latchkey users add 'Bob Smith' --password-stdin; see latchkey users add --help$/],
+      [['clients', 'remove', 'a', 'b'], /^latchkey: too many arguments for 'remove'\. Expected 1 argument but got 2; an argument that holds a space is quoted: latchkey clients remove 'a b'; see latchkey clients remove --help$/],
       // The server's settings are environment variables, not options of serve: the line names the one meant.
       [['serve', '--port', '3001'], /^latchkey: unknown option '--port'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
       [['serve', '--keys-secrets', 'hunter2'], /^latchkey: unknown option '--keys-secrets'; settings are environment variables: KEYS_SECRETS=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
