@@ -5,6 +5,9 @@
  * ttl.sessionMax after the sign-in) is no act: nothing goes on the revocation list. So the JWT is
  * never issued with an `exp` past the session's end as known when it is issued. Asserted from the
  * lifetimes (the token's iat and exp, jose's jwtVerify at a given date), not by waiting.
+ * Nor is the ID token issued beside it (tenth fresh-eyes pass, "more than was granted, tenth pass"):
+ * it told its app the sign-in held for ttl.idToken, an hour past the session and the grant that
+ * ends with it.
  */
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
@@ -27,6 +30,8 @@ const CLIENTS = JSON.stringify([
 ]);
 /** Access tokens live an hour: far longer than the sessions below. */
 const ACCESS_TOKEN_TTL = 3600;
+/** ID tokens too. */
+const ID_TOKEN_TTL = 3600;
 
 async function signedIn(server: TestServer, username: string, scope: string) {
   const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
@@ -57,7 +62,7 @@ for (const { ending, env, bound } of [
     let server: TestServer;
 
     before(async () => {
-      server = await startServer({ ownRedis: true, env: { CLIENTS, RESOURCE_SERVERS, TTL_ACCESS_TOKEN: String(ACCESS_TOKEN_TTL), ...env } });
+      server = await startServer({ ownRedis: true, env: { CLIENTS, RESOURCE_SERVERS, TTL_ACCESS_TOKEN: String(ACCESS_TOKEN_TTL), TTL_ID_TOKEN: String(ID_TOKEN_TTL), ...env } });
       await server.accounts.create('alice', PASSWORD);
     });
     after(() => server?.stop());
@@ -76,12 +81,21 @@ for (const { ending, env, bound } of [
       assert.equal(await atResourceServer(server, tokens.access_token, iat! + bound), 'expired');
     });
 
+    it('a grant without offline_access: the ID token issued beside it says no later an end than the session either (an offline grant\'s says ttl.idToken)', async () => {
+      const bounded = decodeJwt((await signedIn(server, 'alice', 'openid read')).tokens.id_token!);
+      assert.ok(bounded.exp! <= bounded.iat! + bound, `the ID token says the sign-in holds ${bounded.exp! - bounded.iat!} s, its session at most ${bound} s`);
+      const offline = decodeJwt((await signedIn(server, 'alice', 'openid offline_access read')).tokens.id_token!);
+      assert.equal(offline.exp! - offline.iat!, ID_TOKEN_TTL, 'an offline grant outlives the session: its ID token is not bound to it');
+    });
+
     it('a device approved without offline access: its JWT ends no later than the session of the browser that approved it (RFC 8628)', async () => {
       const body = await approvedDevice(server, TV, { username: 'alice', password: PASSWORD }, { scope: 'openid read', resource: API });
       const { iat, exp } = decodeJwt(body.access_token!);
       assert.ok(exp! <= iat! + bound, `the device's token lives ${exp! - iat!} s, the session that approved it at most ${bound} s`);
       assert.equal(body.expires_in, exp! - iat!);
       assert.equal(await atResourceServer(server, body.access_token!, iat! + bound), 'expired');
+      const idToken = decodeJwt((body as { id_token?: string }).id_token!);
+      assert.ok(idToken.exp! <= idToken.iat! + bound, `the device's ID token says ${idToken.exp! - idToken.iat!} s, the session that approved it at most ${bound} s`);
     });
 
     it('an offline grant is not bound to the session: its JWT and refreshed ones live ttl.accessToken', async () => {

@@ -1,6 +1,6 @@
 /**
- * An access token that expires with its session is issued with no `exp` past that session's end as
- * known when it is issued: the session's current expiry (ttl.session after its last use) and
+ * An access token that expires with its session, and the ID token issued beside it, are issued with
+ * no `exp` past that session's end as known when they are issued: the session's current expiry (ttl.session after its last use) and
  * ttl.sessionMax after its sign-in, whichever comes first.
  *
  * oidc-provider binds the access tokens of a grant without offline_access to the session they were
@@ -22,7 +22,9 @@
  * just read in the same request to check the code's, device code's or refresh token's binding to it
  * (Session.findByUid, kept here for that request only): no read more on the token endpoint; read
  * again only if the request had not read it. A session gone by then fails the request as the
- * engine's own check would have (invalid_grant).
+ * engine's own check would have (invalid_grant). And IdToken.expiresIn (tokens-within-grant.ts
+ * wraps it too), for the ID token of a response whose access token is so bound: lowered alike, from
+ * the session that request read.
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/session-bound-jwt.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
@@ -31,6 +33,8 @@ import { machineSeconds } from '../../clock.js';
 type StoredSession = { exp?: unknown; loginTs?: unknown };
 type FindByUid = (uid: string, options?: object) => Promise<StoredSession | undefined>;
 type SessionBound = { expiresWithSession?: unknown; sessionUid?: unknown; expiresIn?: number; readonly expiration: number };
+type SessionRequest = { oidc?: { entities?: { AccessToken?: SessionBound } } };
+type IdTokenModel = { expiresIn(ctx: unknown, token: unknown, client: unknown): number };
 
 /** The epoch second `session` ends at: its expiry, and never past ttl.sessionMax after its sign-in. */
 function sessionEnd(session: StoredSession, sessionMax: number): number {
@@ -65,5 +69,22 @@ export function accessTokensWithinSessions(provider: Provider, sessionMax: numbe
       this.expiresIn = Math.max(1, Math.min(configured, sessionEnd(session, sessionMax) - machineSeconds()));
     }
     return save.call(this);
+  };
+
+  // The ID token issued beside such an access token (a code's, a device code's: a refresh token is
+  // only ever an offline grant's) tells its app the sign-in holds until its `exp`, which was
+  // ttl.idToken (an hour) whatever was left of the session, and of the grant that ends with it (tenth
+  // fresh-eyes pass): no `exp` past the session's end either, as tokens-within-grant.ts bounds it by
+  // the grant. The session is the one the access token was just bounded by, in the same request.
+  const IdToken = provider.IdToken as unknown as IdTokenModel;
+  const expiresIn = IdToken.expiresIn;
+  if (typeof expiresIn !== 'function') throw new Error('oidc-provider IdToken.expiresIn is gone: review src/provider/patches/tokens-within-session.ts');
+  IdToken.expiresIn = function (ctx, token, client) {
+    const lifetime = expiresIn.call(this, ctx, token, client);
+    const request = (ctx ?? Provider.ctx) as SessionRequest | undefined;
+    const issued = request?.oidc?.entities?.AccessToken;
+    if (!issued?.expiresWithSession || typeof issued.sessionUid !== 'string') return lifetime;
+    const session = found.get(request!)?.get(issued.sessionUid);
+    return session ? Math.max(1, Math.min(lifetime, sessionEnd(session, sessionMax) - machineSeconds())) : lifetime;
   };
 }
