@@ -17,6 +17,7 @@ import type { Kv } from '../store/kv.js';
 import type { Consents } from './consents.js';
 import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, registrationPolicy } from './registration-policy.js';
 import { replacedCredentials } from './replaced-credentials.js';
+import { REQUIRE_MFA_PROPERTY } from './patches/step-up.js';
 
 /** What the endings act on. */
 export interface ClientEndingDependencies {
@@ -97,6 +98,10 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
         scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())])
           .then((taken) => revocations.revokeNarrowed(clientId, taken))
           .then((revoked) => (revoked ? untilSecond(epochSeconds() + 1) : undefined)),
+        // The sign-in level it requires raised (`require_mfa`): its people's access tokens of before
+        // end (revokeLeveled), as refreshes, codes and device codes of a weaker sign-in are refused
+        // (patches/step-up.ts). Answered once its second has passed, as above.
+        levelRaised(previous, next) ? revocations.revokeLeveled(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
         requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
         signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
       ]);
@@ -193,6 +198,11 @@ function gainsRedirectServer(previous: Record<string, unknown>, next: Record<str
     );
   const before = servers(previous);
   return [...servers(next)].some((server) => !before.has(server));
+}
+
+/** Whether a change of client metadata raises the sign-in level the client requires (patches/step-up.ts). */
+function levelRaised(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  return previous[REQUIRE_MFA_PROPERTY] !== true && next[REQUIRE_MFA_PROPERTY] === true;
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */

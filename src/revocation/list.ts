@@ -76,6 +76,9 @@
  *                                   epoch seconds of the latest ending of what the person gave the client
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
+ *   revoked:{rv}:leveled:<client_id>
+ *                                   epoch seconds the sign-in level the client requires was last raised
+ *                                   (its people's access tokens end; an unscoped delegated entry on the feed)
  *   revoked:{rv}:narrowed:<client_id>:<scope>
  *                                   epoch seconds the scope was last taken from the client's `scope` metadata
  *                                   (URI-encoded; a scoped delegated entry on the feed)
@@ -94,7 +97,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_LEVELED_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedLeveledKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { NO_AUDIENCE } from '../apis/apis.js';
 
@@ -268,7 +271,7 @@ export class RevocationList {
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_LEVELED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -522,6 +525,18 @@ export class RevocationList {
   }
 
   /**
+   * Revokes every access token the client holds on people's behalf up to now: the sign-in level it
+   * requires was raised (`require_mfa`), and one of a weaker sign-in would otherwise stay good to its
+   * `exp` at introspection, userinfo and every API, where a refresh of it is refused (tenth fresh-eyes
+   * pass). Those of a sign-in strong enough end too (an opaque token keeps no level): their refresh
+   * tokens, codes and device codes, weighed at the token endpoint (patches/step-up.ts), are not ended,
+   * so such an app refreshes. On the feed an unscoped delegated entry: an API sees access tokens only.
+   */
+  async revokeLeveled(clientId: string): Promise<boolean> {
+    return this.#revokeUpToNow('delegated', revokedLeveledKey, clientId);
+  }
+
+  /**
    * Revokes every token the client holds on people's behalf up to now that carries one of `scopes`:
    * they were taken from its `scope` metadata (an operator's update, or its own with RFC 7592).
    * Introspection refuses such tokens from the client's record already (resource-servers.ts
@@ -598,13 +613,14 @@ export class RevocationList {
     const audiences = ownToken && !named.length ? [NO_AUDIENCE] : named;
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings, stamped] = await Promise.all([
+    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byLevel, byClient, byKid, operatorEndings, stamped] = await Promise.all([
       read(jti, revokedJtiKey),
       read(gid, revokedGrantKey),
       // A person's token only: a client's own token's sub is the client, whose id may be anything.
       ownToken ? undefined : read(sub, revokedSubjectKey),
       ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
       ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
+      ownToken ? undefined : read(clientId, revokedLeveledKey, this.#rareMarks),
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
       // An API's or a client grant's entries, or (a person's token, with or without an API) its client's narrowed scopes.
@@ -615,7 +631,7 @@ export class RevocationList {
     // Issued before the store's memory begins (or in its second): what ended it may be on no list any more.
     if (typeof iat === 'number' && iat <= (stamped === undefined ? await this.#stampEpoch() : Number(stamped))) return true;
     const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
-    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
+    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byLevel) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...named.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),

@@ -131,6 +131,8 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   withdrawnKey: [keys.withdrawnKey('sub-1', 'app-1'), 'revoked:{rv}:withdrawn:sub-1:app-1'],
   REVOKED_DELEGATED_PREFIX: [keys.REVOKED_DELEGATED_PREFIX, 'revoked:{rv}:delegated:'],
   revokedDelegatedKey: [keys.revokedDelegatedKey('app-1'), 'revoked:{rv}:delegated:app-1'],
+  REVOKED_LEVELED_PREFIX: [keys.REVOKED_LEVELED_PREFIX, 'revoked:{rv}:leveled:'],
+  revokedLeveledKey: [keys.revokedLeveledKey('app'), 'revoked:{rv}:leveled:app'],
   REVOKED_NARROWED_PREFIX: [keys.REVOKED_NARROWED_PREFIX, 'revoked:{rv}:narrowed:'],
   revokedNarrowedKey: [keys.revokedNarrowedKey('urn:app:1', 'write:all'), 'revoked:{rv}:narrowed:urn%3Aapp%3A1:write%3Aall'],
   REVOCATION_FEED_KEY: [keys.REVOCATION_FEED_KEY, 'revoked:{rv}:feed'],
