@@ -86,7 +86,8 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
       await Promise.all([
         // Answered once the cutoff's second has passed: a token the client gets at once with its new
         // secret is of a later second, never ended with the old one's (newcomer pass, 2026-12-06).
-        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
+        // And once it must bind its tokens to a key (dpop_bound_access_tokens): its bearer ones of before end.
+        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any || raised(previous, next, DPOP_BOUND)) ? apis.endOwnTokens(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
         (authenticates(previous) && !authenticates(next)) || gainsRedirectServer(previous, next)
           ? revocations.revokeDelegated(clientId).then(() => untilSecond(epochSeconds() + 1))
           : undefined,
@@ -98,10 +99,11 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
         scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())])
           .then((taken) => revocations.revokeNarrowed(clientId, taken))
           .then((revoked) => (revoked ? untilSecond(epochSeconds() + 1) : undefined)),
-        // The sign-in level it requires raised (`require_mfa`): its people's access tokens of before
-        // end (revokeLeveled), as refreshes, codes and device codes of a weaker sign-in are refused
-        // (patches/step-up.ts). Answered once its second has passed, as above.
-        levelRaised(previous, next) ? revocations.revokeLeveled(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
+        // A requirement raised, the sign-in level (`require_mfa`) or sender-constrained tokens
+        // (`dpop_bound_access_tokens`): its people's access tokens of before end (revokeRaised), as
+        // refreshes, codes and device codes of a weaker sign-in are refused (patches/step-up.ts) and
+        // refreshes without a proof are (the engine). Answered once its second has passed, as above.
+        raised(previous, next, REQUIRE_MFA_PROPERTY) || raised(previous, next, DPOP_BOUND) ? revocations.revokeRaised(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
         requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
         signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
       ]);
@@ -200,9 +202,12 @@ function gainsRedirectServer(previous: Record<string, unknown>, next: Record<str
   return [...servers(next)].some((server) => !before.has(server));
 }
 
-/** Whether a change of client metadata raises the sign-in level the client requires (patches/step-up.ts). */
-function levelRaised(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
-  return previous[REQUIRE_MFA_PROPERTY] !== true && next[REQUIRE_MFA_PROPERTY] === true;
+/** Client metadata: its access tokens must be DPoP-bound (RFC 9449 §5). */
+const DPOP_BOUND = 'dpop_bound_access_tokens';
+
+/** Whether a change of client metadata turns the requirement `property` on (require_mfa, dpop_bound_access_tokens). */
+function raised(previous: Record<string, unknown>, next: Record<string, unknown>, property: string): boolean {
+  return previous[property] !== true && next[property] === true;
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */

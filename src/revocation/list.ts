@@ -76,9 +76,9 @@
  *                                   epoch seconds of the latest ending of what the person gave the client
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
- *   revoked:{rv}:leveled:<client_id>
- *                                   epoch seconds the sign-in level the client requires was last raised
- *                                   (its people's access tokens end; an unscoped delegated entry on the feed)
+ *   revoked:{rv}:raised:<client_id>
+ *                                   epoch seconds a requirement of the client (a second factor, DPoP) was last
+ *                                   raised (its people's access tokens end; an unscoped delegated entry on the feed)
  *   revoked:{rv}:narrowed:<client_id>:<scope>
  *                                   epoch seconds the scope was last taken from the client's `scope` metadata
  *                                   (URI-encoded; a scoped delegated entry on the feed)
@@ -97,7 +97,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_LEVELED_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedLeveledKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedRaisedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { NO_AUDIENCE } from '../apis/apis.js';
 
@@ -271,7 +271,7 @@ export class RevocationList {
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_LEVELED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -525,15 +525,17 @@ export class RevocationList {
   }
 
   /**
-   * Revokes every access token the client holds on people's behalf up to now: the sign-in level it
-   * requires was raised (`require_mfa`), and one of a weaker sign-in would otherwise stay good to its
-   * `exp` at introspection, userinfo and every API, where a refresh of it is refused (tenth fresh-eyes
-   * pass). Those of a sign-in strong enough end too (an opaque token keeps no level): their refresh
-   * tokens, codes and device codes, weighed at the token endpoint (patches/step-up.ts), are not ended,
-   * so such an app refreshes. On the feed an unscoped delegated entry: an API sees access tokens only.
+   * Revokes every access token the client holds on people's behalf up to now: a requirement of it
+   * was raised, the sign-in level (`require_mfa`) or sender-constrained tokens
+   * (`dpop_bound_access_tokens`), and one of a weaker sign-in or a bearer one would otherwise stay good
+   * to its `exp` at introspection, userinfo and every API, where a refresh of it is refused or bound
+   * (tenth fresh-eyes pass). Those that met it end too (an opaque token keeps no level): their refresh
+   * tokens, codes and device codes, weighed at the token endpoint (patches/step-up.ts, the engine's
+   * DPoP check), are not ended, so such an app refreshes. On the feed an unscoped delegated entry: an
+   * API sees access tokens only.
    */
-  async revokeLeveled(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('delegated', revokedLeveledKey, clientId);
+  async revokeRaised(clientId: string): Promise<boolean> {
+    return this.#revokeUpToNow('delegated', revokedRaisedKey, clientId);
   }
 
   /**
@@ -620,7 +622,7 @@ export class RevocationList {
       ownToken ? undefined : read(sub, revokedSubjectKey),
       ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
       ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
-      ownToken ? undefined : read(clientId, revokedLeveledKey, this.#rareMarks),
+      ownToken ? undefined : read(clientId, revokedRaisedKey, this.#rareMarks),
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
       // An API's or a client grant's entries, or (a person's token, with or without an API) its client's narrowed scopes.

@@ -297,10 +297,10 @@ export const withdrawnKey = (sub: string, clientId: string) => `revoked:{rv}:wit
 export const REVOKED_DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
 /** A client's tokens delegated by people, issued up to the time it holds, are revoked. */
 export const revokedDelegatedKey = (clientId: string) => `${REVOKED_DELEGATED_PREFIX}${clientId}`;
-/** Prefix of the marks of clients whose people's access tokens ended as the sign-in level it requires was raised (the tracked cache follows it). */
-export const REVOKED_LEVELED_PREFIX = 'revoked:{rv}:leveled:';
-/** A client's access tokens delegated by people, issued up to the time it holds, are revoked (its `require_mfa` raised). */
-export const revokedLeveledKey = (clientId: string) => `${REVOKED_LEVELED_PREFIX}${clientId}`;
+/** Prefix of the marks of clients whose people's access tokens ended as a requirement of the client was raised (the tracked cache follows it). */
+export const REVOKED_RAISED_PREFIX = 'revoked:{rv}:raised:';
+/** A client's access tokens delegated by people, issued up to the time it holds, are revoked (its `require_mfa` or `dpop_bound_access_tokens` raised). */
+export const revokedRaisedKey = (clientId: string) => `${REVOKED_RAISED_PREFIX}${clientId}`;
 /** Prefix of the marks of scopes taken from clients' `scope` metadata (the tracked cache follows it). */
 export const REVOKED_NARROWED_PREFIX = 'revoked:{rv}:narrowed:';
 /** A client's tokens delegated by people carrying a scope since taken from its metadata; client id and scope encoded, as either may hold a colon. */

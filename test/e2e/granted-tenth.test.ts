@@ -2,14 +2,16 @@
  * The tenth fresh-eyes pass at "more than was granted" (2026-12-07, docs/security-passes.md,
  * "more than was granted, tenth pass"), black box. Found and fixed here: an operator's `require_mfa`
  * on a client left its people's access tokens from password-only sign-ins good to their `exp` at
- * introspection, userinfo and every API (the last test). Its other fix (an ID token of a grant without
+ * introspection, userinfo and every API, and its `dpop_bound_access_tokens` its bearer tokens, its own
+ * and its people's (the last two tests). Its other fix (an ID token of a grant without
  * offline access outlived its session) is in session-bound-jwt. This also pins what it performed that
  * no test held: a scope name two APIs both offer, allowed at one, is nothing at the other (a silent
  * request, the consent page, a refresh), and an API's scope asked without `resource` is nothing at
  * that API later.
  */
 import assert from 'node:assert/strict';
-import { decodeJwt } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -144,5 +146,41 @@ describe('e2e: tenth fresh-eyes pass, more than was granted', function () {
     const refreshed = await call({ grant_type: 'refresh_token', refresh_token: strong.refresh, resource: NOTES });
     assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
     assert.equal((await introspect(server.url, NOTES_API, refreshed.body.access_token!)).active, true);
+  });
+
+  it("a client made to require DPoP (dpop_bound_access_tokens) ends the bearer tokens it holds from before, its own and its people's (RFC 9449 §5): a DPoP-bound one got after works", async () => {
+    const BOUND: ClientCredentials = { id: 'tenth-bound', secret: 'tenth-bound-secret-with-plenty-of-entropy-0123456789' };
+    const metadata = { client_id: BOUND.id, client_secret: BOUND.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] };
+    await server.clients.add(metadata);
+    await server.apis.grant(BOUND.id, NOTES, { scopes: ['read'] });
+    const call = async (params: Record<string, string>, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(BOUND), ...headers }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const own = await call({ grant_type: 'client_credentials', resource: NOTES, scope: 'read' });
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    await server.accounts.create('xan', PASSWORD, { email: 'xan@example.test' });
+    const bound = await oidc.discovery(new URL(server.issuer), BOUND.id, BOUND.secret, oidc.ClientSecretBasic(BOUND.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const started = await startAuthorization(agent, bound, REDIRECT, { scope: 'openid offline_access read', resource: NOTES });
+    const back = await signInSteps(agent, started.page, { username: 'xan', password: PASSWORD, stopAt: REDIRECT });
+    const code = new URL(back.url).searchParams.get('code');
+    assert.ok(code, back.url);
+    const person = await call({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: started.verifier, resource: NOTES });
+    assert.equal(person.status, 200, JSON.stringify(person.body));
+    for (const token of [own.body.access_token!, person.body.access_token!]) assert.equal((await introspect(server.url, NOTES_API, token)).active, true);
+
+    await server.clients.update(BOUND.id, { ...metadata, dpop_bound_access_tokens: true });
+    assert.equal((await introspect(server.url, NOTES_API, own.body.access_token!)).active, false, "the client's own bearer token of before");
+    assert.equal((await introspect(server.url, NOTES_API, person.body.access_token!)).active, false, "a person's bearer token of before");
+
+    const key = await generateKeyPair('ES256', { extractable: true });
+    const proof = await new SignJWT({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000), htm: 'POST', htu: `${server.issuer}/token` })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(key.publicKey) })
+      .sign(key.privateKey);
+    const again = await call({ grant_type: 'client_credentials', resource: NOTES, scope: 'read' }, { dpop: proof });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.token_type, 'DPoP');
+    assert.equal((await introspect(server.url, NOTES_API, again.body.access_token!)).active, true);
   });
 });
