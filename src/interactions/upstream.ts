@@ -177,6 +177,13 @@ function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn,
  */
 const PLAIN_ADDRESS = /^[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{M}\p{N}!#$%&'*+/=?^_`{|}~-]+)*@(?:[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?\.)+[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?$/u;
 
+/** A request's max_age in seconds as oidc-provider takes it (checkMaxAge: a non-negative safe integer once a number); undefined for none. */
+function requestedMaxAge(value: unknown): number | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const seconds = +value;
+  return Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
 /** The domain of an address (its part after the one @), lowercased; undefined for what is not an address. */
 function emailDomain(email: string): string | undefined {
   return /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
@@ -233,12 +240,15 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     let started: Awaited<ReturnType<UpstreamClients['start']>>;
     try {
       const { login_hint: hint, prompt, max_age: maxAge } = interaction.params;
+      // Any max_age goes on to the upstream, whose auth_time is then checked against it: its session
+      // of hours ago is not a sign-in of now (the ID token's auth_time is the moment we finish). Read
+      // as the engine reads it (any spelling of a whole number, " 60", "60.0", "6e1"), since the
+      // engine does not weigh it again as the sign-in resumes: one read as none here let an upstream
+      // session of hours ago through an app's max_age=60.0 (tenth pass over second factors and upstreams).
+      const seconds = requestedMaxAge(maxAge);
       // A fresh sign-in asked of us (an app's prompt=login or max_age=0, the account page's "sign in
       // again") is asked of the upstream too, so its session alone does not answer for the person.
-      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || String(maxAge) === '0';
-      // Any max_age goes on to the upstream, whose auth_time is then checked against it: its session
-      // of hours ago is not a sign-in of now (the ID token's auth_time is the moment we finish).
-      const seconds = typeof maxAge === 'string' && /^\d{1,10}$/.test(maxAge) ? Number(maxAge) : undefined;
+      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || seconds === 0;
       started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh, seconds);
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
