@@ -239,7 +239,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let started: Awaited<ReturnType<UpstreamClients['start']>>;
     try {
-      const { login_hint: hint, prompt, max_age: maxAge } = interaction.params;
+      const { login_hint: hint, max_age: maxAge } = interaction.params;
+      const prompt = await requestedPrompt(interaction);
       // Any max_age goes on to the upstream, whose auth_time is then checked against it: its session
       // of hours ago is not a sign-in of now (the ID token's auth_time is the moment we finish). Read
       // as the engine reads it (any spelling of a whole number, " 60", "60.0", "6e1"), since the
@@ -260,6 +261,18 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
+  }
+
+  /**
+   * The request's prompt; a device's is its device code's. The engine keeps with a device
+   * authorization the prompt=login it makes of max_age=0, but leaves prompt out of the parameters
+   * at /device, where its sign-in happens (patches/device-fresh-login.ts): a device asking for a
+   * fresh sign-in took an upstream's session of hours ago for one (tenth pass over second factors
+   * and upstreams).
+   */
+  async function requestedPrompt(interaction: Interaction): Promise<unknown> {
+    if (!interaction.deviceCode) return interaction.params.prompt;
+    return ((await providers.current.DeviceCode.find(interaction.deviceCode))?.params as { prompt?: unknown } | undefined)?.prompt;
   }
 
   /**

@@ -13,6 +13,7 @@ import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const UPSTREAM_SECRET = 'upstream-client-secret-with-plenty-of-entropy-012345';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 describe('passkeys, second factors and upstreams, tenth pass (black box)', function () {
   this.timeout(30_000);
@@ -21,7 +22,14 @@ describe('passkeys, second factors and upstreams, tenth pass (black box)', funct
   let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }] });
+    server = await startServer({
+      ownRedis: true,
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
+      ],
+    });
     fake = await fakeUpstreamOf(server, UPSTREAM_SECRET);
     app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
   });
@@ -44,5 +52,24 @@ describe('passkeys, second factors and upstreams, tenth pass (black box)', funct
       assert.match(page.html, /Sign-in not completed/);
       assert.equal(fake.state.maxAge, '60', `max_age=${JSON.stringify(maxAge)} is passed on as the 60 seconds the engine reads`);
     }
+  });
+
+  it('a device authorization asking a fresh sign-in (max_age=0), signed in at /device through an upstream: the upstream is asked for a fresh sign-in too, and its session of two hours ago does not answer for the person (OIDC Core §3.1.2.1, RFC 8628)', async () => {
+    // The upstream ignores prompt=login and answers from a session it signed in two hours ago.
+    fake.state.authTime = Math.floor(Date.now() / 1000) - 7200;
+    fake.state.sub = 'device-person';
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'tv', ...params }) });
+    const started = (await (await fetch(`${server.url}/device/auth`, form({ scope: 'openid', max_age: '0' }))).json()) as Record<string, string>;
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    let after = await agent.submit(login, '/upstream/fake', {});
+    if (isConsent(after)) after = await agent.submit(after, '/confirm', {});
+    const tokens = (await (await fetch(`${server.url}/token`, form({ grant_type: DEVICE_GRANT, device_code: started.device_code! }))).json()) as Record<string, string>;
+    assert.equal(tokens.id_token, undefined, `no ID token: ${tokens.id_token && Buffer.from(tokens.id_token.split('.')[1]!, 'base64url').toString()}`);
+    assert.equal(after.status, 403, `the upstream's stale answer is refused: ${after.status} ${after.url}`);
+    assert.match(after.html, /Sign-in not completed/);
+    assert.equal(fake.state.prompt, 'login', 'prompt=login is asked of the upstream');
+    assert.equal(fake.state.maxAge, '0', 'as max_age=0 too');
   });
 });
