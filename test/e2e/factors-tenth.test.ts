@@ -72,4 +72,25 @@ describe('passkeys, second factors and upstreams, tenth pass (black box)', funct
     assert.equal(fake.state.prompt, 'login', 'prompt=login is asked of the upstream');
     assert.equal(fake.state.maxAge, '0', 'as max_age=0 too');
   });
+
+  it('a device authorization asking a fresh sign-in (max_age=0), approved in a browser that signed in to another app after it through an upstream answering from its session of two hours ago: the sign-in is asked again at /device, and the device waits (OIDC Core §3.1.2.1)', async () => {
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'tv', ...params }) });
+    const started = (await (await fetch(`${server.url}/device/auth`, form({ scope: 'openid', max_age: '0' }))).json()) as Record<string, string>;
+    // A second later (the request's and the sign-in's seconds apart), the browser signs in to an app
+    // that asks no max_age, through the upstream, which answers from its session of two hours ago.
+    await new Promise((done) => setTimeout(done, 1100));
+    fake.state.authTime = Math.floor(Date.now() / 1000) - 7200;
+    fake.state.sub = 'device-person-elsewhere';
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT, { upstream: 'fake' });
+    const back = isConsent(page) ? await agent.submit(page, '/confirm', {}, REDIRECT) : page;
+    assert.ok(new URL(back.url).searchParams.get('code'), `signed in at the app: ${back.status} ${back.url}`);
+
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.ok(!isConsent(next) && next.html.includes('name="password"'), `the sign-in is asked again, not the consent: ${next.status} ${next.url}`);
+    const polled = (await (await fetch(`${server.url}/token`, form({ grant_type: DEVICE_GRANT, device_code: started.device_code! }))).json()) as Record<string, string>;
+    assert.equal(polled.id_token, undefined);
+    assert.equal(polled.error, 'authorization_pending');
+  });
 });

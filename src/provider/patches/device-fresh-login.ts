@@ -15,9 +15,11 @@
  * instance ahead some seconds before a request taken at one behind counted as after it, and the
  * person went to the consent without signing in again (twenty-seventh endings pass,
  * test/e2e/redteam-endings-26.test.ts). Either stored before this change: the engine's two times.
+ * A session whose sign-in took an upstream's earlier auth_time, or one of unknown age
+ * (patches/sign-in-time.ts), counts from that time (test/e2e/factors-tenth.test.ts).
  */
 import { interactionPolicy, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
-import { SIGNED_IN_ON_STORE } from '../../accounts/sessions.js';
+import { SIGNED_IN_ON_STORE, signInTimeForChecks } from '../../accounts/sessions.js';
 import { epochSeconds } from '../../clock.js';
 import { keptInPayload } from './payload-properties.js';
 
@@ -48,6 +50,14 @@ export function withDeviceFreshLogin(policy: interactionPolicy.DefaultPolicy): i
       if (!AT_DEVICE.has(route) || !device || typeof device.params?.prompt !== 'string') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       if (!device.params.prompt.split(' ').includes('login') || result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const signIn = session as { loginTs?: number; [SIGNED_IN_ON_STORE]?: unknown } | undefined;
+      // A sign-in that took an upstream's word for an earlier one (its auth_time), or for one of unknown
+      // age, is of that time, not of the moment it finished here: after the device's request only when
+      // that time is (the engine's clock, the upstream's time being on no store's). A sign-in through an
+      // upstream elsewhere after the request, answered from its session of hours ago, made the device's.
+      const checked = session && signIn?.loginTs !== undefined ? signInTimeForChecks(session) : undefined;
+      if (checked !== undefined && checked < signIn!.loginTs!) {
+        return typeof device.iat === 'number' && checked >= device.iat ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+      }
       const onStore = typeof signIn?.[SIGNED_IN_ON_STORE] === 'number' && typeof device[REQUESTED_AT] === 'number';
       const signedIn = onStore ? signIn?.[SIGNED_IN_ON_STORE] : signIn?.loginTs;
       const requested = onStore ? device[REQUESTED_AT] : device.iat;
