@@ -15,7 +15,7 @@ import { ClientError } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
+import { isConsent, isLogin, signInSteps, totpCode } from '../helpers/sign-in.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -61,6 +61,13 @@ describe('e2e: the account page', function () {
     const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
     assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url} (${page.status})`);
     return { agent, page };
+  }
+
+  /** An authenticator app that the session `uid` of `username` set up itself (recovery codes are made only beside a second factor). */
+  async function appSetUpIn(username: string, uid: string) {
+    const { sub } = (await server.accounts.findByUsername(username))!;
+    const { secret } = await server.secondFactors.totp.begin(sub, username, uid);
+    assert.ok(await server.secondFactors.totp.confirm(sub, totpCode(secret, -1), uid));
   }
 
   /** Notes asks for access to the API with offline access (consent is asked only when it is not remembered: patches/offline-access.ts). */
@@ -288,6 +295,7 @@ describe('e2e: the account page', function () {
     assert.ok(!isLogin(page3), 'this browser stays signed in');
 
     // A credential removed or replaced (here the recovery codes, made anew) renews it too.
+    await appSetUpIn('ike', uid);
     copies.push(agent.cookieHeader(server.url));
     const codes = await agent.submit(page3, '/recovery-codes', {});
     assert.match(codes.html, /Your recovery codes/);
@@ -298,6 +306,7 @@ describe('e2e: the account page', function () {
   it('a form that renews the session id sent twice at once leaves one session, under one id (two records of one uid would end its apps when the one left behind expired)', async () => {
     await server.accounts.create('jo', PASSWORD);
     const { agent, page } = await signIn('jo');
+    await appSetUpIn('jo', sessionsOn(page).find((session) => session.current)!.uid);
     const form = formIn(page.html, '/recovery-codes');
     const cookie = agent.cookieHeader(server.url);
     const send = () => fetch(new URL(form.action, page.url), { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.hidden) });

@@ -789,14 +789,15 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const account = await withFactor(owner, owner.follow(`${server.issuer}/account`), { method: 'totp', code: codeFor(secret, 1) });
     assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
 
-    const removed = await owner.submit(account, '/account/authenticator/remove', {});
-    assert.match(removed.url, /done=authenticator\.removed/);
-    assert.equal(await silently(byCode), 'login_required', 'the session its code signed in ended');
-    assert.equal(await silently(byRecovery), 'signed in', "a recovery code's session stays");
-
-    const made = await owner.submit(removed, '/account/recovery-codes', {});
+    // New codes first (they are made only beside a second factor), then the app removed.
+    const made = await owner.submit(account, '/account/recovery-codes', {});
     assert.equal(made.status, 200);
     assert.equal(await silently(byRecovery), 'login_required', 'the session an old recovery code signed in ended');
+    assert.equal(await silently(byCode), 'signed in', "an app code's session stays");
+
+    const removed = await owner.submit(await owner.follow(`${server.issuer}/account`), '/account/authenticator/remove', {});
+    assert.match(removed.url, /done=authenticator\.removed/);
+    assert.equal(await silently(byCode), 'login_required', 'the session its code signed in ended');
     assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that acted stays');
   });
 

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signedInToAccountPage, startAuthorization } from '../helpers/sign-in.js';
 import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -92,5 +93,32 @@ describe('passkeys, second factors and upstreams, tenth pass (black box)', funct
     const polled = (await (await fetch(`${server.url}/token`, form({ grant_type: DEVICE_GRANT, device_code: started.device_code! }))).json()) as Record<string, string>;
     assert.equal(polled.id_token, undefined);
     assert.equal(polled.error, 'authorization_pending');
+  });
+
+  it('a passkey assertion whose flags no authenticator sends is refused at the login page: backed up but not backup-eligible (BS without BE), verified but not present (UV without UP); the same key with UP and UV signs in (WebAuthn L3 §6.1, §7.2 steps 16, 17)', async () => {
+    const person = await server.accounts.create('flags-person', 'a passphrase nobody types here');
+    const key = softPasskey();
+    await registerSoftPasskeys(server, person.sub, key);
+    const origin = new URL(server.issuer).origin;
+    const agent = new Agent();
+    for (const [what, flags] of [['BS without BE', 0x15], ['UV without UP', 0x04]] as const) {
+      const { page } = await startAuthorization(agent, app, REDIRECT);
+      const refused = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), person.sub, 1, { flags }) }, REDIRECT);
+      assert.equal(refused.status, 401, `${what}: ${refused.status} ${refused.url}`);
+    }
+    const { page } = await startAuthorization(agent, app, REDIRECT);
+    const signedIn = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), person.sub, 1) }, REDIRECT);
+    assert.ok(signedIn.url.startsWith(REDIRECT) || isConsent(signedIn), `UP and UV: ${signedIn.status} ${signedIn.url}`);
+  });
+
+  it('recovery codes are not made while the person has no passkey or authenticator app: whoever held only the password made them unseen, and once the person added an app they signed in with them as strongly as the person (acr mfa)', async () => {
+    const password = 'a passphrase the thief also holds';
+    const person = await server.accounts.create('codes-person', password);
+    const thief = await signedInToAccountPage(server.issuer, 'codes-person', password);
+    const made = await thief.agent.submit(thief.page, '/account/recovery-codes', {});
+    assert.equal(made.status, 409, `${made.status} ${made.url}`);
+    assert.doesNotMatch(made.html, /<ol class="codes"/, 'no codes shown');
+    assert.match(made.html, /add one first/);
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 0, 'and none kept');
   });
 });

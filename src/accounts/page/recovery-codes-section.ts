@@ -3,10 +3,12 @@
  * ones stop working), shown once on a page of their own with a download.
  */
 import { RECOVERY_CODE_COUNT } from '../recovery-codes.js';
+import { hasSecondFactor } from '../second-factors.js';
 import { type AccountPage } from './account-page.js';
 import type { SecondFactorSectionOptions } from './passkeys-section.js';
 
 const SECTION = 'recovery-codes';
+const NO_FACTOR = 'Recovery codes are for when your passkey or authenticator app is not at hand: add one first, then make them.';
 
 export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondFactorSectionOptions) {
   return (page: AccountPage): void => {
@@ -16,14 +18,21 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       order: 40,
       view: 'account-recovery-codes',
       async data(_ctx, person) {
-        const { recoveryCodesLeft } = await secondFactors.summary(person.accountId);
-        return { left: recoveryCodesLeft, count: RECOVERY_CODE_COUNT };
+        const summary = await secondFactors.summary(person.accountId);
+        return { left: summary.recoveryCodesLeft, count: RECOVERY_CODE_COUNT, factor: hasSecondFactor(summary) };
       },
     });
 
     page.router.post('/recovery-codes', page.form, async (ctx) => {
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
+      // Codes stand in for a passkey or an authenticator app, and sign nobody in without one. Made
+      // before the person had one, they started working when one was added: whoever held only the
+      // password then made them unseen (the page says how many are left, not who made them), and
+      // later signed in with them as strongly as the person (tenth pass over second factors and upstreams).
+      if (!hasSecondFactor(await secondFactors.summary(found.who.accountId))) {
+        return page.show(ctx, found.who, { section: SECTION, error: NO_FACTOR }, 409);
+      }
       // New codes replace the old, which may have leaked: the other sessions an old code signed in end
       // (recorded ones only: amr does not tell a recovery code apart), as a removal ends them: before
       // the codes are replaced too, so that a failure half-way leaves the old codes, which the person
