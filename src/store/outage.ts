@@ -25,7 +25,14 @@ const OUTAGE_MESSAGES = [
   // What answered is not Redis (a wrong port), or the stream broke: ioredis drops the connection and reconnects.
   'Unknown RESP type',
   'Failed to refresh slots cache',
+  // Cluster: a slot moved to another master (a resharding) under a turn's auto-pipeline, whose other
+  // commands went to other slots (store/redis.ts followsMovedSlots); nothing of it was sent again.
+  'All keys in the pipeline should belong to the same slots allocation group',
+  'Too many Cluster redirections',
 ];
+
+/** Cluster: a slot's command answered by its old master (MOVED) or during its move (ASK), not run there. */
+const REDIRECTED = /^(?:MOVED|ASK) \d+ /;
 
 /**
  * The store has not yet been read to what a request needs (the key ring that replaces a revoked
@@ -38,7 +45,7 @@ export class StoreBehind extends Error {
 export function isStoreOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error instanceof StoreBehind) return true;
-  if (OUTAGE_MESSAGES.some((text) => error.message.includes(text))) return true;
+  if (OUTAGE_MESSAGES.some((text) => error.message.includes(text)) || REDIRECTED.test(error.message)) return true;
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') return true;
   return error.cause !== undefined && isStoreOutage(error.cause);

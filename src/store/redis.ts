@@ -377,11 +377,30 @@ export function connect(settings: RedisSettings): Redis | Cluster {
         retryDelayOnFailover: 0,
         retryDelayOnClusterDown: 0,
       };
-      return onceReady(new Cluster(settings.clusterNodes.map(hostPort), options));
+      return onceReady(followsMovedSlots(new Cluster(settings.clusterNodes.map(hostPort), options)));
     }
     default:
       return onceReady(onlyItsDatabase(new Redis(settings.url, common)));
   }
+}
+
+/**
+ * Cluster: learns where a slot went once a command of it is answered MOVED. ioredis follows the
+ * redirection (and learns it) only for a pipeline whose commands all failed alike or were reads;
+ * a turn's auto-pipeline to a master spans many slots, so the moved slot's command sent with a
+ * write to another slot failed to its caller (an outage: store/outage.ts) and the old master stayed
+ * in the slots map, failing every such turn again until a lone read of the slot came (bad input and
+ * blips, tenth pass: 500s, then 503s, through a resharding).
+ */
+function followsMovedSlots(cluster: Cluster): Cluster {
+  const send = cluster.sendCommand.bind(cluster);
+  cluster.sendCommand = (command, stream, node) => {
+    command.promise.catch((error: Error) => {
+      if (error.message.startsWith('MOVED ')) cluster.refreshSlotsCache();
+    });
+    return send(command, stream, node);
+  };
+  return cluster;
 }
 
 /** Redis's refusal of a URL's database (`/99` where it has 16). */
