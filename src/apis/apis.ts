@@ -667,10 +667,20 @@ function without(grants: Record<string, ClientGrant>, identifier: string): Recor
   return rest;
 }
 
+/**
+ * An absolute URI's characters (RFC 3986 §3, `#` aside): the URL parser takes more, mending it (spaces
+ * and controls at the ends dropped, others escaped, a host in Unicode), while the identifier is kept
+ * and compared as it was sent (the `aud` of its tokens, a client's `resource`).
+ */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?[\]@!$&'()*+,;=%]*$/;
+const MAX_IDENTIFIER_LENGTH = 512;
+
 function checkIdentifier(identifier: unknown): string {
-  if (typeof identifier !== 'string' || identifier.length > 512) throw new ApiError('identifier is an absolute URI', 'invalid_request', 400);
-  const url = URL.parse(identifier);
-  if (!url || identifier.includes('#')) throw new ApiError(`identifier: ${identifier} is not an absolute URI without a fragment (RFC 8707)`, 'invalid_request', 400);
+  if (typeof identifier !== 'string') throw new ApiError('identifier is an absolute URI', 'invalid_request', 400);
+  if (identifier.length > MAX_IDENTIFIER_LENGTH) throw new ApiError(`identifier is at most ${MAX_IDENTIFIER_LENGTH} characters (this one has ${identifier.length})`, 'invalid_request', 400);
+  if (!ABSOLUTE_URI.test(identifier) || !URL.parse(identifier)) {
+    throw new ApiError(`identifier: ${JSON.stringify(identifier)} is not an absolute URI without a fragment (RFC 8707)`, 'invalid_request', 400);
+  }
   return identifier;
 }
 
