@@ -349,6 +349,13 @@ const ADMIN_FIELDS: Record<string, readonly string[]> = {
   name: ['x'], locale: ['en', 'x'.repeat(40)], given_name: ['x'], family_name: ['x'],
 };
 
+const ADMIN_SURFACE_FIELDS: Record<string, readonly string[]> = {
+  identifier: ['https://fuzz-api.example.test', API, 'urn:fuzz', 'not a uri', 'https://x.example/#f', `https://x.example/${'a'.repeat(600)}`],
+  scopes: [], format: ['jwt', 'opaque', 'x'], accessTokenTTL: [], introspect: [], default: [],
+  id: ['fuzz-up', 'self', 'UPPER', ''], issuer: ['https://up.example.test', 'http://127.0.0.1:1', 'javascript:x', 'not a url'], client_id: ['x'], client_secret: ['y'],
+  scope: ['openid', 'email', ''], display_name: ['x'.repeat(65)], link_by_email: [], end_session: [], domains: [], claims: [],
+};
+
 export function targets(): Target[] {
   const q = (params: Record<string, readonly string[]>) => params;
   return [
@@ -410,6 +417,21 @@ export function targets(): Target[] {
           uidPath('/admin/users', '/disable'),
         ),
         params: ADMIN_FIELDS,
+        carry: 'json',
+        credentials: ['admin-token'],
+      }),
+    },
+    {
+      // The admin API's APIs, grants, upstreams and second factors (bad input and blips, tenth pass).
+      name: 'admin API: APIs, grants, upstreams, second factors',
+      arbitrary: requests({
+        methods: ['GET', 'POST', 'PUT', 'DELETE'],
+        paths: fc.oneof(
+          fc.constantFrom('/admin/apis', `/admin/apis/${encodeURIComponent(API)}`, '/admin/apis/%ZZ', '/admin/apis/https%3A%2F%2Fnowhere.example', '/admin/clients/web/grants', `/admin/clients/web/grants/${encodeURIComponent(API)}`, '/admin/clients/web/grants/%ZZ', '/admin/clients/{client}/grants/%2F', '/admin/upstreams', '/admin/upstreams/self', '/admin/upstreams/%ZZ', '/admin/users/alice/mfa', '/admin/users/alice/mfa/reset', '/admin/users/%ZZ/mfa/reset'),
+          uidPath('/admin/upstreams'),
+          uidPath('/admin/users', '/mfa/reset'),
+        ),
+        params: ADMIN_SURFACE_FIELDS,
         carry: 'json',
         credentials: ['admin-token'],
       }),
