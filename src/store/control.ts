@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import { ROOT } from '../paths.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
+import { storeRefusal } from './outage.js';
 import { WRONG_DATABASE } from './redis.js';
 import type { Kv, RecordEnding } from './kv.js';
 import { SERVERS_ANNOUNCED_KEY } from './keys.js';
@@ -89,6 +90,16 @@ export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreA
   }
   if (cause && WRONG_DATABASE.test(cause.message)) {
     return new StoreAccessError(`${storeSetting(config)}: ${where} names a database that Redis does not have (${cause.message}); expected a database number below its databases setting (16 by default), or none`);
+  }
+  // Reached, and answered with a refusal of writes: not a Redis that "cannot be reached", nor one
+  // refusing "these credentials" (bad input and blips, tenth pass).
+  const refused = storeRefusal(error) ?? storeRefusal(cause);
+  if (refused?.message.startsWith('READONLY')) {
+    const master = config.redis.mode === 'standalone' ? 'its master, or Sentinel (REDIS_MODE=sentinel) to find it' : 'a master that takes writes';
+    return new StoreAccessError(`${storeSetting(config)}: ${storeLocation(config)} is a read-only replica (${refused.message}); expected ${master}`);
+  }
+  if (refused?.message.startsWith('OOM')) {
+    return new StoreAccessError(`${storeSetting(config)}: ${storeLocation(config)} is full and refuses writes (${refused.message}); expected a Redis with room under its maxmemory`);
   }
   // Taken and then dropped before any answer (a server that closes on what it cannot parse, as an
   // HTTP server does, or on sight): said as such, not as ioredis's "max retries per request".

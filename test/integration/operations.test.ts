@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { Agent } from '../helpers/agent.js';
@@ -387,6 +388,31 @@ describe('operations', function () {
         }
       } finally {
         await redis.stop();
+      }
+    });
+
+    it('a read-only replica, a full Redis (maxmemory, noeviction): one line saying which, not "cannot reach" it or its "credentials"', async () => {
+      const [master, replica, full] = [await startRedisServer(), await startRedisServer(), await startRedisServer()];
+      const raw = [new Redis(replica.url), new Redis(full.url)];
+      try {
+        await raw[0]!.call('REPLICAOF', '127.0.0.1', String(master.port));
+        await raw[1]!.call('CONFIG', 'SET', 'maxmemory', '1');
+        const cases = [
+          [replica.url, 'is a read-only replica (READONLY You can\'t write against a read only replica.); expected its master, or Sentinel (REDIS_MODE=sentinel) to find it'],
+          [full.url, 'is full and refuses writes (OOM command not allowed when used memory > \'maxmemory\'.); expected a Redis with room under its maxmemory'],
+        ] as const;
+        for (const [url, said] of cases) {
+          for (const args of [['serve', '--workers', '1'], ['users', 'add', 'someone', '--password-stdin']]) {
+            const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+            const run = await latchkey(env, args, 'a long enough password for someone');
+            assert.equal(run.status, 1, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+            const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+            assert.deepEqual(failure, [`latchkey: REDIS_URL: Redis ${url} ${said}`], `${args.join(' ')}: ${run.stderr}`);
+          }
+        }
+      } finally {
+        for (const connection of raw) connection.disconnect();
+        for (const redis of [master, replica, full]) await redis.stop();
       }
     });
 
