@@ -75,9 +75,20 @@ function storeSetting(config: Config): string {
   return 'REDIS_URL';
 }
 
+const MASTER = (config: Config) => (config.redis.mode === 'standalone' ? 'its master, or Sentinel (REDIS_MODE=sentinel) to find it' : 'a master that takes writes');
+
+/** Redis's refusals at start that say what it is, by reply code: what it is, and what was expected. */
+const ANSWERED_REFUSALS: readonly (readonly [string, string, string | ((config: Config) => string)])[] = [
+  ['READONLY', 'is a read-only replica', MASTER],
+  ['MASTERDOWN', 'is a replica whose master is down', MASTER],
+  ['OOM', 'is full and refuses writes', 'a Redis with room under its maxmemory'],
+  ['LOADING', 'is still loading its data', 'it to finish: start again once it has'],
+];
+
 /**
- * A Redis that never answered, in one line for `serve` and the CLI alike: the setting, where, and
- * the connection's own error (ECONNREFUSED, WRONGPASS) rather than the command's ("max retries").
+ * A Redis that could not be used at start, in one line for `serve` and the CLI alike: the setting,
+ * where, and the connection's own error (ECONNREFUSED, WRONGPASS) rather than the command's ("max
+ * retries"), or what Redis said it is when it answered with a refusal (ANSWERED_REFUSALS).
  */
 export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreAccessError {
   const cause = connectionError(kv);
@@ -91,15 +102,13 @@ export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreA
   if (cause && WRONG_DATABASE.test(cause.message)) {
     return new StoreAccessError(`${storeSetting(config)}: ${where} names a database that Redis does not have (${cause.message}); expected a database number below its databases setting (16 by default), or none`);
   }
-  // Reached, and answered with a refusal of writes: not a Redis that "cannot be reached", nor one
-  // refusing "these credentials" (bad input and blips, tenth pass).
+  // Reached, and answered with a refusal of what it was asked: not a Redis that "cannot be reached",
+  // nor one refusing "these credentials" (bad input and blips, tenth pass).
   const refused = storeRefusal(error) ?? storeRefusal(cause);
-  if (refused?.message.startsWith('READONLY')) {
-    const master = config.redis.mode === 'standalone' ? 'its master, or Sentinel (REDIS_MODE=sentinel) to find it' : 'a master that takes writes';
-    return new StoreAccessError(`${storeSetting(config)}: ${storeLocation(config)} is a read-only replica (${refused.message}); expected ${master}`);
-  }
-  if (refused?.message.startsWith('OOM')) {
-    return new StoreAccessError(`${storeSetting(config)}: ${storeLocation(config)} is full and refuses writes (${refused.message}); expected a Redis with room under its maxmemory`);
+  const answered = refused && ANSWERED_REFUSALS.find(([code]) => refused.message.startsWith(`${code} `));
+  if (answered) {
+    const [, what, expected] = answered;
+    return new StoreAccessError(`${storeSetting(config)}: ${storeLocation(config)} ${what} (${refused.message}); expected ${typeof expected === 'string' ? expected : expected(config)}`);
   }
   // Taken and then dropped before any answer (a server that closes on what it cannot parse, as an
   // HTTP server does, or on sight): said as such, not as ioredis's "max retries per request".
