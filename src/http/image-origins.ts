@@ -8,6 +8,7 @@
  * device page shows.
  */
 import type { Context } from 'koa';
+import { onThisMachine } from './this-machine.js';
 
 /**
  * Whether a parsed URL's host is a plain DNS name or IP address: letters, digits, hyphens and dots
@@ -45,27 +46,27 @@ export function allowImagesFrom(ctx: Context, urls: readonly string[]): void {
   ctx.set('Content-Security-Policy', directives.map((directive) => (directive.split(' ')[0] === 'img-src' ? [directive, ...origins].join(' ') : directive)).join(';'));
 }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * Where a redirect URI sends the person, in words they can check: a web URI's host (with its
- * port), a loopback one as a program on this device, a private-use scheme (a native app) as an
- * app on this device by its scheme; undefined for none (the device flow) or one that is no URL.
+ * port), one on this machine (http/this-machine.ts onThisMachine: every spelling the consent prompt
+ * asks again for, 127.0.0.2 and names under localhost among them) as a program on this device, a
+ * private-use scheme (a native app) as an app on this device by its scheme; undefined for none (the
+ * device flow) or one that is no URL.
  */
 export function returnedTo(redirectUri: unknown): string | undefined {
   if (typeof redirectUri !== 'string' || !URL.canParse(redirectUri)) return undefined;
   const url = new URL(redirectUri);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return `an app on this device (${url.protocol.slice(0, -1)})`;
-  return LOOPBACK.has(url.hostname) ? `a program on this device (${url.host})` : url.host;
+  return onThisMachine(url.hostname) ? `a program on this device (${url.host})` : url.host;
 }
 
 /**
- * The web hosts a client registered (its `client_uri`, its http(s) redirect URIs; not loopback): what
+ * The web hosts a client registered (its `client_uri`, its http(s) redirect URIs; none on this machine): what
  * a page can show of an app beside its self-asserted name when no redirect URI is in the request (the
  * device flow). Self-registered clients' client_uri is on one of those hosts (registration/policy.ts).
  */
 export function registeredHosts(metadata: Record<string, unknown>): string[] {
   const uris = [metadata.client_uri, ...(Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [])];
-  const hosts = uris.map((uri) => webUrl(uri)).filter((url): url is URL => url !== undefined && !LOOPBACK.has(url.hostname)).map((url) => url.host);
+  const hosts = uris.map((uri) => webUrl(uri)).filter((url): url is URL => url !== undefined && !onThisMachine(url.hostname)).map((url) => url.host);
   return [...new Set(hosts)];
 }

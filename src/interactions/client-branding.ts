@@ -33,7 +33,7 @@ export interface ClientBranding {
   readonly tosUri?: string;
   /** The host of a URL client_id: the one thing about such a client that is not self-asserted. */
   readonly domain?: string;
-  /** Where this request sends the person back (http/image-origins.ts returnedTo), for a client without a `domain`. */
+  /** Where this request sends the person back (http/image-origins.ts returnedTo); for a client with a `domain`, only when it is not that domain. */
   readonly returnsTo?: string;
   /** The web hosts the client registered (http/image-origins.ts registeredHosts): what the device page shows, having no redirect URI to name. */
   readonly hosts?: readonly string[];

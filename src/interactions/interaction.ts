@@ -195,12 +195,14 @@ export function interactions(
     const clientId = String(interaction.params.client_id);
     const branding = brandingOf(await providers.current.Client.find(clientId), clientId);
     allowLogo(ctx, branding);
-    // A URL client_id shows its domain; any other client, where this request sends the person. Not
-    // Latchkey's own pages (the developer and account pages) sending the person back to Latchkey's
-    // own address: that is where they are already, and with an issuer on localhost it read "a program
-    // on this device". Every other client's loopback redirect URI is still said to be one.
-    const returnsTo = branding.domain || ownPageReturn(providers.current.issuer, clientId, interaction.params.redirect_uri) ? undefined : returnedTo(interaction.params.redirect_uri);
-    return returnsTo ? { ...branding, returnsTo } : branding;
+    // Where this request sends the person. Not Latchkey's own pages (the developer and account pages)
+    // sending the person back to Latchkey's own address: that is where they are already, and with an
+    // issuer on localhost it read "a program on this device". Every other client's loopback redirect
+    // URI is still said to be one. A URL client_id shows its domain, and where the code goes too
+    // when that is not the domain (a program or an app on this device, which any program there can
+    // be: the domain says who wrote the document, not who listens; tenth pass at the new clients).
+    const returnsTo = ownPageReturn(providers.current.issuer, clientId, interaction.params.redirect_uri) ? undefined : returnedTo(interaction.params.redirect_uri);
+    return returnsTo && returnsTo !== branding.domain ? { ...branding, returnsTo } : branding;
   }
 
   async function signedInAccount(interaction: Interaction) {

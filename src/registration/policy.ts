@@ -13,6 +13,9 @@ import { ConfigError } from '../config.js';
 import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
+import { isLoopback } from '../http/this-machine.js';
+
+export { isLoopback };
 
 export interface RegistrationPolicy {
   /** token_endpoint_auth_method values a client may use. */
@@ -94,10 +97,6 @@ export function serverOf(uri: string): string | undefined {
   return `${url.protocol}//${isLoopback(host) ? 'loopback' : host}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
 }
 
-/** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
-export function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
 
 /**
  * A refusal whose description quotes the metadata's own values (for the registrant, in JSON and

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import Koa, { type Context } from 'koa';
-import { allowImagesFrom, returnedTo, webUrl } from '../../src/http/image-origins.js';
+import { allowImagesFrom, registeredHosts, returnedTo, webUrl } from '../../src/http/image-origins.js';
 import { allowLogo } from '../../src/interactions/client-branding.js';
 
 const CSP = "default-src 'self'; img-src 'self' data:; script-src 'self'";
@@ -64,5 +64,12 @@ describe('image origins under the CSP', () => {
     assert.equal(returnedTo('com.example.notes:/callback'), 'an app on this device (com.example.notes)');
     assert.equal(returnedTo(undefined), undefined, 'the device flow has none');
     assert.equal(returnedTo('not a url'), undefined);
+  });
+
+  it('returnedTo and registeredHosts read this machine as the consent prompt does: 127/8, names under localhost, the hosts file\'s loopback names, a trailing dot (tenth pass at the new clients)', () => {
+    for (const uri of ['http://127.0.0.2:5173/cb', 'http://notes.localhost:5173/cb', 'https://ip6-localhost:8443/cb', 'https://localhost4/cb', 'https://localhost./cb', 'http://[::ffff:7f00:1]:9/cb', 'https://0.0.0.0/cb']) {
+      assert.equal(returnedTo(uri), `a program on this device (${new URL(uri).host})`, uri);
+    }
+    assert.deepEqual(registeredHosts({ client_uri: 'https://tv.example.test', redirect_uris: ['http://tv.localhost/cb', 'http://127.0.0.2/cb', 'https://localhost6/cb', 'https://tv.example.test/cb'] }), ['tv.example.test']);
   });
 });
