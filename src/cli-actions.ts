@@ -607,7 +607,7 @@ const actions: Record<string, Action> = {
         return revokeKeys(kv, settings, [current]);
       }
       const policy = await publishedRotationPolicy(settings, revocationList(kv, settings));
-      const { before, after } = await rotateRing(ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now));
+      const { before, after } = await rotateRing(ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now), (message) => console.error(`latchkey: ${message}`));
       print({
         current: after.current?.kid,
         retired: before.current?.kid,

@@ -199,7 +199,7 @@ keys
 keys
   .command('rotate')
   .description('make the next key current now (once it has been published for keys.publishLead) and publish a new next key')
-  .option('--now', 'do not wait for the publish lead (the old key stays published and trusted; for a compromised key use `keys revoke`)')
+  .option('--now', 'do not wait for the publish lead, only until every server publishes the next key (keys.refreshInterval; the old key stays published and trusted; for a compromised key use `keys revoke`)')
   .option('--revoke-current', 'with --now: the current key is compromised, revoke it (the same as `keys revoke <current kid>`)')
   .action(run);
 

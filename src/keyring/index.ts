@@ -22,12 +22,14 @@ import { FileRingStore, KvRingStore, type RingStore } from './stores.js';
  * promoted a key their verifiers, caching the JWKS as told, did not know yet).
  */
 export function rotationPolicy(config: Config, published: { readonly signed?: number; readonly lead?: number; readonly refresh?: number } = {}): RotationPolicy {
+  const refresh = Math.max(config.keys.refreshInterval, published.refresh ?? 0);
   return {
     interval: config.keys.rotationInterval,
     lead: Math.max(config.keys.publishLead, published.lead ?? 0),
     // A just-retired key may still sign on an instance that has not noticed yet (refreshInterval),
     // and what it signed stays valid for the longest lifetime, plus the skew verifiers allow.
-    retention: Math.max(longestSignedLifetime(config), published.signed ?? 0) + CLOCK_TOLERANCE + Math.ceil(Math.max(config.keys.refreshInterval, published.refresh ?? 0)),
+    retention: Math.max(longestSignedLifetime(config), published.signed ?? 0) + CLOCK_TOLERANCE + Math.ceil(refresh),
+    refresh,
   };
 }
 

@@ -23,6 +23,11 @@ export interface RotationPolicy {
   readonly lead: number;
   /** Seconds a retired key stays published. */
   readonly retention: number;
+  /**
+   * Seconds an instance may go without looking at the ring (the longest keys.refreshInterval of the
+   * servers): a key written to the ring is in every instance's JWKS that long after, not before.
+   */
+  readonly refresh: number;
 }
 
 export interface Plan {
@@ -40,11 +45,34 @@ export class RotationError extends Error {
   override name = 'RotationError';
 }
 
+/** A forced rotation asked before every instance publishes the next key: it may go ahead at `until` (epoch ms). */
+export class NextKeyNotPublishedEverywhere extends RotationError {
+  override name = 'NextKeyNotPublishedEverywhere';
+  constructor(
+    message: string,
+    readonly until: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A look at the ring comes a moment after `refresh`: each instance waits that long after its last look ended. */
+const LOOK_SLACK_MS = 1_000;
+
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : Number.NaN);
 
 /** When a next key may start signing: `lead` seconds after it was published. */
 export function usableFrom(key: StoredKey, policy: RotationPolicy): number {
   return at(key.createdAt) + policy.lead * 1000;
+}
+
+/**
+ * When every instance publishes a key: `refresh` seconds (and a moment) after it was written to
+ * the ring. Until then a verifier's one refetch on its unknown kid (jose: then a 30 s cooldown;
+ * openid-client: 60 s) may land on an instance that does not serve it yet.
+ */
+export function publishedEverywhereFrom(key: StoredKey, policy: RotationPolicy): number {
+  return at(key.createdAt) + policy.refresh * 1000 + LOOK_SLACK_MS;
 }
 
 /** When a retired key leaves the JWKS. */
@@ -90,6 +118,16 @@ export function planRotation(ring: Keyring, now: number, policy: RotationPolicy,
       `the next key ${next.kid} has been published since ${next.createdAt}; it may sign from ` +
         `${new Date(usableFrom(next, policy)).toISOString()} (keys.publishLead), so verifiers that cache the JWKS know it. ` +
         `Run again then, or pass --now. ${compromised}`,
+    );
+  }
+  // --now skips the verifiers' cache (they refetch on the unknown kid), never the instances' look at
+  // the ring: a next key made a moment ago (by a forced rotation just before, perhaps one whose answer
+  // a blip lost and which is run again) is not yet in every instance's JWKS, where that refetch may land.
+  if (force && next && now < publishedEverywhereFrom(next, policy)) {
+    const until = publishedEverywhereFrom(next, policy);
+    throw new NextKeyNotPublishedEverywhere(
+      `the next key ${next.kid} was written to the key ring at ${next.createdAt}; every server publishes it from ${new Date(until).toISOString()} (keys.refreshInterval)`,
+      until,
     );
   }
   const base = plan(ring, now, policy);

@@ -10,7 +10,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jos
 import type { Logger } from '../ops/logger.js';
 import { StoreBehind } from '../store/outage.js';
 import type { Keyring } from './keyring.js';
-import { apply, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
+import { apply, isEmpty, NextKeyNotPublishedEverywhere, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
 import { LOCKED, readRing, type RingSnapshot, type RingStore } from './stores.js';
 
 export interface KeyringServiceOptions {
@@ -76,15 +76,34 @@ export async function updateRing(
   }
 }
 
-/** `latchkey keys rotate`: next → current now (see planRotation for when that is refused). */
-export async function rotateRing(store: RingStore, policy: RotationPolicy, rsaBits: number, force: boolean): Promise<{ before: Keyring; after: Keyring }> {
-  let before: Keyring | undefined;
-  const after = await updateRing(store, async (latest, now) => {
-    if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
-    before = latest.ring;
-    return apply(latest.ring, planRotation(latest.ring, now, policy, force), now, rsaBits);
-  });
-  return { before: before!, after: after!.ring };
+/**
+ * `latchkey keys rotate`: next → current now (see planRotation for when that is refused). Forced
+ * (`--now`) while the next key is not yet in every instance's JWKS, it waits until it is (at most
+ * the servers' keys.refreshInterval, and a moment), outside the lock, saying so to `waiting`.
+ */
+export async function rotateRing(
+  store: RingStore,
+  policy: RotationPolicy,
+  rsaBits: number,
+  force: boolean,
+  waiting?: (message: string) => void,
+): Promise<{ before: Keyring; after: Keyring }> {
+  for (;;) {
+    let before: Keyring | undefined;
+    try {
+      const after = await updateRing(store, async (latest, now) => {
+        if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+        before = latest.ring;
+        return apply(latest.ring, planRotation(latest.ring, now, policy, force), now, rsaBits);
+      });
+      return { before: before!, after: after!.ring };
+    } catch (error) {
+      if (!(error instanceof NextKeyNotPublishedEverywhere)) throw error;
+      const wait = Math.max(0, error.until - Date.now());
+      waiting?.(`${error.message}: waiting ${Math.ceil(wait / 1000)} s`);
+      await sleep(wait);
+    }
+  }
 }
 
 /**

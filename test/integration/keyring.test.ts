@@ -133,6 +133,21 @@ describe('key ring in Redis: sealed, shared, rotated without restarts', function
     });
   });
 
+  it('keys rotate --now twice in a row (a retry after an answer lost to a blip, say): the key that signs is in the other instance\'s JWKS before it signs, so a verifier whose one refetch on the unknown kid lands there learns it (before the fix: the second promoted the next key the first had made a moment before, which the other instance, looking every 5 s, did not publish yet; jose refused the token and its 30 s cooldown barred another refetch)', async () => {
+    const looks = { KEYS_REFRESH_INTERVAL: '5' };
+    const a = await start(looks);
+    const b = await start(looks);
+    await a.keys.rotate(true);
+    const rotated = await a.keys.rotate(true); // promotes the next key the first rotation made
+    const promoted = rotated.current!;
+    const token = await clientCredentialsToken(a.url, MACHINE);
+    assert.equal(decodeProtectedHeader(token).kid, promoted.kid);
+    // A verifier behind a balancer that sends its fetch to B: one fetch, then jose's cooldown.
+    const atB = createRemoteJWKSet(new URL('/jwks', b.url));
+    await jwtVerify(token, atB, { issuer: a.issuer });
+    assert.ok(Date.parse(promoted.activatedAt!) - Date.parse(promoted.createdAt) >= 5_000, `signs ${Date.parse(promoted.activatedAt!) - Date.parse(promoted.createdAt)} ms after it was written, before every instance looked at the ring`);
+  });
+
   it('on schedule, exactly one of three instances performs each rotation; the others pick it up', async () => {
     const schedule = { KEYS_ROTATION_INTERVAL: '1', KEYS_PUBLISH_LEAD: '1', KEYS_REFRESH_INTERVAL: '0.1' };
     const instances = [await start(schedule), await start(schedule), await start(schedule)];

@@ -18,7 +18,7 @@ describe('key ring service: a revoked current key with no ring to replace it', f
 
   it('the first signer reads the ring again for a while, then refuses; the next ones read it once and refuse at once; a ring that comes is followed', async () => {
     const store = new FileRingStore(join(dir, 'keyring.json'));
-    const service = await KeyringService.open({ store, policy: { interval: 86_400, lead: 3_600, retention: 3_600 }, rsaBits: 2048, refreshInterval: 2 });
+    const service = await KeyringService.open({ store, policy: { interval: 86_400, lead: 3_600, retention: 3_600, refresh: 2 }, rsaBits: 2048, refreshInterval: 2 });
     let reads = 0;
     const readRaw = store.readRaw.bind(store);
     store.readRaw = () => ((reads += 1), readRaw());

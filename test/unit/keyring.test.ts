@@ -7,13 +7,13 @@ import { verify } from 'node:crypto';
 import { ExternalSigningKey } from 'oidc-provider';
 import { generateKey, Keyring, PRIVATE_JWK_MEMBERS, type StoredKey } from '../../src/keyring/keyring.js';
 import { signingKeys } from '../../src/keyring/signing-keys.js';
-import { apply, describeRing, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
+import { apply, describeRing, isEmpty, NextKeyNotPublishedEverywhere, plan, planRevocation, planRotation, publishedEverywhereFrom, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
 import { Sealer, SealError } from '../../src/keyring/sealing.js';
 import { dpopNonceSecret } from '../../src/keyring/dpop-nonces.js';
 
 const DAY = 86_400_000;
 const T0 = Date.parse('2030-01-01T00:00:00Z');
-const POLICY: RotationPolicy = { interval: 30 * 86_400, lead: 86_400, retention: 3_600 };
+const POLICY: RotationPolicy = { interval: 30 * 86_400, lead: 86_400, retention: 3_600, refresh: 2 };
 const iso = (ms: number) => new Date(ms).toISOString();
 
 describe('key ring: the rotation schedule', function () {
@@ -92,8 +92,19 @@ describe('key ring: the rotation schedule', function () {
       return true;
     });
     assert.equal(planRotation(first, T0 + DAY, POLICY, false).promote, true);
-    const forced = await apply(first, planRotation(first, T0 + 1000, POLICY, true), T0 + 1000, 2048);
+    const forced = await apply(first, planRotation(first, T0 + 3000, POLICY, true), T0 + 3000, 2048);
     assert.equal(forced.current!.kid, first.next!.kid);
+
+    // --now skips the verifiers' cache, not the instances' look at the ring: a next key written a
+    // moment ago (by a forced rotation just before) waits until every instance publishes it.
+    assert.throws(() => planRotation(forced, T0 + 4000, POLICY, true), (error: Error) => {
+      assert.ok(error instanceof NextKeyNotPublishedEverywhere);
+      assert.equal(error.until, publishedEverywhereFrom(forced.next!, POLICY));
+      assert.ok(error.until >= T0 + 3000 + POLICY.refresh * 1000, 'not before every instance looked at the ring');
+      assert.match(error.message, /keys\.refreshInterval/);
+      return true;
+    });
+    assert.equal(planRotation(forced, publishedEverywhereFrom(forced.next!, POLICY), POLICY, true).promote, true);
 
     const withoutNext = new Keyring([first.current!]);
     assert.throws(() => planRotation(withoutNext, T0 + DAY, POLICY, false), /no next key/);
