@@ -74,6 +74,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
+import { operatorGrantsOnUpdate, ownClientCredentialsRefused } from './patches/granted-client-credentials.js';
 import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
@@ -613,6 +614,8 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
         const apiScopes = ctx === undefined ? ALREADY_CHECKED : (((ctx as { state?: Record<symbol, unknown> }).state?.[OFFERED_API_SCOPES] as string[] | undefined) ?? []);
         // What a client may not lift itself (patches/kept-requirements.ts), before the policy sees it.
         keepRequirements(ctx, metadata as Record<string, unknown>);
+        // Nor give itself client_credentials under an operator's grant (patches/granted-client-credentials.ts).
+        ownClientCredentialsRefused(ctx, metadata as Record<string, unknown>);
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService, apiScopes);
         applyRequirements(policy, metadata as Record<string, unknown>);
         withoutUnusedSecret(metadata as Record<string, unknown>);
@@ -826,6 +829,8 @@ function applyPatches(
   layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
+  // Whether the client an RFC 7592 update names holds an operator grant, for its validation.
+  layers.push(operatorGrantsOnUpdate(provider, apis));
   // A request none of whose scopes is known is invalid_scope at once, as one without scope is (see the patch).
   knownScopes(provider, { statics: new Set(policy.scopes), apiScopes: async () => (await apis.list()).flatMap((api) => api.scopes) });
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.

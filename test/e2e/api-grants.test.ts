@@ -174,6 +174,69 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       }
     });
 
+    it("an app people sign in to, granted an API and the admin API by an operator who is told it cannot use them, cannot give itself client_credentials with RFC 7592 to use them; an operator's change, or a client without a grant, may (RFC 7592 §2.2)", async () => {
+      const registered = await fetch(`${server.url}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'Notes', redirect_uris: ['https://notes.example.test/callback'] }),
+      });
+      assert.equal(registered.status, 201, await registered.clone().text());
+      const made = (await registered.json()) as { client_id: string; client_secret: string; registration_access_token: string; registration_client_uri: string; grant_types: string[] };
+      assert.ok(!made.grant_types.includes('client_credentials'), 'an app people sign in to');
+      const app = { id: made.client_id, secret: made.client_secret };
+      // Each update that is taken rotates the registration access token (registrationManagement).
+      let registrationToken = made.registration_access_token;
+      const update = async (grantTypes: string[]) => {
+        const answer = await fetch(made.registration_client_uri, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${registrationToken}` },
+          body: JSON.stringify({ client_id: made.client_id, client_name: 'Notes', redirect_uris: ['https://notes.example.test/callback'], grant_types: grantTypes }),
+        });
+        if (answer.status === 200) registrationToken = ((await answer.clone().json()) as { registration_access_token: string }).registration_access_token;
+        return answer;
+      };
+      // `latchkey apis grant` says to stderr that such a client cannot use these scopes (unauthorized_client).
+      await server.apis.grant(app.id, API, { scopes: ['read'] });
+      await server.apis.grant(app.id, admin, { scopes: ['admin:read'] });
+      assert.equal((await token(app, { resource: API, scope: 'read' })).body.error, 'unauthorized_client');
+      const gained = await update(['authorization_code', 'refresh_token', 'client_credentials']);
+      assert.equal(gained.status, 400, await gained.clone().text());
+      const refusal = (await gained.json()) as { error: string; error_description: string };
+      assert.equal(refusal.error, 'invalid_client_metadata');
+      assert.match(refusal.error_description, /client_credentials.*operator/);
+      for (const [resource, scope] of [[API, 'read'], [admin, 'admin:read']] as const) {
+        assert.equal((await token(app, { resource, scope })).body.error, 'unauthorized_client', `${resource}: the grant stays unusable`);
+      }
+      const read = (await (await fetch(made.registration_client_uri, { headers: { authorization: `Bearer ${registrationToken}` } })).json()) as { grant_types: string[] };
+      assert.deepEqual(read.grant_types, ['authorization_code', 'refresh_token'], 'nothing was written');
+      // Its other changes go on as before.
+      assert.equal((await update(['authorization_code'])).status, 200, 'narrowing itself');
+      // An operator adds the grant type: then the grant is used.
+      const operator = (await token(OPS, { resource: admin, scope: 'admin' })).body.access_token!;
+      const changed = await adminCall(`/clients/${encodeURIComponent(app.id)}`, operator, {
+        method: 'PUT',
+        body: JSON.stringify({ client_name: 'Notes', redirect_uris: ['https://notes.example.test/callback'], grant_types: ['authorization_code', 'client_credentials'] }),
+      });
+      assert.equal(changed.status, 200, await changed.text());
+      assert.equal((await token(app, { resource: API, scope: 'read' })).status, 200, "the operator's change");
+      // Without a grant, the grant type is the client's own business, as at registration.
+      const other = await fetch(`${server.url}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'Jots', redirect_uris: ['https://jots.example.test/callback'] }),
+      });
+      const jots = (await other.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+      const own = await fetch(jots.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${jots.registration_access_token}` },
+        body: JSON.stringify({ client_id: jots.client_id, client_name: 'Jots', redirect_uris: ['https://jots.example.test/callback'], grant_types: ['authorization_code', 'client_credentials'] }),
+      });
+      assert.equal(own.status, 200, `no grant held: taken (${await own.clone().text()})`);
+      await server.apis.revoke(app.id, API);
+      await server.apis.revoke(app.id, admin);
+      await nextSecond();
+    });
+
     it('an app registered on the developer page gets invalid_scope for the API, the admin API and the feed', async () => {
       const agent = new Agent();
       let page: Page = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'olga', password: PASSWORD, login: 'required' });
