@@ -174,7 +174,7 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       }
     });
 
-    it("an app people sign in to, granted an API and the admin API by an operator who is told it cannot use them, cannot give itself client_credentials with RFC 7592 to use them; an operator's change, or a client without a grant, may (RFC 7592 §2.2)", async () => {
+    it("an app people sign in to, granted an API and the admin API by an operator who is told it cannot use them, cannot give itself client_credentials with RFC 7592 to use them, nor a public one make itself authenticate; an operator's change, or a client without a grant, may (RFC 7592 §2.2)", async () => {
       const registered = await fetch(`${server.url}/reg`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -232,6 +232,24 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
         body: JSON.stringify({ client_id: jots.client_id, client_name: 'Jots', redirect_uris: ['https://jots.example.test/callback'], grant_types: ['authorization_code', 'client_credentials'] }),
       });
       assert.equal(own.status, 200, `no grant held: taken (${await own.clone().text()})`);
+      // A public app named in a grant (only the configuration can: the CLI and the admin API refuse
+      // a public client; the store's grant stands for it here) cannot make itself authenticate.
+      const spa = (await (
+        await fetch(`${server.url}/reg`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ client_name: 'Sketch', redirect_uris: ['https://sketch.example.test/callback'], token_endpoint_auth_method: 'none' }),
+        })
+      ).json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+      await server.apis.grant(spa.client_id, API, { scopes: [], introspect: true });
+      const confidential = await fetch(spa.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${spa.registration_access_token}` },
+        body: JSON.stringify({ client_id: spa.client_id, client_name: 'Sketch', redirect_uris: ['https://sketch.example.test/callback'], token_endpoint_auth_method: 'client_secret_basic' }),
+      });
+      assert.equal(confidential.status, 400, await confidential.clone().text());
+      assert.match(((await confidential.json()) as { error_description: string }).error_description, /^token_endpoint_auth_method: a public client holding an operator/);
+      await server.apis.revoke(spa.client_id, API);
       await server.apis.revoke(app.id, API);
       await server.apis.revoke(app.id, admin);
       await nextSecond();

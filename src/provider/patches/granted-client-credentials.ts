@@ -8,6 +8,8 @@
  * refuse such an update; it is refused while the client holds any operator grant, and an operator
  * adds the grant type (the admin API) when the client is to act for itself. A client without a
  * grant adds it as before (what it then gets is good at no API), and one that has it keeps it.
+ * Likewise a public client (which no grant serves, introspection included) that would start to
+ * authenticate while it holds a grant (one the configuration names it in).
  *
  * The grants are read in the store, which the engine's synchronous client validation cannot do:
  * operatorGrantsOnUpdate (a provider middleware) reads them for RFC 7592 updates first and leaves
@@ -41,15 +43,23 @@ export function operatorGrantsOnUpdate(provider: Provider, apis: Pick<Apis, 'gra
   });
 }
 
-/** In the client schema's validation: an RFC 7592 update adding client_credentials to a client that holds an operator grant is refused. */
+/**
+ * In the client schema's validation (`metadata`: the update, the engine's defaults applied): an RFC
+ * 7592 update that would put an operator's grant to use is refused while the client holds one:
+ * adding client_credentials, or a public client starting to authenticate (a grant names a public
+ * client only in the configuration, where it proves nothing: introspection refuses public callers).
+ */
 export function ownClientCredentialsRefused(ctx: unknown, metadata: Record<string, unknown>): void {
   const oidc = (ctx as KoaContextWithOIDC | undefined)?.oidc;
   if (oidc?.route !== 'client_update' || !oidc.client) return;
-  const adds = Array.isArray(metadata.grant_types) && metadata.grant_types.includes(CLIENT_CREDENTIALS) && !oidc.client.grantTypeAllowed(CLIENT_CREDENTIALS);
-  if (!adds) return;
+  const addsGrantType = Array.isArray(metadata.grant_types) && metadata.grant_types.includes(CLIENT_CREDENTIALS) && !oidc.client.grantTypeAllowed(CLIENT_CREDENTIALS);
+  const startsAuthenticating = oidc.client.clientAuthMethod === 'none' && metadata.token_endpoint_auth_method !== 'none';
+  if (!addsGrantType && !startsAuthenticating) return;
   // Unread (a path the middleware could not take a client from): refused, never taken as "no grant".
   if ((ctx as { state?: Record<symbol, unknown> }).state?.[HOLDS_OPERATOR_GRANT] === false) return;
   throw new errors.InvalidClientMetadata(
-    `grant_types: ${CLIENT_CREDENTIALS} cannot be added by the client itself while it holds an operator's grant at an API (an operator adds it: the admin API's PUT /admin/clients/{id})`,
+    addsGrantType
+      ? `grant_types: ${CLIENT_CREDENTIALS} cannot be added by the client itself while it holds an operator's grant at an API (an operator adds it: the admin API's PUT /admin/clients/{id})`
+      : "token_endpoint_auth_method: a public client holding an operator's grant at an API cannot make itself authenticate (an operator changes it: the admin API's PUT /admin/clients/{id})",
   );
 }
