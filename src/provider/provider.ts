@@ -74,7 +74,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
-import { operatorGrantsOnUpdate, ownClientCredentialsRefused } from './patches/granted-client-credentials.js';
+import { grantPutToUseRefused, operatorGrantsOnUpdate } from './patches/granted-client-credentials.js';
 import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
@@ -614,8 +614,8 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
         const apiScopes = ctx === undefined ? ALREADY_CHECKED : (((ctx as { state?: Record<symbol, unknown> }).state?.[OFFERED_API_SCOPES] as string[] | undefined) ?? []);
         // What a client may not lift itself (patches/kept-requirements.ts), before the policy sees it.
         keepRequirements(ctx, metadata as Record<string, unknown>);
-        // Nor give itself client_credentials under an operator's grant (patches/granted-client-credentials.ts).
-        ownClientCredentialsRefused(ctx, metadata as Record<string, unknown>);
+        // Nor put an operator's grant to use by its own change (patches/granted-client-credentials.ts).
+        grantPutToUseRefused(ctx, metadata as Record<string, unknown>);
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService, apiScopes);
         applyRequirements(policy, metadata as Record<string, unknown>);
         withoutUnusedSecret(metadata as Record<string, unknown>);

@@ -13,7 +13,7 @@
  *
  * The grants are read in the store, which the engine's synchronous client validation cannot do:
  * operatorGrantsOnUpdate (a provider middleware) reads them for RFC 7592 updates first and leaves
- * the answer on ctx.state; ownClientCredentialsRefused runs in the validation (provider.ts).
+ * the answer on ctx.state; grantPutToUseRefused runs in the validation (provider.ts).
  * Pinned by test/e2e/api-grants.test.ts ("… cannot give itself client_credentials with RFC 7592 …").
  */
 import type { Middleware } from 'koa';
@@ -36,7 +36,7 @@ export function operatorGrantsOnUpdate(provider: Provider, apis: Pick<Apis, 'gra
     try {
       clientId = decodeURIComponent(ctx.path.slice(prefix.length).replace(/\/$/, ''));
     } catch {
-      clientId = undefined; // no client the engine finds either; the flag left unset refuses the grant type
+      clientId = undefined; // no client the engine finds either; the flag left unset refuses the change
     }
     if (clientId) (ctx.state as Record<symbol, unknown>)[HOLDS_OPERATOR_GRANT] = Object.keys(await apis.grantsOf(clientId)).length > 0;
     return next();
@@ -49,7 +49,7 @@ export function operatorGrantsOnUpdate(provider: Provider, apis: Pick<Apis, 'gra
  * adding client_credentials, or a public client starting to authenticate (a grant names a public
  * client only in the configuration, where it proves nothing: introspection refuses public callers).
  */
-export function ownClientCredentialsRefused(ctx: unknown, metadata: Record<string, unknown>): void {
+export function grantPutToUseRefused(ctx: unknown, metadata: Record<string, unknown>): void {
   const oidc = (ctx as KoaContextWithOIDC | undefined)?.oidc;
   if (oidc?.route !== 'client_update' || !oidc.client) return;
   const addsGrantType = Array.isArray(metadata.grant_types) && metadata.grant_types.includes(CLIENT_CREDENTIALS) && !oidc.client.grantTypeAllowed(CLIENT_CREDENTIALS);
