@@ -430,6 +430,18 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.ok(genuine.url.startsWith(`${fake.state.issuer}/authorize`), 'the genuine form goes to the upstream');
     });
 
+    it("redeems the upstream's code with the redirect_uri its authorization request named, whatever Host the callback reached Latchkey by (RFC 6749 §4.1.3; a proxy that does not pass the public host on)", async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-host';
+      const callback = new URL(await toCallback());
+      // The same callback, as it reaches Latchkey through a front end that gives it another Host.
+      const inside = new URL(callback.href);
+      inside.hostname = callback.hostname === 'localhost' ? '127.0.0.1' : 'localhost';
+      const answer = await fetch(inside, { headers: { cookie: agent.cookieHeader(callback.href), accept: 'text/html' }, redirect: 'manual' });
+      assert.equal(fake.state.tokenRedirectUri, callbackPrefix(), `redeemed with ${fake.state.tokenRedirectUri}`);
+      assert.ok(answer.status === 302 || answer.status === 303, `the sign-in goes on (${answer.status})`);
+    });
+
     it('refuses a callback whose state is not the one this browser was given', async () => {
       fake.state.mode = 'good';
       const callback = new URL(await toCallback());

@@ -33,7 +33,7 @@ export async function startFakeUpstream(clientSecret: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown, extraClaims: {} as JWTPayload };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown, extraClaims: {} as JWTPayload, tokenRedirectUri: undefined as string | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const signedAs = (payload: JWTPayload, mode: Mode) => {
@@ -76,6 +76,10 @@ export async function startFakeUpstream(clientSecret: string) {
     }
     if (path === '/token') {
       state.tokens += 1;
+      // The redirect_uri the code is redeemed with (RFC 6749 §4.1.3: the authorization request's, identical).
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => (state.tokenRedirectUri = new URLSearchParams(body).get('redirect_uri') ?? undefined));
       const now = Math.floor(Date.now() / 1000);
       const { mode } = state;
       const audiences: Partial<Record<Mode, string | string[]>> = { audience: 'someone-else', 'several-audiences': ['latchkey', 'someone-else'], 'several-audiences-azp': ['latchkey', 'someone-else'], 'azp-other': ['latchkey', 'someone-else'] };
