@@ -546,8 +546,9 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
           const clientCredentials = kind === 'ClientCredentials';
           const [allowed, deleted, resolves, held, personEnded, offered] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
-            // A refresh token is narrowed with its client, not ended (refresh-rotation.ts): its scopes are not asked here.
-            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope: kind === 'RefreshToken' ? undefined : scope, clientCredentials }),
+            // A refresh token is narrowed with its client, not ended (refresh-rotation.ts), nor ended by a
+            // requirement raised (opaque-introspection.ts): what its refresh is weighed by, below.
+            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials, refreshToken: kind === 'RefreshToken' }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
             // A refresh token is held to what a refresh of it is (narrowed, not refused, for a scope taken
             // away): offline access (offline_access and the refresh_token grant) and the sign-in level

@@ -605,9 +605,11 @@ export class RevocationList {
    * for a person's, a scope it carries taken from its client's `scope`. One round trip (the store pipelines the reads; the rare
    * marks come from the cache), and a second only while an operator's ending can matter.
    * `ownToken`: whether the token is the client's own (client_credentials); a JWT says so by
-   * carrying no grant claim, an opaque token's model says it.
+   * carrying no grant claim, an opaque token's model says it. `refreshToken`: an opaque refresh token
+   * at introspection, which a raised requirement does not end (revokeRaised: its refresh is weighed
+   * at the token endpoint), so its mark is not read.
    */
-  async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined): Promise<boolean> {
+  async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined, refreshToken = false): Promise<boolean> {
     const { jti, iat, client_id: clientId, sub } = claims;
     const gid = claims[GRANT_CLAIM];
     const named = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
@@ -622,7 +624,7 @@ export class RevocationList {
       ownToken ? undefined : read(sub, revokedSubjectKey),
       ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
       ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
-      ownToken ? undefined : read(clientId, revokedRaisedKey, this.#rareMarks),
+      ownToken || refreshToken ? undefined : read(clientId, revokedRaisedKey, this.#rareMarks),
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
       // An API's or a client grant's entries, or (a person's token, with or without an API) its client's narrowed scopes.

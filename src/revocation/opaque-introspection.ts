@@ -22,11 +22,16 @@ export interface OpaqueToken {
   readonly scope?: unknown;
   /** Issued by client_credentials: the client's own, under no grant. */
   readonly clientCredentials: boolean;
+  /**
+   * A refresh token: narrowed with its client, not ended (refresh-rotation.ts), so its scopes are not
+   * weighed; nor ended by a requirement raised (RevocationList.revokeRaised: it ends access tokens).
+   */
+  readonly refreshToken?: boolean;
 }
 
 /** Whether an opaque token was revoked through its person, its client, its API, or its client's grant at the API. */
-export function opaqueRevoked(list: RevocationList, { clientId, accountId, iat, aud, scope, clientCredentials }: OpaqueToken): Promise<boolean> {
+export function opaqueRevoked(list: RevocationList, { clientId, accountId, iat, aud, scope, clientCredentials, refreshToken = false }: OpaqueToken): Promise<boolean> {
   // A token under a grant is deleted with it, but a revocation of a person's grants may stop half-way:
   // their sub entry, written first, ends it regardless; and the client, API and client_grant entries.
-  return list.isRevoked({ client_id: clientId, sub: accountId, iat, aud, scope }, {}, clientCredentials);
+  return list.isRevoked({ client_id: clientId, sub: accountId, iat, aud, scope: refreshToken ? undefined : scope }, {}, clientCredentials, refreshToken);
 }
