@@ -3,14 +3,16 @@
  * session's own changes, tenth pass"), black box. Found and fixed here: the mark a raised requirement
  * writes (`revoked:{rv}:raised:<client_id>`, for its people's access tokens) was read for refresh
  * tokens at introspection too, so a refresh token its client goes on refreshing with was answered
- * `{"active": false}` for an access token lifetime after the change, and active again after.
+ * `{"active": false}` for an access token lifetime after the change, and active again after. And
+ * the account page, since recovery codes are made only beside a second factor, hid the codes a
+ * person kept from before they removed their last one (which work again once they add one).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { basic, introspect, type ClientCredentials } from '../helpers/tokens.js';
 import { Secret, TOTP } from 'otpauth';
@@ -78,5 +80,17 @@ describe("e2e: tenth fresh-eyes pass, the session's own changes", function () {
     const again = await bound.call({ grant_type: 'refresh_token', refresh_token: bound.refresh }, { dpop: proof });
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.token_type, 'DPoP');
+  });
+
+  it('the account page of a person without a passkey or authenticator app says how many recovery codes they keep from before: those work again once they add one', async () => {
+    const person = await server.accounts.create('rue', PASSWORD);
+    const { secret } = await server.secondFactors.totp.begin(person.sub, 'rue', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(person.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'), true);
+    await server.secondFactors.recoveryCodes.generate(person.sub);
+    await server.secondFactors.totp.remove(person.sub);
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 10);
+    const { page } = await signedInToAccountPage(server.issuer, 'rue', PASSWORD);
+    assert.match(page.html, /10 recovery codes from before/, 'the codes kept are said');
+    assert.match(page.html, /work again once you add/);
   });
 });
