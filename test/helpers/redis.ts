@@ -296,3 +296,18 @@ export function monitorOf(redis: Redis): Promise<Redis> {
  * a store that refuses one kind of record, as a failing store or master does at that read.
  */
 export const keysBut = (spelled: string) => [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);
+
+/** cluster-key-slot's CRC16 slot of `key` (hash tags included), as Redis Cluster computes it. */
+export function slotOf(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit += 1) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}

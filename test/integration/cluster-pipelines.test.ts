@@ -15,7 +15,7 @@ import type { Cluster } from 'ioredis';
 import type { Config } from '../../src/config.js';
 import { DueEndings } from '../../src/store/due-endings.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
-import { startRedisCluster, type RedisCluster } from '../helpers/redis.js';
+import { slotOf, startRedisCluster, type RedisCluster } from '../helpers/redis.js';
 
 const settings = (clusterNodes: string[]): Config['redis'] => ({
   url: '',
@@ -63,18 +63,3 @@ describe('store on Redis Cluster: one auto-pipeline per node', function () {
     }
   });
 });
-
-/** cluster-key-slot's CRC16 slot of `key` (hash tags included), as Redis Cluster computes it. */
-function slotOf(key: string): number {
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(key)) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit += 1) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}

@@ -16,7 +16,7 @@ import { isStoreOutage } from '../../src/store/outage.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { PREFIX, redisSettings } from '../helpers/backends.js';
 import { eventually } from '../helpers/eventually.js';
-import { startRedisCluster, type RedisCluster } from '../helpers/redis.js';
+import { slotOf, startRedisCluster, type RedisCluster } from '../helpers/redis.js';
 
 describe('store on Redis Cluster: a slot moved to another master', function () {
   this.timeout(60_000);
@@ -96,18 +96,3 @@ describe('store on Redis Cluster: a slot moved to another master', function () {
     assert.deepEqual(await Promise.all([kv.get(moved!), kv.get(other!)]), ['m', 'o']);
   });
 });
-
-/** cluster-key-slot's CRC16 slot of `key` (hash tags included), as Redis Cluster computes it. */
-function slotOf(key: string): number {
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(key)) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit += 1) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}
