@@ -69,10 +69,12 @@ export function usableFrom(key: StoredKey, policy: RotationPolicy): number {
 /**
  * When every instance publishes a key: `refresh` seconds (and a moment) after it was written to
  * the ring. Until then a verifier's one refetch on its unknown kid (jose: then a 30 s cooldown;
- * openid-client: 60 s) may land on an instance that does not serve it yet.
+ * openid-client: 60 s) may land on an instance that does not serve it yet. `readAt` is when this
+ * process first read the key in the ring, by its own clock: it was written before then, whatever
+ * its createdAt says (written by a machine whose clock runs ahead, a day or a year).
  */
-export function publishedEverywhereFrom(key: StoredKey, policy: RotationPolicy): number {
-  return at(key.createdAt) + policy.refresh * 1000 + LOOK_SLACK_MS;
+export function publishedEverywhereFrom(key: StoredKey, policy: RotationPolicy, readAt = Number.POSITIVE_INFINITY): number {
+  return Math.min(at(key.createdAt), readAt) + policy.refresh * 1000 + LOOK_SLACK_MS;
 }
 
 /** When a retired key leaves the JWKS. */
@@ -109,7 +111,7 @@ export function isEmpty(work: Plan): boolean {
  * verifiers that cached the JWKS then refetch it on the unknown kid. Either way the old key stays
  * published and trusted until it is removed on schedule; a compromised key is revoked instead.
  */
-export function planRotation(ring: Keyring, now: number, policy: RotationPolicy, force: boolean): Plan {
+export function planRotation(ring: Keyring, now: number, policy: RotationPolicy, force: boolean, nextReadAt?: number): Plan {
   const { next } = ring;
   const compromised = 'If the current key is compromised, run `latchkey keys revoke <kid>` instead';
   if (!force && !next) throw new RotationError(`no next key is published yet; pass --now to rotate anyway. ${compromised}`);
@@ -123,8 +125,8 @@ export function planRotation(ring: Keyring, now: number, policy: RotationPolicy,
   // --now skips the verifiers' cache (they refetch on the unknown kid), never the instances' look at
   // the ring: a next key made a moment ago (by a forced rotation just before, perhaps one whose answer
   // a blip lost and which is run again) is not yet in every instance's JWKS, where that refetch may land.
-  if (force && next && now < publishedEverywhereFrom(next, policy)) {
-    const until = publishedEverywhereFrom(next, policy);
+  if (force && next && now < publishedEverywhereFrom(next, policy, nextReadAt)) {
+    const until = publishedEverywhereFrom(next, policy, nextReadAt);
     throw new NextKeyNotPublishedEverywhere(
       `the next key ${next.kid} was written to the key ring at ${next.createdAt}; every server publishes it from ${new Date(until).toISOString()} (keys.refreshInterval)`,
       until,

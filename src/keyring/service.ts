@@ -88,13 +88,19 @@ export async function rotateRing(
   force: boolean,
   waiting?: (message: string) => void,
 ): Promise<{ before: Keyring; after: Keyring }> {
+  // The next key as first read here, and when: the wait is bounded by that read, not only by its
+  // createdAt, which another machine's clock wrote (one ahead made the wait as long, or, past
+  // setTimeout's 24.8 days, a loop through the lock).
+  let seen: { kid: string; at: number } | undefined;
   for (;;) {
     let before: Keyring | undefined;
     try {
       const after = await updateRing(store, async (latest, now) => {
         if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
         before = latest.ring;
-        return apply(latest.ring, planRotation(latest.ring, now, policy, force), now, rsaBits);
+        const { next } = latest.ring;
+        if (next && seen?.kid !== next.kid) seen = { kid: next.kid, at: now };
+        return apply(latest.ring, planRotation(latest.ring, now, policy, force, next && seen?.at), now, rsaBits);
       });
       return { before: before!, after: after!.ring };
     } catch (error) {
