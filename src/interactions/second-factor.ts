@@ -143,7 +143,8 @@ export async function showSecondFactor(
     client: await steps.clientBranding(ctx, interaction),
     username: passed.username,
     totp: codes && summary.totp !== undefined,
-    recovery: codes && summary.recoveryCodesLeft > 0,
+    // Codes kept without a passkey or an app sign nobody in (recovery-codes.ts use): not offered then.
+    recovery: codes && hasSecondFactor(summary) && summary.recoveryCodesLeft > 0,
     passkey: passkey && { options: JSON.stringify(passkey), action: `/interaction/${interaction.uid}/passkey` },
     scripts: passkey ? PASSKEY_SCRIPTS : [],
     action: `/interaction/${interaction.uid}/second-factor`,

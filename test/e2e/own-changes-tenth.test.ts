@@ -5,7 +5,9 @@
  * tokens at introspection too, so a refresh token its client goes on refreshing with was answered
  * `{"active": false}` for an access token lifetime after the change, and active again after. And
  * the account page, since recovery codes are made only beside a second factor, hid the codes a
- * person kept from before they removed their last one (which work again once they add one).
+ * person kept from before they removed their last one (which work again once they add one). And
+ * (the tenth pass at today's web pages) those kept codes signed in at the enrolment prompt of an app
+ * requiring a second factor, which the page says they do not.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -92,5 +94,32 @@ describe("e2e: tenth fresh-eyes pass, the session's own changes", function () {
     const { page } = await signedInToAccountPage(server.issuer, 'rue', PASSWORD);
     assert.match(page.html, /10 recovery codes from before/, 'the codes kept are said');
     assert.match(page.html, /work again once you add/);
+  });
+  it('recovery codes kept without a passkey or authenticator app sign nobody in: at the enrolment prompt of an app requiring one, a code posted to the second-factor step is refused', async () => {
+    const person = await server.accounts.create('sol', PASSWORD);
+    const { secret } = await server.secondFactors.totp.begin(person.sub, 'sol', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(person.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'), true);
+    const [code] = await server.secondFactors.recoveryCodes.generate(person.sub);
+    await server.secondFactors.totp.remove(person.sub);
+    const strict = { client_id: 'own-changes-strict', client_secret: 'own-changes-strict-secret-with-plenty-of-entropy-0123', redirect_uris: [REDIRECT], require_mfa: true };
+    await server.clients.add(strict);
+    const config = await oidc.discovery(new URL(server.issuer), strict.client_id, strict.client_secret, oidc.ClientSecretBasic(strict.client_secret), { execute: [oidc.allowInsecureRequests] });
+    // Whoever holds the password and the codes (made by a thief while the factor was there).
+    const agent = new Agent();
+    const started = await startAuthorization(agent, config, REDIRECT);
+    const prompt = await signInSteps(agent, started.page, { username: 'sol', password: PASSWORD, login: 'required', consent: 'stop', stopAt: REDIRECT });
+    assert.equal(prompt.status, 403, 'the enrolment prompt');
+    const uid = new URL(prompt.url).pathname.split('/')[2];
+    const csrf = prompt.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const posted = await agent.follow(`${server.url}/interaction/${uid}/second-factor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, method: 'recovery', code: code! }),
+    }, REDIRECT);
+    const landed = isConsent(posted) ? await agent.submit(posted, '/confirm', {}, REDIRECT) : posted;
+    assert.equal(new URL(landed.url).searchParams.get('code'), null, 'no code for the app');
+    assert.equal(posted.status, 401, `${posted.status} ${posted.url}`);
+    assert.doesNotMatch(posted.html, /value="recovery"/, 'no recovery code asked for');
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 10, 'the code is not spent');
   });
 });
