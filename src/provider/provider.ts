@@ -122,6 +122,7 @@ import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { registeredClientId } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
+import { uniqueUserCodes } from './patches/unique-user-codes.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
 import { CookieKeys } from '../http/cookie-keys.js';
@@ -180,6 +181,9 @@ export interface ProviderDependencies {
  */
 const SESSION_ENDS_MARGIN = 300;
 
+/** RFC 8628 §6.1: how user codes are drawn (features.deviceFlow, and patches/unique-user-codes.ts redrawing a taken one). */
+const USER_CODE_CHARSET = 'base-20';
+const USER_CODE_MASK = '****-****';
 type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 /**
  * features.deviceFlow's page hooks, and the page that says a device was not connected after all
@@ -508,8 +512,8 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
         enabled: true,
         // RFC 8628 §6.1: 20 consonants (no vowels, so no words; no 0/O or 1/I), 8 of them:
         // 20^8 ≈ 2^34.6 codes, against wrong entries throttled per address and per code (patches/user-code-entry.ts).
-        charset: 'base-20',
-        mask: '****-****',
+        charset: USER_CODE_CHARSET,
+        mask: USER_CODE_MASK,
         ...devicePageHooks,
         // The approval is saved on the device code; one its poll refuses (the request began before
         // the person's access to its client ended: a withdrawal, `grants revoke` while the person
@@ -682,6 +686,8 @@ function applyPatches(
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   // A code taken on at Continue may be taken on again in the same browser (device-approval-outage.ts): before the throttle wraps the lookup.
   deviceCodesInFlightPerBrowser(provider);
+  // One live device code per user code (unique-user-codes.ts).
+  layers.push(uniqueUserCodes(provider, USER_CODE_CHARSET, USER_CODE_MASK));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.

@@ -209,6 +209,18 @@ export class RecordChangedMeanwhile extends Error {
     super(`the ${model} was changed elsewhere since this request read it`);
   }
 }
+/**
+ * A new device code whose user code a live device code holds already (the engine draws user codes at
+ * random and never checks): its save is refused, the index left to the first, and the device
+ * authorization draws another (provider/patches/unique-user-codes.ts). The index was overwritten
+ * before, so the person typing the first device's code was shown, and approved, the second device.
+ */
+export class UserCodeTaken extends Error {
+  override name = 'UserCodeTaken';
+  constructor() {
+    super('this user code is held by another live device code');
+  }
+}
 /** What the request in progress read of each record it may write back (RecordChangedMeanwhile): on the request, by key. */
 const READ_AS = Symbol('latchkey.read-as');
 type ReadingAs = { [READ_AS]?: Map<string, string> };
@@ -528,8 +540,18 @@ class KvAdapter implements Adapter {
       return;
     }
     if (this.model === 'Client' && this.hooks.clientReplaced) return this.replaceClient(id, payload, expiresIn, this.hooks.clientReplaced);
+    if (typeof payload.userCode === 'string') await this.claimUserCode(payload.userCode, id, expiresIn);
     const written = await this.write(id, payload, expiresIn, undefined, { renewedFrom });
     if (renewedFrom !== undefined && written === false) throw new SessionEnded('the session ended while its id was renewed');
+  }
+
+  /** A user code's index taken for this device code, before its record is written, unless another holds it (UserCodeTaken). */
+  private async claimUserCode(userCode: string, id: string, expiresIn: number): Promise<void> {
+    const key = oidcUserCodeKey(userCode);
+    if (await this.kv.set(key, refOf(id), { ttl: Math.max(1, (expiresIn || 0) + this.grace), onlyIfAbsent: true })) return;
+    const held = await this.kv.get(key);
+    // Its own index (by digest, or by the id a release before wrote), or one ended between the two reads.
+    if (held !== undefined && held !== refOf(id) && held !== id) throw new UserCodeTaken();
   }
 
   /** A client's write, between the clientReplaced hook's two calls (clients are written rarely: the read of the previous one costs little). */

@@ -158,6 +158,19 @@ for (const backend of backends) {
       assert.equal(await adapter('DeviceCode').findByUserCode('ZZZZ-ZZZZ'), undefined);
     });
 
+    it("a new device code never takes a live code's user code: the index keeps the first, whose later saves still land (UserCodeTaken)", async () => {
+      const codes = adapter('DeviceCode');
+      const userCode = `T${randomUUID().slice(0, 3).toUpperCase()}TAKEN`;
+      const first = randomUUID();
+      await codes.upsert(first, payload({ kind: 'DeviceCode', userCode }), 60);
+      // Another device's authorization drew the same user code: refused, or the person typing the
+      // first device's code would be shown, and would approve, the second device.
+      await assert.rejects(codes.upsert(randomUUID(), payload({ kind: 'DeviceCode', userCode, clientId: 'other' }), 60), { name: 'UserCodeTaken' });
+      assert.equal((await codes.findByUserCode(userCode))?.clientId, payload({ kind: 'DeviceCode' }).clientId);
+      await codes.upsert(first, payload({ kind: 'DeviceCode', userCode, inFlight: true }), 50);
+      assert.equal((await codes.findByUserCode(userCode))?.inFlight, true);
+    });
+
     it('consume marks the record consumed with a timestamp', async () => {
       const codes = adapter('AuthorizationCode');
       const id = randomUUID();

@@ -23,7 +23,8 @@ import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
 import { errorDescriptionsInOrder } from '../../src/provider/patches/error-descriptions.js';
 import { cheaperCorsHeaderScan } from '../../src/provider/patches/cors-header-scan.js';
-import { adapterFactory } from '../../src/store/adapter.js';
+import { adapterFactory, UserCodeTaken } from '../../src/store/adapter.js';
+import { uniqueUserCodes } from '../../src/provider/patches/unique-user-codes.js';
 import type { Kv } from '../../src/store/kv.js';
 
 /** The versions every patch was last checked against. Change only after re-checking each patch below. */
@@ -868,6 +869,52 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(engine.match('GET', '/device/auth')?.route.path, '/device/:uid');
     assert.equal(engine.match('HEAD', '/device/auth/')?.route.path, '/device/:uid');
     assert.equal(engine.match('POST', '/session/end/confirm')?.route.path, '/session/end/confirm');
+  });
+
+  it("unique-user-codes.ts: a device authorization whose drawn user code a live code holds (the store's UserCodeTaken) draws another, and answers the code saved", async () => {
+    assert.match(source('actions/authorization/device.js'), /const userCode = generate\(charset, mask\);[\s\S]*userCode: normalize\(userCode\),[\s\S]*device_code: await dc\.save\(\),\s*user_code: userCode,/);
+    // A store where the first two codes drawn are another device's.
+    const tried: string[] = [];
+    const saved = new Map<string, Record<string, unknown>>();
+    class Store {
+      constructor(readonly model: string) {}
+      upsert(id: string, payload: Record<string, unknown>) {
+        if (this.model === 'DeviceCode') {
+          tried.push(payload.userCode as string);
+          if (tried.length <= 2) return Promise.reject(new UserCodeTaken());
+        }
+        saved.set(`${this.model}:${id}`, payload);
+        return Promise.resolve();
+      }
+      find(id: string) {
+        return Promise.resolve(saved.get(`${this.model}:${id}`));
+      }
+      findByUserCode = () => Promise.resolve(undefined);
+      findByUid = () => Promise.resolve(undefined);
+      consume = () => Promise.resolve();
+      destroy = () => Promise.resolve();
+      revokeByGrantId = () => Promise.resolve();
+    }
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    const clients = [{ client_id: 'tv', application_type: 'native' as const, token_endpoint_auth_method: 'none' as const, id_token_signed_response_alg: 'ES256' as const, grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], redirect_uris: [], response_types: [] }];
+    const device = new Provider('http://localhost:3000', { clients, adapter: Store as never, jwks, features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true, charset: 'base-20', mask: '****-****' } } });
+    const app = new Koa();
+    app.use(uniqueUserCodes(device, 'base-20', '****-****'));
+    app.use(mount(device as unknown as Koa));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv' }) });
+      const body = (await response.json()) as { user_code?: string; verification_uri_complete?: string };
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.equal(tried.length, 3);
+      assert.equal(body.user_code?.replace('-', ''), tried[2], 'the answer names the code saved');
+      assert.equal(new URL(body.verification_uri_complete!).searchParams.get('user_code'), body.user_code);
+      assert.equal([...saved.values()].find((payload) => payload.kind === 'DeviceCode')?.userCode, tried[2]);
+    } finally {
+      server.close();
+    }
   });
 
   it('error-descriptions.ts: a JSON error body and a WWW-Authenticate challenge leave with an error_description in RFC 6749 §5.2 / RFC 6750 §3 characters', async () => {

@@ -57,3 +57,8 @@ declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
 declare module 'oidc-provider/lib/helpers/challenge.js' {
   export const CHALLENGE_OK_WINDOW: number;
 }
+/** The engine's user codes (lib/helpers/user_codes.js): see unique-user-codes.ts. */
+declare module 'oidc-provider/lib/helpers/user_codes.js' {
+  export function generate(charset: string, mask: string): string;
+  export function normalize(input: string): string;
+}
