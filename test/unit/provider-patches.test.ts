@@ -905,7 +905,8 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     const server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     try {
-      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv' }) });
+      // With a scope: a file run before this one in the same process may have patched the engine to require one (scope-required.ts).
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv', scope: 'openid' }) });
       const body = (await response.json()) as { user_code?: string; verification_uri_complete?: string };
       assert.equal(response.status, 200, JSON.stringify(body));
       assert.equal(tried.length, 3);
