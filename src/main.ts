@@ -50,8 +50,9 @@ import { acceptedDocumentsKept } from './provider/provider.js';
 import { configuredClientsChanged } from './provider/client-endings.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
+import { mfaEverywhereChange } from './store/mfa-everywhere.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
-import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
+import { CLOCK_AGREEMENT_MS, epochSeconds, followStoreClock, untilSecond } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { SenderConstraint } from './http/sender-constraint.js';
@@ -272,6 +273,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       if (!changed.recorded) {
         logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
       }
+    }
+    // A second factor required of everyone since the start before (accounts.mfa.required turned on):
+    // the access tokens people hold from before end, as a client's own require_mfa raised ends its
+    // people's (client-endings.ts); refreshes, codes and device codes of a weaker sign-in are refused
+    // at the token endpoint already (patches/step-up.ts). Once, as for the configured clients.
+    {
+      const change = await mfaEverywhereChange(kv, config.accounts.mfa.required);
+      if (change.turnedOn) {
+        await revocations.revokeRaisedEverywhere();
+        // A cutoff "issued at or before this second": what this instance issues next is of a later one.
+        await untilSecond(epochSeconds() + 1);
+        logger.info({ event: 'accounts.mfa_required_everywhere' }, 'a second factor is required of everyone since the last start (accounts.mfa.required): the access tokens people held from before are ended; apps refresh them with a sign-in that used a second factor');
+      }
+      await change.record();
     }
     // Client ID Metadata Documents switched off: the clients documents named are removed, as a document
     // gone is (registration/client-metadata-documents.ts documentsSwitchedOff), once.

@@ -122,7 +122,8 @@ type FeedEntry =
   | { type: 'api'; aud: string; scope?: string; revoked_at: number; exp: number }
   | { type: 'sub'; sub: string; revoked_at: number; exp: number }
   | { type: 'withdrawn'; sub: string; client_id: string; revoked_at: number; exp: number }
-  | { type: 'delegated'; client_id: string; scope?: string; revoked_at: number; exp: number };
+  | { type: 'delegated'; client_id: string; scope?: string; revoked_at: number; exp: number }
+  | { type: 'people'; revoked_at: number; exp: number };
 
 /** "Tokens issued up to revokedAt are revoked", until exp. */
 interface UpTo {
@@ -222,6 +223,8 @@ export class ResourceServer {
   readonly #delegations = new Map<string, UpTo>();
   /** "<client_id> <scope>" → up to when: the scope was taken from the client's `scope` metadata, so every token it holds on people's behalf carrying it, up to then */
   readonly #narrowings = new Map<string, UpTo>();
+  /** "" → up to when: a second factor came to be required of everyone, so every token held on a person's behalf (under a grant), up to then */
+  readonly #people = new Map<string, UpTo>();
   /** client_id → { revokedAt, exp }: deleted clients */
   readonly #clients = new Map<string, UpTo>();
   /** kid → exp: revoked signing keys */
@@ -377,6 +380,7 @@ export class ResourceServer {
       // What a person gave one client (they withdrew its access): a sub holds no space.
       issuedUpTo(claims.gid === undefined ? undefined : this.#withdrawals.get(`${claims.sub} ${claims.client_id}`)) ||
       issuedUpTo(claims.gid === undefined ? undefined : this.#delegations.get(claims.client_id)) ||
+      issuedUpTo(claims.gid === undefined ? undefined : this.#people.get('')) ||
       (claims.gid !== undefined && typeof claims.scope === 'string' && claims.scope.split(' ').some((scope) => issuedUpTo(this.#narrowings.get(`${claims.client_id} ${scope}`)))) ||
       issuedUpTo(this.#clients.get(claims.client_id)) ||
       // A client's own token (client_credentials) carries no gid; every token verified here is for this API.
@@ -468,6 +472,7 @@ export class ResourceServer {
         else if (entry.type === 'grant') raise(this.#grants, entry.gid, entry);
         else if (entry.type === 'sub') raise(this.#subjects, entry.sub, entry);
         else if (entry.type === 'withdrawn') raise(this.#withdrawals, `${entry.sub} ${entry.client_id}`, entry);
+        else if (entry.type === 'people') raise(this.#people, '', entry);
         else if (entry.type === 'delegated') raise(entry.scope ? this.#narrowings : this.#delegations, entry.scope ? `${entry.client_id} ${entry.scope}` : entry.client_id, entry);
         else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
@@ -492,7 +497,7 @@ export class ResourceServer {
     const horizon = Date.now() / 1000 - this.#options.clockTolerance;
     for (const [jti, exp] of this.#jtis) if (exp < horizon) this.#jtis.delete(jti);
     for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
-    for (const map of [this.#subjects, this.#withdrawals, this.#delegations, this.#narrowings]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
+    for (const map of [this.#subjects, this.#withdrawals, this.#delegations, this.#narrowings, this.#people]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
     for (const map of [this.#clientGrants, this.#removals, this.#scopesTaken]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);

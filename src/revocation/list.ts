@@ -47,6 +47,10 @@
  *           withdrew the app's access (the account page) or an operator revoked that person's grants
  *           to it (`latchkey grants revoke --user --client`). One entry first, as for `sub`, with the
  *           account's own cutoff for the client (accounts.ts clientGrantsEndedAt) for what outlives it.
+ *   people  every access token issued to anyone on a person's behalf (under a grant), up to a moment: a
+ *           second factor came to be required of everyone (accounts.mfa.required turned on at a start,
+ *           revokeRaisedEverywhere), as `raised` below for one client. Refresh tokens are weighed at
+ *           the token endpoint instead (patches/step-up.ts).
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
@@ -79,6 +83,8 @@
  *   revoked:{rv}:raised:<client_id>
  *                                   epoch seconds a requirement of the client (a second factor, DPoP) was last
  *                                   raised (its people's access tokens end; an unscoped delegated entry on the feed)
+ *   revoked:{rv}:raised-everywhere  epoch seconds a second factor was last required of everyone (every person's
+ *                                   access tokens end; a people entry on the feed)
  *   revoked:{rv}:narrowed:<client_id>:<scope>
  *                                   epoch seconds the scope was last taken from the client's `scope` metadata
  *                                   (URI-encoded; a scoped delegated entry on the feed)
@@ -97,7 +103,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedRaisedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedRaisedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { NO_AUDIENCE } from '../apis/apis.js';
 
@@ -161,7 +167,12 @@ export type RevocationEntry =
    * client holds); with `scope`, only those that carry it (it was taken from the client's `scope`
    * metadata). Matters until `exp`.
    */
-  | { readonly type: 'delegated'; readonly client_id: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'delegated'; readonly client_id: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens that carry a `gid` (a person's, under a grant: never a client's own) and whose
+   * `iat` is at or before `revoked_at` (a second factor came to be required of everyone). Matters until `exp`.
+   */
+  | { readonly type: 'people'; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -245,6 +256,7 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'withdrawn' && fields.value && fields.client_id) return { type: 'withdrawn', sub: fields.value, client_id: fields.client_id, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'people') return { type: 'people', revoked_at: Number(fields.at), exp };
   if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   return undefined;
 }
@@ -271,7 +283,7 @@ export class RevocationList {
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -539,6 +551,16 @@ export class RevocationList {
   }
 
   /**
+   * Revokes every access token held on people's behalf up to now, whatever its client: a second
+   * factor came to be required of everyone (accounts.mfa.required turned on at a start), and one of a
+   * password-only sign-in would otherwise stay good to its `exp` at introspection, userinfo and every
+   * API, as revokeRaised says for one client. On the feed a `people` entry.
+   */
+  async revokeRaisedEverywhere(): Promise<boolean> {
+    return this.#revokeUpToNow('people', () => REVOKED_RAISED_EVERYWHERE_KEY, '');
+  }
+
+  /**
    * Revokes every token the client holds on people's behalf up to now that carries one of `scopes`:
    * they were taken from its `scope` metadata (an operator's update, or its own with RFC 7592).
    * Introspection refuses such tokens from the client's record already (resource-servers.ts
@@ -617,7 +639,7 @@ export class RevocationList {
     const audiences = ownToken && !named.length ? [NO_AUDIENCE] : named;
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byLevel, byClient, byKid, operatorEndings, stamped] = await Promise.all([
+    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byLevel, byLevelEverywhere, byClient, byKid, operatorEndings, stamped] = await Promise.all([
       read(jti, revokedJtiKey),
       read(gid, revokedGrantKey),
       // A person's token only: a client's own token's sub is the client, whose id may be anything.
@@ -625,6 +647,7 @@ export class RevocationList {
       ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
       ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
       ownToken || refreshToken ? undefined : read(clientId, revokedRaisedKey, this.#rareMarks),
+      ownToken || refreshToken ? undefined : this.#rareMarks.get(REVOKED_RAISED_EVERYWHERE_KEY),
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
       // An API's or a client grant's entries, or (a person's token, with or without an API) its client's narrowed scopes.
@@ -635,7 +658,7 @@ export class RevocationList {
     // Issued before the store's memory begins (or in its second): what ended it may be on no list any more.
     if (typeof iat === 'number' && iat <= (stamped === undefined ? await this.#stampEpoch() : Number(stamped))) return true;
     const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
-    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byLevel) || issuedBy(byClient)) return true;
+    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byLevel) || issuedBy(byLevelEverywhere) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...named.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),

@@ -91,6 +91,12 @@ export const CONFIGURED_CLIENTS_KEY = 'configured-clients';
  * with another configuration compares with (apis/apis.ts configurationChanged).
  */
 export const CONFIGURED_APIS_KEY = 'configured-apis';
+/**
+ * Whether the last instance started required a second factor of everyone (accounts.mfa.required:
+ * "true" or "false"), durable: a start that turns it on ends what people's password-only sign-ins
+ * hold from before (store/mfa-everywhere.ts).
+ */
+export const MFA_EVERYWHERE_KEY = 'mfa-everywhere';
 /** Set of the digests of outstanding initial access tokens. */
 export const OIDC_INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /** A client's metadata document fetched (by its URL's SHA-256), until it must be fetched again. */
@@ -301,6 +307,8 @@ export const revokedDelegatedKey = (clientId: string) => `${REVOKED_DELEGATED_PR
 export const REVOKED_RAISED_PREFIX = 'revoked:{rv}:raised:';
 /** A client's access tokens delegated by people, issued up to the time it holds, are revoked (its `require_mfa` or `dpop_bound_access_tokens` raised). */
 export const revokedRaisedKey = (clientId: string) => `${REVOKED_RAISED_PREFIX}${clientId}`;
+/** Every person's access tokens, issued up to the time it holds, are revoked (accounts.mfa.required turned on at a start); the tracked cache follows it. */
+export const REVOKED_RAISED_EVERYWHERE_KEY = 'revoked:{rv}:raised-everywhere';
 /** Prefix of the marks of scopes taken from clients' `scope` metadata (the tracked cache follows it). */
 export const REVOKED_NARROWED_PREFIX = 'revoked:{rv}:narrowed:';
 /** A client's tokens delegated by people carrying a scope since taken from its metadata; client id and scope encoded, as either may hold a colon. */
