@@ -279,5 +279,23 @@ for (const backend of backends) {
       assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 60 }), false);
       await open.kv.set(STORE_EPOCH_KEY, String(now() - 3600));
     });
+
+    // Last: it revokes every person's token issued up to now, whatever the tests above made.
+    it("a second factor required of everyone (a people entry) revokes every person's access token up to it, whatever its client: not a client's own, nor a refresh token at introspection, nor later ones", async () => {
+      const start = await list.feed(undefined, 1000);
+      const persons = (clientId: string) => ({ jti: randomUUID(), iat: now() - 10, sub: randomUUID(), client_id: clientId, gid: grantHandle(randomUUID()) });
+      const [one, two] = [persons(`app-${randomUUID()}`), persons(`app-${randomUUID()}`)];
+      assert.equal(await list.isRevoked(one), false);
+      assert.equal(await list.revokeRaisedEverywhere(), true);
+      assert.equal(await list.isRevoked(one), true);
+      assert.equal(await list.isRevoked(two), true, "another client's");
+      assert.equal(await list.isRevoked({ ...one, iat: now() + 2 }), false, 'issued after');
+      const clientId = `machine-${randomUUID()}`;
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 10, sub: clientId, client_id: clientId }), false, 'a client_credentials token');
+      assert.equal(await list.isRevoked({ client_id: one.client_id, sub: one.sub, iat: now() - 10 }, {}, false, true), false, 'a refresh token, weighed at the token endpoint');
+      const { entries } = await list.feed(start.cursor, 1000);
+      const entry = entries.find((line) => line.type === 'people');
+      assert.ok(entry && entry.type === 'people' && entry.exp === entry.revoked_at + 900, JSON.stringify(entries));
+    });
   });
 }
