@@ -15,6 +15,13 @@
  * its decoding, nor a byte-order mark its result), and `invalid_request`
  * "failed to parse the request body" for a body that breaks those rules, but one over the limit,
  * which is `413 invalid_request` (RFC 9110 §15.5.14, as oversized-bodies.ts answers a declared one).
+ *
+ * Userinfo is sent "using either HTTP GET or HTTP POST" with the token as a Bearer token (OIDC Core
+ * §5.3.1, RFC 6750 §2): a POST with the token in its Authorization header is a request whatever its
+ * body, which carries a token only as a form (RFC 6750 §2.2). The engine refused a body of any other
+ * type, even an empty one labelled `application/json`, `400 invalid_request`: there such a body is
+ * not read, as if none had been sent (the token endpoint, introspection and revocation take forms
+ * only, RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, and keep the engine's refusal).
  */
 import type { IncomingMessage } from 'node:http';
 import * as querystring from 'node:querystring';
@@ -107,13 +114,22 @@ function readBody(req: IncomingMessage, length: number | undefined): Promise<Buf
   });
 }
 
-function readingForms(engineStep: Step): Step {
+const FORM = 'application/x-www-form-urlencoded';
+
+/** `otherBodiesUnread`: a POST whose body is no form is taken as one without a body (userinfo). */
+function readingForms(engineStep: Step, otherBodiesUnread = false): Step {
   return async function formBody(ctx, next) {
     const { headers } = ctx.req;
     const type = headers['content-type'];
     // type-is takes a request without either header for one without a body: the engine refuses it.
     const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
-    if (ctx.method !== 'POST' || type === undefined || !hasBody || !ctx.req.readable || !PLAIN_FORM.test(type)) return engineStep(ctx, next);
+    if (ctx.method !== 'POST' || type === undefined || !hasBody || !ctx.req.readable || !PLAIN_FORM.test(type)) {
+      if (otherBodiesUnread && ctx.method === 'POST' && type !== undefined && !ctx.is(FORM)) {
+        (ctx.oidc as { body?: object }).body = {};
+        return next();
+      }
+      return engineStep(ctx, next);
+    }
     try {
       const length = ctx.request.length;
       if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error(TOO_LARGE);
@@ -133,13 +149,13 @@ function readingForms(engineStep: Step): Step {
  * reads these lists when a Provider is made, so this runs as the module loads; it fails at start-up
  * if the engine no longer has that step.
  */
-function takeOverFormBodies(steps: Step[], endpoint: string) {
+function takeOverFormBodies(steps: Step[], endpoint: string, otherBodiesUnread = false) {
   if (steps.some((step) => step.name === 'formBody')) return;
   const at = steps.findIndex((step) => step.name === 'urlencoded');
   if (at < 0) throw new Error(`oidc-provider's ${endpoint} endpoint has no urlencoded step: review src/provider/patches/form-bodies.ts`);
-  steps[at] = readingForms(steps[at]!);
+  steps[at] = readingForms(steps[at]!, otherBodiesUnread);
 }
 takeOverFormBodies(tokenSteps as Step[], 'token');
 takeOverFormBodies(introspectionSteps as Step[], 'introspection');
 takeOverFormBodies(revocationSteps as Step[], 'revocation');
-takeOverFormBodies(userinfoSteps as Step[], 'userinfo');
+takeOverFormBodies(userinfoSteps as Step[], 'userinfo', true);

@@ -1,0 +1,73 @@
+/**
+ * The eleventh fresh-eyes conformance pass (2026-12-07): the engine-side letters the tenth pass left
+ * (docs/security-passes.md, "the letter of the specs, eleventh pass"), each read against the spec
+ * text, then a sweep of every endpoint's answers to bad input. Black box over HTTP (fetch,
+ * openid-client, an Agent as the person).
+ */
+import assert from 'node:assert/strict';
+import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+
+const SECRET = 'spec-letter-eleventh-client-secret-with-plenty-of-entropy';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Record<string, unknown>;
+}
+
+async function answerOf(response: Response): Promise<Answer> {
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+describe('Spec-letter pass, eleventh (the engine-side letters left open, and a sweep)', function () {
+  this.timeout(60_000);
+  let op: Op;
+  let web: RelyingParty;
+  let alice: Agent;
+
+  before(async () => {
+    op = await startOp({
+      people: [ALICE],
+      clients: [webClient('web', SECRET)],
+    });
+    web = await RelyingParty.create(op, 'web', { secret: SECRET });
+    alice = new Agent();
+    await web.signIn(alice, ALICE, { scope: 'openid profile' });
+  });
+  after(async () => {
+    await op?.stop();
+  });
+
+  const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
+  const postForm = async (url: string, params: Record<string, string>, headers: Record<string, string> = {}) =>
+    answerOf(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) }));
+
+  it('userinfo answers a POST sent with its Bearer header whatever the type of its body, which carries no token unless a form (Core §5.3.1 "HTTP GET or HTTP POST"; RFC 6750 §2.1, §2.2)', async () => {
+    const tokens = await web.redeem(await web.authorize(alice, { prompt: 'none', scope: 'openid profile' }));
+    const userinfo = op.metadata.userinfo_endpoint!;
+    const bodies: [string, string | undefined][] = [
+      ['application/json', undefined],
+      ['application/json', '{}'],
+      ['application/json; charset=utf-8', '{"scope":"openid"}'],
+      ['text/plain', 'hello'],
+      ['multipart/form-data; boundary=x', '--x--\r\n'],
+    ];
+    for (const [type, body] of bodies) {
+      const answer = await answerOf(await fetch(userinfo, { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': type }, body }));
+      assert.equal(answer.status, 200, `${type} ${String(body)}: ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.body.sub, op.subs.alice);
+      assert.equal(answer.body.name, ALICE.name);
+    }
+    // A token in a body of another type than a form is no token (RFC 6750 §2.2): a bare challenge, as with none sent.
+    const inJson = await answerOf(await fetch(userinfo, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: tokens.access_token }) }));
+    assert.equal(inJson.status, 401, JSON.stringify(inJson.body));
+    assert.equal(inJson.body.error, 'invalid_token');
+    assert.equal(inJson.body.sub, undefined);
+    assert.doesNotMatch(String(inJson.headers.get('www-authenticate')), /error=/);
+    // A form body is still read: its token, and its scope.
+    const inForm = await postForm(userinfo, { access_token: String(tokens.access_token), scope: 'openid' });
+    assert.equal(inForm.status, 200, JSON.stringify(inForm.body));
+    assert.deepEqual(Object.keys(inForm.body), ['sub']);
+  });
+});
