@@ -23,6 +23,8 @@ import { signInClaims } from './access-token-claims.js';
 import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 // Its steps take the engine's place as it loads, before any Provider is made.
 import './patches/form-bodies.js';
+// ...and so does a max_age refused unless in decimal digits (see the patch).
+import './patches/max-age-digits.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import { knownScopes } from './patches/scope-required.js';
 // ...and a request_uri another client pushed is refused before its state is taken (see the patch).

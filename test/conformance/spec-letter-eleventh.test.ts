@@ -5,9 +5,11 @@
  * openid-client, an Agent as the person).
  */
 import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'spec-letter-eleventh-client-secret-with-plenty-of-entropy';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 interface Answer {
   readonly status: number;
@@ -29,7 +31,10 @@ describe('Spec-letter pass, eleventh (the engine-side letters left open, and a s
   before(async () => {
     op = await startOp({
       people: [ALICE],
-      clients: [webClient('web', SECRET)],
+      clients: [
+        webClient('web', SECRET),
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
+      ],
     });
     web = await RelyingParty.create(op, 'web', { secret: SECRET });
     alice = new Agent();
@@ -69,5 +74,38 @@ describe('Spec-letter pass, eleventh (the engine-side letters left open, and a s
     const inForm = await postForm(userinfo, { access_token: String(tokens.access_token), scope: 'openid' });
     assert.equal(inForm.status, 200, JSON.stringify(inForm.body));
     assert.deepEqual(Object.keys(inForm.body), ['sub']);
+  });
+
+  it('a max_age that is not a count of seconds in decimal digits is invalid_request: at /auth at the redirect URI with state and iss, pushed, and at device authorization (Core §3.1.2.1, §3.1.2.6; RFC 6749 §4.1.2.1)', async () => {
+    const loose = ['0x10', '1e3', ' 5', '5 ', '+5', '-0', '1.0', '0b1', '٣'];
+    for (const maxAge of loose) {
+      const flow = await web.authorize(alice, { prompt: 'none', max_age: maxAge });
+      assert.ok(flow.page.url.startsWith(web.redirectUri), `${JSON.stringify(maxAge)}: ${flow.page.status} ${flow.page.url}`);
+      const answer = new URL(flow.page.url).searchParams;
+      assert.equal(answer.get('error'), 'invalid_request', JSON.stringify(maxAge));
+      assert.equal(answer.get('code'), null, JSON.stringify(maxAge));
+      assert.equal(answer.get('state'), flow.state);
+      assert.equal(answer.get('iss'), op.issuer);
+      const pushed = await postForm(
+        op.metadata.pushed_authorization_request_endpoint!,
+        { client_id: 'web', response_type: 'code', scope: 'openid', redirect_uri: web.redirectUri, code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256', max_age: maxAge },
+        { authorization: basic },
+      );
+      assert.equal(pushed.status, 400, `${JSON.stringify(maxAge)}: ${JSON.stringify(pushed.body)}`);
+      assert.equal(pushed.body.error, 'invalid_request');
+      const device = await postForm(op.metadata.device_authorization_endpoint!, { client_id: 'tv', scope: 'openid', max_age: maxAge });
+      assert.equal(device.status, 400, `${JSON.stringify(maxAge)}: ${JSON.stringify(device.body)}`);
+      assert.equal(device.body.error, 'invalid_request');
+      assert.equal(device.body.device_code, undefined);
+    }
+    // Decimal digits work as before: a fresh session passes a long max_age, 0 asks for a sign-in.
+    for (const [maxAge, expected] of [['3600', 'code'], ['0003600', 'code'], ['0', 'login_required']] as const) {
+      const flow = await web.authorize(alice, { prompt: 'none', max_age: maxAge });
+      const answer = new URL(flow.page.url).searchParams;
+      assert.ok(answer.get(expected === 'code' ? 'code' : 'error'), `${maxAge}: ${flow.page.url}`);
+      if (expected !== 'code') assert.equal(answer.get('error'), expected);
+    }
+    const device = await postForm(op.metadata.device_authorization_endpoint!, { client_id: 'tv', scope: 'openid', max_age: '60' });
+    assert.equal(device.status, 200, JSON.stringify(device.body));
   });
 });

@@ -42,17 +42,26 @@ describe('passkeys, second factors and upstreams, tenth pass (black box)', funct
     fake.state.authTime = undefined;
   });
 
-  it("an app's max_age in any spelling the engine takes for a number (\" 60\", \"60.0\", \"6e1\", \"+60\") is asked of the upstream and its auth_time checked: an upstream session of two hours ago is no sign-in within it (OIDC Core §3.1.2.1)", async () => {
+  it("an app's max_age=60 is asked of the upstream and its auth_time checked: an upstream session of two hours ago is no sign-in within it; a spelling the engine once took for the number (\" 60\", \"60.0\", \"6e1\", \"+60\") is invalid_request before any upstream is asked (OIDC Core §3.1.2.1)", async () => {
+    // The eleventh spec-letter pass made max_age decimal digits only (patches/max-age-digits.ts): the
+    // other spellings, which this test passed through to the upstream, are refused at /auth now.
     for (const maxAge of [' 60', '60.0', '6e1', '+60']) {
-      // The upstream ignores max_age and answers from a session it signed in two hours ago.
-      fake.state.authTime = Math.floor(Date.now() / 1000) - 7200;
-      fake.state.sub = 'stale-person';
+      fake.state.maxAge = null;
       const { page } = await startAuthorization(new Agent(), app, REDIRECT, { max_age: maxAge, upstream: 'fake' });
-      assert.ok(!page.url.startsWith(REDIRECT) && !isConsent(page), `no code, nor a consent page on the way to one, for max_age=${JSON.stringify(maxAge)}: ${page.status} ${page.url}`);
-      assert.equal(page.status, 403);
-      assert.match(page.html, /Sign-in not completed/);
-      assert.equal(fake.state.maxAge, '60', `max_age=${JSON.stringify(maxAge)} is passed on as the 60 seconds the engine reads`);
+      const answer = new URL(page.url).searchParams;
+      assert.ok(page.url.startsWith(REDIRECT), `max_age=${JSON.stringify(maxAge)}: ${page.status} ${page.url}`);
+      assert.equal(answer.get('error'), 'invalid_request', `max_age=${JSON.stringify(maxAge)}`);
+      assert.equal(answer.get('code'), null);
+      assert.equal(fake.state.maxAge, null, `max_age=${JSON.stringify(maxAge)}: no upstream asked`);
     }
+    // The upstream ignores max_age and answers from a session it signed in two hours ago.
+    fake.state.authTime = Math.floor(Date.now() / 1000) - 7200;
+    fake.state.sub = 'stale-person';
+    const { page } = await startAuthorization(new Agent(), app, REDIRECT, { max_age: '60', upstream: 'fake' });
+    assert.ok(!page.url.startsWith(REDIRECT) && !isConsent(page), `no code, nor a consent page on the way to one: ${page.status} ${page.url}`);
+    assert.equal(page.status, 403);
+    assert.match(page.html, /Sign-in not completed/);
+    assert.equal(fake.state.maxAge, '60', 'max_age=60 is passed on');
   });
 
   it('a device authorization asking a fresh sign-in (max_age=0), signed in at /device through an upstream: the upstream is asked for a fresh sign-in too, and its session of two hours ago does not answer for the person (OIDC Core §3.1.2.1, RFC 8628)', async () => {
