@@ -31,6 +31,7 @@ describe('Spec-letter pass, eleventh (the engine-side letters left open, and a s
   before(async () => {
     op = await startOp({
       people: [ALICE],
+      env: { REGISTRATION_OPEN: 'true' },
       clients: [
         webClient('web', SECRET),
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
@@ -107,5 +108,23 @@ describe('Spec-letter pass, eleventh (the engine-side letters left open, and a s
     }
     const device = await postForm(op.metadata.device_authorization_endpoint!, { client_id: 'tv', scope: 'openid', max_age: '60' });
     assert.equal(device.status, 200, JSON.stringify(device.body));
+  });
+
+  it('held: a client registered without grant_types is told the ones it got, authorization_code and refresh_token, and each works (RFC 7591 §2 makes authorization_code alone the client\'s default, §3.2.1 lets the server provision others and return them)', async () => {
+    const registered = await answerOf(await fetch(op.metadata.registration_endpoint!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://eleventh.example.test/callback'] }) }));
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    assert.deepEqual(registered.body.grant_types, ['authorization_code', 'refresh_token']);
+    const read = await answerOf(await fetch(String(registered.body.registration_client_uri), { headers: { authorization: `Bearer ${String(registered.body.registration_access_token)}` } }));
+    assert.deepEqual(read.body.grant_types, ['authorization_code', 'refresh_token'], 'RFC 7592 §2.1 reads the same');
+    const client = `Basic ${Buffer.from(`${String(registered.body.client_id)}:${String(registered.body.client_secret)}`).toString('base64')}`;
+    // Each grant is the client's: a made-up code or refresh token is invalid_grant, never unauthorized_client.
+    const grants: Record<string, string>[] = [{ grant_type: 'refresh_token', refresh_token: 'made-up' }, { grant_type: 'authorization_code', code: 'made-up', redirect_uri: 'https://eleventh.example.test/callback', code_verifier: 'x'.repeat(43) }];
+    for (const params of grants) {
+      const answer = await postForm(op.metadata.token_endpoint!, params, { authorization: client });
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      assert.equal(answer.body.error, 'invalid_grant', params.grant_type);
+    }
+    const unregistered = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials' }, { authorization: client });
+    assert.equal(unregistered.body.error, 'unauthorized_client');
   });
 });
