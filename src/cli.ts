@@ -343,12 +343,21 @@ function settingHint(path: string, text: string): string {
 }
 
 /**
- * `users add Bob Smith` (the quick start's "users add <your name>", tenth newcomer pass): the
- * command's one argument, given as several words, shown quoted as one, with the options typed
- * (a secret's value as …). Empty unless the command takes one argument and got several plain words.
+ * `clients remove a b`: the command's one argument, given as several words, shown quoted as one,
+ * with the options typed (a secret's value as …). Empty unless the command takes one argument and
+ * got several plain words. `users add Bob Smith` (the quick start's "users add <your name>", tenth
+ * newcomer pass) is told how without its words: the second may be a password (h8, 2026-12-07).
  */
 function quotedHint(command: Command, path: string, text: string): string {
   if (!/^too many arguments for '[^']+'\. Expected 1 argument but got \d+$/.test(text)) return '';
+  // A command that reads a password (users add, users passwd): a word after the username may be the
+  // password typed as an argument, which is not written back (as --password's value is not), nor
+  // quoted into a username to copy (`users add 'eve hunter2…'` made a user named with it).
+  if (command.options.some((option) => option.long === '--password-stdin')) {
+    return `; a username that holds a space is quoted as one, as in latchkey ${path} 'Ada Lovelace' --password-stdin, and a password is not taken on the command line (shell history, ps): pipe it to --password-stdin`;
+  }
+  // Nor a credential given as the argument (registration token revoke <token-or-id>, pasted with its "Bearer ").
+  if (command.registeredArguments.some((argument) => /token|secret|password/i.test(argument.name()))) return '';
   const rest = process.argv.slice(2 + (path ? path.split(' ').length : 0));
   const words: string[] = [];
   const options: string[] = [];
