@@ -10,6 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ROOT } from './paths.js';
+import { withoutQuerySecrets } from './url-secrets.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -436,8 +437,9 @@ function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string
   if (value === undefined) return '';
   // An unknown key's mapping or list may hold anything (Redis: {url: …}, Keys: {secrets: […]}): not echoed.
   if (meant !== undefined && typeof value === 'object' && value !== null) return '';
-  // A URL's credentials, whichever setting (or misspelt one) holds it.
-  if (typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
+  // A URL's credentials, whichever setting (or misspelt one) holds it: up to the last @ before the
+  // path, as the URL parser reads them (a password may hold an @ unescaped; its end was shown).
+  if (typeof value === 'string') value = withoutQuerySecrets(value.replace(/\/\/[^/?#]*@/, '//***@'));
   const text = JSON.stringify(value);
   return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
 }

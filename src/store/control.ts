@@ -16,6 +16,7 @@ import type { Config } from '../config.js';
 import { ROOT } from '../paths.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
 import { storeRefusal } from './outage.js';
+import { withoutQuerySecrets } from '../url-secrets.js';
 import { WRONG_DATABASE } from './redis.js';
 import type { Kv, RecordEnding } from './kv.js';
 import { SERVERS_ANNOUNCED_KEY } from './keys.js';
@@ -49,12 +50,12 @@ export function controlPaths(config: Config) {
   return { run: `${file}.server`, socket: `${file}.sock` };
 }
 
-/** A Redis URL for people: no password, no user name. */
+/** A Redis URL for people: no password, before the host or in the query (url-secrets.ts). */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
-    return parsed.href.replace(/\/$/, '');
+    return withoutQuerySecrets(parsed.href.replace(/\/$/, ''));
   } catch {
     return '(a URL that does not parse)';
   }

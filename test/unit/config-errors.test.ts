@@ -113,6 +113,12 @@ describe('configuration errors say the setting, the value given and what is expe
       assert.equal(message({ CONFIG_FILE: file }), 'keys.Secrets: unknown setting; did you mean keys.secrets (KEYS_SECRETS)?');
       writeFileSync(file, 'redis:\n  URL: redis://user:hunter2@127.0.0.1:6379\n');
       assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
+      // A password in the query, where ioredis takes it (h8, 2026-12-07).
+      writeFileSync(file, 'redis:\n  URL: redis://127.0.0.1:6379/0?password=hunter2&db=1\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://127.0.0.1:6379/0?password=***&db=1"; did you mean redis.url (REDIS_URL)?');
+      // A password holding an @ unescaped, which the URL parser takes (the last @ ends it): all of it hidden (h8, 2026-12-07).
+      writeFileSync(file, 'redis:\n  URL: redis://user:hunter2@with-at@127.0.0.1:6379\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
       // Nor inside a misspelt group, nor under a key a letter away from a secret's; a group has no env var to name.
       writeFileSync(file, 'Redis:\n  url: redis://user:hunter2@127.0.0.1:6379\n');
       assert.equal(message({ CONFIG_FILE: file }), 'Redis: unknown setting; did you mean redis?');

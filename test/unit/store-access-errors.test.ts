@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { ReplyError } from 'ioredis';
 import { loadConfig } from '../../src/config.js';
-import { unreachableStore } from '../../src/store/control.js';
+import { storeLocation, unreachableStore } from '../../src/store/control.js';
 import type { Kv } from '../../src/store/kv.js';
 
 const config = loadConfig({ NODE_ENV: 'test', REDIS_URL: 'redis://127.0.0.1:6390', LOG_LEVEL: 'silent' });
@@ -30,5 +30,14 @@ describe('unreachableStore: a Redis that answered and refused', () => {
 
   it('refused credentials are still said as such', () => {
     assert.match(said('WRONGPASS invalid username-password pair or user is disabled.'), /^REDIS_URL: cannot reach Redis redis:\/\/127\.0\.0\.1:6390 \(WRONGPASS [^)]+\); expected a running Redis that accepts these credentials$/);
+  });
+
+  it("a password given in the URL's query (ioredis takes redis://host?password=…) is not shown, nor is one holding an @ (h8, 2026-12-07)", () => {
+    const queried = loadConfig({ NODE_ENV: 'test', REDIS_URL: 'redis://127.0.0.1:6390/0?password=hunter2-query', LOG_LEVEL: 'silent' });
+    assert.equal(storeLocation(queried), 'Redis redis://127.0.0.1:6390/0?password=***');
+    const refused = unreachableStore(queried, {} as Kv, new ReplyError('WRONGPASS invalid username-password pair or user is disabled.')).message;
+    assert.doesNotMatch(refused, /hunter2/, refused);
+    const at = loadConfig({ NODE_ENV: 'test', REDIS_URL: 'redis://latchkey:hunter2@with-at@127.0.0.1:6390', LOG_LEVEL: 'silent' });
+    assert.equal(storeLocation(at), 'Redis redis://latchkey:***@127.0.0.1:6390');
   });
 });
