@@ -388,7 +388,9 @@ function oneLineErrors(command: Command): void {
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
       const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : settingHint(path, text) || quotedHint(command, path, text);
-      write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
+      // An unknown --option=value is named without its value, which may be a secret (--keys-secrets=…) or a URL with one.
+      const shown = text.replace(/^(unknown option '--[^=']*)=[^']*'/, "$1=…'");
+      write(`latchkey: ${shown}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });
   for (const sub of command.commands) oneLineErrors(sub);

@@ -54,6 +54,11 @@ describe('latchkey CLI: usage', function () {
       // The server's settings are environment variables, not options of serve: the line names the one meant.
       [['serve', '--port', '3001'], /^latchkey: unknown option '--port'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
       [['serve', '--keys-secrets', 'hunter2'], /^latchkey: unknown option '--keys-secrets'; settings are environment variables: KEYS_SECRETS=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      // Written --option=value, the unknown option is named without its value (commander's line held it whole; h8, 2026-12-07).
+      [['serve', '--keys-secrets=hunter2-hunter2'], /^latchkey: unknown option '--keys-secrets=…'; settings are environment variables: KEYS_SECRETS=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      [['serve', '--redis-url=redis://127.0.0.1:6379/0?password=hunter2-hunter2'], /^latchkey: unknown option '--redis-url=…'; settings are environment variables: REDIS_URL=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      [['serve', '--port=3001'], /^latchkey: unknown option '--port=…'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      [['clients', 'add', '--client-id', 'x', '--client-secret=hunter2-hunter2'], /^latchkey: unknown option '--client-secret=…'.*; see latchkey clients add --help$/],
       // Commander's suggestion stays on the one line (it printed it on a second one).
       [['user', 'list'], /^latchkey: unknown command 'user' \(did you mean users\?\); see latchkey --help$/],
       [['clients', 'add', '--client-id', 'x', '--redirect-url', REDIRECT], /^latchkey: unknown option '--redirect-url' \(did you mean --redirect-uri\?\); see latchkey clients add --help$/],
