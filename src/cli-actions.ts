@@ -441,7 +441,7 @@ const actions: Record<string, Action> = {
         redirect_uris: options.redirectUri ?? [],
         token_endpoint_auth_method: method,
         ...(options.postLogoutRedirectUri ? { post_logout_redirect_uris: options.postLogoutRedirectUri } : {}),
-        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.scope ? { scope: scopesOf(options.scope).join(' ') } : {}),
         ...(options.name ? { client_name: options.name } : {}),
         ...(options.jwksUri ? { jwks_uri: options.jwksUri } : {}),
         ...(options.backchannelLogoutUri

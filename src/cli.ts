@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { collect, oneValueEach } from './cli-options.js';
 import { ROOT } from './paths.js';
 
 /** A command's action (commander gives its arguments, its options and the command last), from cli-actions.ts. */
@@ -47,8 +48,6 @@ function graceSeconds(value: string): number {
   return seconds;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
 const program = new Command('latchkey')
@@ -83,7 +82,7 @@ clients
   .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials, device_code (repeat)', collect)
   .option('--device', 'a device or command-line tool signing people in with a code (RFC 8628): native, public unless --secret or --auth-method, grant types device_code and refresh_token')
   .option('--native', 'a desktop or mobile app (application_type native, RFC 8252): custom-scheme (com.example.app:/callback) and loopback redirect URIs, public unless --secret or --auth-method')
-  .option('--scope <scope>', 'scopes the client may request, space-separated')
+  .option('--scope <scope>', 'scopes the client may request (repeat, or space-separated)', collect)
   .option('--name <name>', 'the name shown to people on the consent page')
   .addOption(
     new Option('--auth-method <method>', 'token endpoint authentication').choices([
@@ -396,5 +395,6 @@ function oneLineErrors(command: Command): void {
   for (const sub of command.commands) oneLineErrors(sub);
 }
 oneLineErrors(program);
+oneValueEach(program);
 
 await program.parseAsync();

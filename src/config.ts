@@ -4,7 +4,7 @@
  * Every leaf of default.yaml is a setting, and its env var is derived from its path, so a
  * setting cannot exist without an env var (see envName).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -616,6 +616,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     if (!file) continue;
     const path = isAbsolute(file) ? file : join(process.cwd(), file);
     if (file === env.CONFIG_FILE && !existsSync(path)) throw new ConfigError(`CONFIG_FILE: ${path} does not exist`);
+    // Not "EISDIR: illegal operation on a directory, read", which names neither the setting nor what it wants.
+    if (file === env.CONFIG_FILE && statSync(path).isDirectory()) throw new ConfigError(`CONFIG_FILE: ${path} is a directory; expected a YAML file of settings`);
     if (existsSync(path)) tree = merge(tree, readYaml(path));
   }
   tree = structuredClone(tree);
