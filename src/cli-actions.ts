@@ -419,6 +419,13 @@ const actions: Record<string, Action> = {
   'clients add': async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
+      // Refused, not dropped: the operator asked for a client that authenticates, or for its secret (newcomer, eleventh pass).
+      if (options.public && options.authMethod && options.authMethod !== 'none') {
+        throw new UsageError(`--public and --auth-method ${options.authMethod} exclude each other: a public client has no secret (its auth method is none)`);
+      }
+      if (options.secret && options.authMethod && !['client_secret_basic', 'client_secret_post'].includes(options.authMethod)) {
+        throw new UsageError(`--secret and --auth-method ${options.authMethod} exclude each other: only client_secret_basic and client_secret_post use a secret`);
+      }
       const { generateSecret, ClientError, ConfiguredClient } = await import('./registration/clients.js');
       const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
       // `device_code` is short for RFC 8628's grant type URN.

@@ -57,6 +57,28 @@ describe('a newcomer, eleventh pass', function () {
     assert.equal(same.status, 0, same.stderr);
   });
 
+  it('clients add refuses a --public or --secret that --auth-method would drop (the client was made public, the secret left out)', async () => {
+    const secret = 'a'.repeat(43);
+    const cases: [string[], RegExp][] = [
+      // Made a public client (auth method none): the operator asked for one that authenticates.
+      [['--public', '--auth-method', 'client_secret_basic'], /^latchkey: --public and --auth-method client_secret_basic exclude each other: a public client has no secret \(its auth method is none\); see latchkey clients add --help$/],
+      // The secret was dropped: a public client, or one that must sign its assertions, with no word of it.
+      [['--secret', secret, '--auth-method', 'none'], /^latchkey: --secret and --auth-method none exclude each other: only client_secret_basic and client_secret_post use a secret; see latchkey clients add --help$/],
+      [['--secret', secret, '--auth-method', 'private_key_jwt', '--jwks-uri', 'https://app.example.com/jwks'], /^latchkey: --secret and --auth-method private_key_jwt exclude each other: .*; see latchkey clients add --help$/],
+    ];
+    for (const [flags, pattern] of cases) {
+      const run = await latchkey(env, ['clients', 'add', '--client-id', 'dropped', '--redirect-uri', REDIRECT, ...flags]);
+      assert.equal(run.status, 1, `${flags.join(' ')}: ${run.stderr}`);
+      assert.deepEqual(said(run.stderr).length, 1, run.stderr);
+      assert.match(said(run.stderr)[0]!, pattern);
+    }
+    const clients = JSON.parse((await latchkey(env, ['clients', 'list'])).stdout) as { client_id: string }[];
+    assert.ok(!clients.some((client) => client.client_id === 'dropped'), 'nothing was registered');
+    // What agrees is taken: a public client's method is none.
+    const agreed = await latchkey(env, ['clients', 'add', '--client-id', 'spa', '--redirect-uri', REDIRECT, '--public', '--auth-method', 'none']);
+    assert.equal(agreed.status, 0, agreed.stderr);
+  });
+
   it('a CONFIG_FILE that is a directory says so, naming CONFIG_FILE, not "EISDIR: illegal operation on a directory"', async () => {
     const run = await latchkey({ ...env, CONFIG_FILE: dir }, ['users', 'list']);
     assert.equal(run.status, 1);
