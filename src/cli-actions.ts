@@ -668,6 +668,8 @@ const actions: Record<string, Action> = {
   'users add': async (username: string, options) => {
     requirePasswordStdin(options, `users add ${username}`);
     return withStore(async (kv, settings) => {
+      // Refused, not dropped: the person was made without a verified address, exit 0 (newcomer, eleventh pass).
+      if (options.emailVerified && options.email === undefined) throw new UsageError('--email-verified marks the --email given with it as verified: give --email too');
       if (options.email !== undefined && !z.email().safeParse(options.email).success) {
         throw new UsageError(`--email: expected an email address, got "${options.email}"`);
       }

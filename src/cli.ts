@@ -238,7 +238,7 @@ users
   .option('--password-stdin', 'read the password from standard input (required when it is piped; at a terminal it is asked for)')
   .addOption(passwordOnCommandLine)
   .option('--email <email>', 'email address')
-  .option('--email-verified', 'mark the email address as verified')
+  .option('--email-verified', 'mark the email address (--email) as verified')
   .option('--name <name>', 'full name')
   .option('--given-name <name>', 'given name')
   .option('--family-name <name>', 'family name')

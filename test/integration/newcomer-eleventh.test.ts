@@ -79,6 +79,13 @@ describe('a newcomer, eleventh pass', function () {
     assert.equal(agreed.status, 0, agreed.stderr);
   });
 
+  it('users add --email-verified without --email is refused, not dropped (the person was made without it, exit 0)', async () => {
+    const run = await latchkey(env, ['users', 'add', 'carol', '--password-stdin', '--email-verified'], 'a long passphrase');
+    assert.equal(run.status, 1, run.stderr);
+    assert.deepEqual(said(run.stderr), ['latchkey: --email-verified marks the --email given with it as verified: give --email too; see latchkey users add --help']);
+    assert.deepEqual(JSON.parse((await latchkey(env, ['users', 'list'])).stdout), []);
+  });
+
   it('a CONFIG_FILE that is a directory says so, naming CONFIG_FILE, not "EISDIR: illegal operation on a directory"', async () => {
     const run = await latchkey({ ...env, CONFIG_FILE: dir }, ['users', 'list']);
     assert.equal(run.status, 1);
