@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 description of the admin API, served at /admin/openapi.json. */
 
 import { MIN_CLIENT_SECRET_LENGTH } from './policy.js';
+import { MAX_ENTRY_LENGTH, MAX_LIST_ENTRIES } from './metadata-limits.js';
 
 const error = { $ref: '#/components/responses/Error' };
 const unauthorized = { $ref: '#/components/responses/Unauthorized' };
@@ -188,8 +189,8 @@ export function openApiDocument(issuer: string) {
             client_id: { type: 'string' },
             client_secret: { type: 'string', minLength: MIN_CLIENT_SECRET_LENGTH, description: `generated unless given when the client is created (a chosen one: at least ${MIN_CLIENT_SECRET_LENGTH} random characters, URL-safe ones for clients that send it in a Basic header as it is, e.g. openssl rand -hex 32); only in the response that creates it` },
             client_name: { type: 'string' },
-            redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
-            post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
+            redirect_uris: { type: 'array', maxItems: MAX_LIST_ENTRIES.redirect_uris, items: { type: 'string', format: 'uri', maxLength: MAX_ENTRY_LENGTH } },
+            post_logout_redirect_uris: { type: 'array', maxItems: MAX_LIST_ENTRIES.post_logout_redirect_uris, items: { type: 'string', format: 'uri', maxLength: MAX_ENTRY_LENGTH } },
             grant_types: { type: 'array', items: { type: 'string' } },
             response_types: { type: 'array', items: { type: 'string' } },
             token_endpoint_auth_method: { type: 'string', enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] },

@@ -14,6 +14,8 @@ import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 import { isLoopback } from '../http/this-machine.js';
+import { listLimitProblem } from './metadata-limits.js';
+import { uriHostProblem } from './uri-hosts.js';
 
 export { isLoopback };
 
@@ -326,6 +328,10 @@ export function enforcePolicy(
   apiScopes: readonly string[] | typeof ALREADY_CHECKED = [],
 ): void {
   const native = metadata.application_type === 'native';
+  if (apiScopes !== ALREADY_CHECKED) {
+    const tooMany = listLimitProblem(metadata);
+    if (tooMany) throw new errors.InvalidClientMetadata(tooMany);
+  }
   const redirectUris = uris(metadata, 'redirect_uris');
   for (const uri of redirectUris) {
     const problem = redirectUriProblem(uri, native);
@@ -348,6 +354,10 @@ export function enforcePolicy(
       // "https:///host/cb" an empty one, its "host" a path segment, which the parser takes for the host.
       const hostless = list.find((uri) => /^https?:(?!\/\/[^/])/iu.test(uri));
       if (hostless !== undefined) throw uriRefusal(name, hostless, { rule: 'an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path' });
+      for (const uri of list) {
+        const problem = uriHostProblem(uri);
+        if (problem) throw uriRefusal(name, uri, problem);
+      }
     }
   }
   // The engine adds its response to a registered URI's query, replacing a parameter of the same name
@@ -486,6 +496,8 @@ export function enforcePolicy(
     // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.
     if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
+    const host = apiScopes !== ALREADY_CHECKED ? uriHostProblem(String(value)) : undefined;
+    if (host) throw uriRefusal(name, String(value), host);
     const foreign = selfService && apiScopes !== ALREADY_CHECKED && (SHOWN_URIS as readonly string[]).includes(name) ? ownHostProblem(metadata, name, url, redirectUris) : undefined;
     if (foreign) throw quoting(foreign, `${name} must be on the host of a redirect URI or a name under it (RFC 7591 section 5)`);
     // OpenID Connect Back-Channel Logout 1.0 §2.2: the URI "MUST NOT include a fragment component".

@@ -170,6 +170,14 @@ describe('registration policy', () => {
     }
   });
 
+  it('refuses, where a client is written, a logo, link or back-channel URI whose host is not written as the URL parser reads it (a trailing dot, percent-encoding, an IPv4 shorthand); one loaded is taken (eleventh pass)', () => {
+    for (const [name, uri] of [['logo_uri', 'https://app.example.com./logo.png'], ['policy_uri', 'https://app%2eexample.com/policy'], ['backchannel_logout_uri', 'http://127.1/bc']] as const) {
+      assert.match(refusal(web({ [name]: uri })), new RegExp(`^${name}: .*host`), uri);
+      enforcePolicy(POLICY, web({ [name]: uri }), false, ALREADY_CHECKED);
+    }
+    enforcePolicy(POLICY, web({ logo_uri: 'https://CDN.app.example.com/logo.png', backchannel_logout_uri: 'http://127.0.0.1:8080/bc' }), false);
+  });
+
   it('takes a self-registered logo, policy, terms or site link only on the host of a redirect URI or under it (RFC 7591 §5), an operator\'s anywhere', () => {
     for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
       assert.equal(refusal(web({ [name]: 'https://notes.example.test/x' }), true), `${name} must be on the host of a redirect URI (app.example.com) or a name under it, not notes.example.test (RFC 7591 section 5)`);
@@ -192,13 +200,15 @@ describe('registration policy', () => {
     assert.match(refused(web({ post_logout_redirect_uris: ['https://ID.example.com:443/session/end'] }), true), /^post_logout_redirect_uris: .*Latchkey's own address/);
     // The developer page's clients have an owner (a person), whatever route writes them.
     assert.match(refused(web({ owner: 'account-1', redirect_uris: ['https://id.example.com/developer/callback'] }), false), /^redirect_uris: .*Latchkey's own address/);
-    // The same server spelt with a trailing dot.
-    assert.match(refused(web({ redirect_uris: ['https://id.example.com./account/callback'] }), true), /^redirect_uris: .*Latchkey's own address/);
+    // The same server spelt with a trailing dot (since the eleventh pass refused on every path as a host not written as read: uri-hosts.ts).
+    assert.match(refused(web({ redirect_uris: ['https://id.example.com./account/callback'] }), true), /^redirect_uris: .*without a trailing dot/);
     // An issuer on loopback: every loopback name and address of its port is it (this machine, whatever it is called).
     const local: RegistrationPolicy = { ...POLICY, issuer: 'http://localhost:3000' };
-    for (const uri of ['http://127.0.0.1:3000/x', 'http://[::1]:3000/x', 'http://2130706433:3000/x', 'http://127.1.2.3:3000/x']) {
+    for (const uri of ['http://127.0.0.1:3000/x', 'http://[::1]:3000/x', 'http://127.1.2.3:3000/x']) {
       assert.match(refusal(web({ redirect_uris: [uri] }), true, local), /^redirect_uris: .*Latchkey's own address/, uri);
     }
+    // 2130706433 is 127.0.0.1 spelt otherwise: refused on every path since the eleventh pass (uri-hosts.ts).
+    assert.match(refusal(web({ redirect_uris: ['http://2130706433:3000/x'] }), true, local), /^redirect_uris: .*as the URL parser reads it.*write the host as 127\.0\.0\.1/);
     enforcePolicy(local, web({ redirect_uris: ['http://127.0.0.1:8080/cb', 'http://localhost:3001/cb'] }), true);
     // Another origin of the same host (a port, a scheme) is another site.
     enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com:8443/cb', 'https://app.id.example.com/cb'] }), true);
