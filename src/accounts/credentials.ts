@@ -59,6 +59,23 @@ export const newEnrolment = (): Enrolment => ({ id: randomUUID(), createdAt: epo
  */
 export const enrolmentStamp = (enrolment: Enrolment | undefined): string | undefined => enrolment && (enrolment.id ?? `t${enrolment.createdAt}`);
 
+/** Whether a record holds a second factor recovery codes can stand in for: a passkey or an authenticator app. */
+export const holdsFactor = (record: StoredCredentials): boolean => record.passkeys.length > 0 || record.totp !== undefined;
+
+/**
+ * Recovery codes stand in for a passkey or an authenticator app, so they go with the last of those,
+ * by whichever path it goes (the account page, an operator's reset, the account's removal): kept,
+ * they worked again, unseen, beside the next factor added (a thief's codes, made while the phone
+ * they took was enrolled). Codes a record kept from before this rule (no factor beside them) are
+ * dropped at its next write, the enrolment of a factor included, unless that write makes new ones.
+ * Eleventh pass over the left-open list.
+ */
+function withoutStrandedCodes(current: StoredCredentials, next: StoredCredentials): StoredCredentials {
+  if (!next.recovery || (holdsFactor(next) && (holdsFactor(current) || next.recovery !== current.recovery))) return next;
+  const { recovery: _dropped, ...rest } = next;
+  return rest;
+}
+
 export class CredentialRecords {
   constructor(private readonly kv: Kv) {}
 
@@ -73,12 +90,14 @@ export class CredentialRecords {
   async update<T>(sub: string, change: (current: StoredCredentials) => { next: StoredCredentials; result: T } | undefined): Promise<T | undefined> {
     for (let attempt = 0; attempt < 10; attempt += 1) {
       const json = await this.kv.get(secondFactorsKey(sub));
-      const outcome = change(json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
+      const current = json ? (JSON.parse(json) as StoredCredentials) : EMPTY;
+      const outcome = change(current);
       if (!outcome) return undefined;
+      const next = withoutStrandedCodes(current, outcome.next);
       // Bounded: a write Redis runs after this request answered 503 (paused past the command timeout)
       // is not made: new recovery codes never shown do not replace the ones the person holds, an
       // authenticator app said not set up is not (its confirmation sent again sets it up).
-      if (await this.kv.compareAndSet(secondFactorsKey(sub), json, JSON.stringify(outcome.next), undefined, { bounded: true })) return outcome.result;
+      if (await this.kv.compareAndSet(secondFactorsKey(sub), json, JSON.stringify(next), undefined, { bounded: true })) return outcome.result;
     }
     throw new Error('second-factor record kept changing; try again');
   }

@@ -5,7 +5,7 @@
  * person's record with compare-and-set: of two concurrent uses exactly one succeeds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { enrolmentStamp, newEnrolment, type CredentialRecords } from './credentials.js';
+import { enrolmentStamp, holdsFactor, newEnrolment, type CredentialRecords } from './credentials.js';
 
 export const RECOVERY_CODE_COUNT = 10;
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read from paper
@@ -41,17 +41,18 @@ export class RecoveryCodes {
    * belonged to (credentials.ts enrolmentStamp); undefined for anything else. The sign-in that spent
    * the code last may offer it again: when the store went away between the spend and the sign-in's
    * next write, its retry must not find the code gone (another sign-in still cannot use it).
-   * Codes stand in for a passkey or an authenticator app: kept after the last of those was removed,
-   * they sign nobody in (read in the same compare-and-set as the spend, so a removal meanwhile counts)
-   * until one is added, as the account page says. Before, the enrolment prompt of an app requiring a
-   * second factor took one posted to its second-factor step (tenth pass over today's web pages).
+   * Codes stand in for a passkey or an authenticator app: they go with the last of those
+   * (credentials.ts), and ones a record kept from before that rule sign nobody in (read in the same
+   * compare-and-set as the spend, so a removal meanwhile counts). Before, the enrolment prompt of an
+   * app requiring a second factor took one posted to its second-factor step (tenth pass over today's
+   * web pages).
    */
   async use(sub: string, code: string, by: string): Promise<string | undefined> {
     if (typeof code !== 'string' || canonical(code).length !== 16) return undefined;
     const offered = hash(code);
     return this.records.update(sub, (current) => {
       const { recovery } = current;
-      if (!current.passkeys.length && !current.totp) return undefined;
+      if (!holdsFactor(current)) return undefined;
       if (recovery?.spent?.hash === offered && recovery.spent.by === by) return { next: current, result: enrolmentStamp(recovery) };
       if (!recovery?.hashes.includes(offered)) return undefined;
       return { next: { ...current, recovery: { ...recovery, hashes: recovery.hashes.filter((h) => h !== offered), spent: { hash: offered, by } } }, result: enrolmentStamp(recovery) };

@@ -5,7 +5,7 @@
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import type { Account, Accounts } from './accounts.js';
-import { CredentialRecords, credentialsOf, type StoredCredentials } from './credentials.js';
+import { CredentialRecords, credentialsOf, holdsFactor, type StoredCredentials } from './credentials.js';
 import { SECOND_FACTORS_PREFIX } from '../store/keys.js';
 import { Passkeys } from './passkeys.js';
 import { RecoveryCodes } from './recovery-codes.js';
@@ -23,11 +23,13 @@ export interface SecondFactorSummary {
 export const hasSecondFactor = (summary: SecondFactorSummary) => summary.passkeys.length > 0 || summary.totp !== undefined;
 
 /** What a record holds, without any secret. */
-function summaryOf({ passkeys, totp, recovery }: StoredCredentials): SecondFactorSummary {
+function summaryOf(record: StoredCredentials): SecondFactorSummary {
+  const { passkeys, totp, recovery } = record;
   return {
     passkeys: passkeys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, ...(lastUsedAt ? { lastUsedAt } : {}) })),
     totp: totp ? { createdAt: totp.createdAt, ...(totp.lastUsedAt ? { lastUsedAt: totp.lastUsedAt } : {}) } : undefined,
-    recoveryCodesLeft: recovery?.hashes.length ?? 0,
+    // Codes a record kept from before they went with the last factor (credentials.ts) sign nobody in: none left.
+    recoveryCodesLeft: holdsFactor(record) ? (recovery?.hashes.length ?? 0) : 0,
   };
 }
 

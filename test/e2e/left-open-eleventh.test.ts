@@ -5,7 +5,9 @@
  * upstream linking makes.
  */
 import assert from 'node:assert/strict';
+import { secondFactorsKey } from '../../src/store/keys.js';
 import { initialAccessToken } from '../helpers/operator.js';
+import { authenticatorAdded, signedInToAccountPage, totpCode } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
@@ -103,5 +105,44 @@ describe('e2e: the left-open list, eleventh pass', function () {
       const taken = await register(metadata);
       assert.equal(taken.status, 201, `${JSON.stringify(metadata)}: ${JSON.stringify(taken.body)}`);
     }
+  });
+
+  it('recovery codes go with the last passkey or authenticator app removed on the account page, and the next one enrolled comes with none of them: the page offers to make new ones', async () => {
+    const PASSWORD = 'left open eleventh pass passphrase';
+    const person = await server.accounts.create('ivy', PASSWORD);
+    const { agent, page } = await signedInToAccountPage(server.issuer, 'ivy', PASSWORD);
+    const { page: added } = await authenticatorAdded(agent, page);
+    const shown = await agent.submit(added, '/account/recovery-codes', {});
+    assert.equal(shown.status, 200);
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 10);
+    const removed = await agent.submit(await agent.follow(`${server.issuer}/account`), '/account/authenticator/remove', {});
+    assert.ok(removed.status < 400, `removed: ${removed.status} ${removed.url}`);
+    assert.equal((await server.secondFactors.records.read(person.sub)).recovery, undefined, 'the codes went with the app');
+    // A new app: the section says none are left and offers to make them, not "10 of 10 left".
+    const again = await signedInToAccountPage(server.issuer, 'ivy', PASSWORD);
+    // (The step after the first app's: a step spent is not taken again within its window.)
+    const setup = await again.agent.submit(again.page, '/account/authenticator/start', {});
+    const secret = setup.html.match(/id="totp-secret">([^<]+)</)![1]!.replace(/\s/g, '');
+    const readded = await again.agent.submit(setup, '/account/authenticator/confirm', { code: totpCode(secret) });
+    assert.match(readded.url, /done=authenticator\.added/);
+    const account = await again.agent.follow(`${server.issuer}/account`);
+    assert.doesNotMatch(account.html, /recovery codes left/);
+    assert.match(account.html, />Make recovery codes</);
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 0);
+  });
+
+  it('recovery codes a record kept from before (beside no passkey or authenticator app) are counted as none and dropped when a factor is enrolled', async () => {
+    const person = await server.accounts.create('ada', 'left open eleventh pass passphrase');
+    const { secret } = await server.secondFactors.totp.begin(person.sub, 'ada', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(person.sub, totpCode(secret, -1), 'test-session'), true);
+    await server.secondFactors.recoveryCodes.generate(person.sub);
+    const { totp: _removed, ...kept } = await server.secondFactors.records.read(person.sub);
+    await server.kv.set(secondFactorsKey(person.sub), JSON.stringify(kept));
+    assert.equal((await server.secondFactors.summary(person.sub)).recoveryCodesLeft, 0);
+    const next = await server.secondFactors.totp.begin(person.sub, 'ada', 'test-session-2');
+    assert.equal(await server.secondFactors.totp.confirm(person.sub, totpCode(next.secret), 'test-session-2'), true);
+    const record = await server.secondFactors.records.read(person.sub);
+    assert.ok(record.totp, 'the new app is enrolled');
+    assert.equal(record.recovery, undefined, 'without the codes from before');
   });
 });
