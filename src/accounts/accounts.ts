@@ -15,7 +15,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, holding, STILL_HELD, type Kv } from '../store/kv.js';
-import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, emailClaimKey, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
+import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, emailClaimKey, emailLookKey, EMAILS_INDEXED_KEY, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
@@ -168,7 +168,7 @@ const UPDATE_ATTEMPTS = 8;
 /**
  * An address's claim (withEmailClaimed): held at most this many seconds (a holder stopped half-way
  * lets go then), waited for at most EMAIL_CLAIM_WAIT ms (a sign-in or a creation takes well under it,
- * findByEmail's read of every account included).
+ * findByEmail's read of the accounts its index names included).
  */
 const EMAIL_CLAIM_TTL = 30;
 const EMAIL_CLAIM_WAIT = 10_000;
@@ -298,11 +298,14 @@ export class Accounts {
       claims,
       updatedAt: now(),
     };
+    // Its address's index entry before the record: an entry whose account is not (yet) there is skipped (findByEmail).
+    await this.#indexEmail(account.sub, claims.email);
     await this.#save(account);
     try {
       await this.#claimUsername(account.sub, username, enforced.username);
     } catch (error) {
       await this.kv.del([accountKey(account.sub)]);
+      await this.#unindexEmail(account.sub, claims.email);
       throw error;
     }
     await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
@@ -527,18 +530,63 @@ export class Accounts {
   /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */
   async updateClaims(sub: string, claims: Claims): Promise<Account | undefined> {
     const wanted = JSON.stringify(claims);
-    return (await this.#update(sub, (stored) => (JSON.stringify(stored.claims) === wanted ? undefined : { ...stored, claims, updatedAt: now() })))?.account;
+    // The new address's index entry before the write (findByEmail finds the account as soon as it holds it), the old one's after.
+    await this.#indexEmail(sub, claims.email);
+    let previous: string | undefined;
+    const updated = await this.#update(sub, (stored) => {
+      previous = stored.claims.email;
+      return JSON.stringify(stored.claims) === wanted ? undefined : { ...stored, claims, updatedAt: now() };
+    });
+    if (updated?.written) await this.#unindexEmail(sub, previous);
+    return updated?.account;
   }
 
   /**
    * The accounts whose email an app could take for this one (emailFold: case-insensitive, and alike
    * after compatibility, full case folding and invisible characters), or a person reading it could
-   * (the fold's TR 39 skeleton, as for usernames: Cyrillic "ѕаm" for "sam"). Scans every account:
-   * used only at an upstream sign-in that would give an account a new address.
+   * (the fold's TR 39 skeleton, as for usernames: Cyrillic "ѕаm" for "sam"). Used at an upstream
+   * sign-in that would give an account a new address, and an operator's new person with a verified
+   * one. Reads the accounts the index of looks names (emailLookKey), each checked against its
+   * address as stored: before the eleventh pass over the left-open list it read every account, so
+   * the address's claim (30 s) could lapse on a store large enough.
    */
   async findByEmail(email: string): Promise<Account[]> {
+    await this.#indexEmails();
     const wanted = emailLook(email);
-    return (await this.list()).filter((account) => account.claims.email !== undefined && emailLook(account.claims.email) === wanted);
+    const accounts = await Promise.all((await this.kv.members(emailLookKey(wanted))).map((sub) => this.find(sub)));
+    return accounts.filter((account): account is Account => account?.claims.email !== undefined && emailLook(account.claims.email) === wanted);
+  }
+
+  /** Adds `sub` to the index of the look of `email` (none for no address). */
+  async #indexEmail(sub: string, email: string | undefined): Promise<void> {
+    if (typeof email === 'string') await this.kv.addToSet(emailLookKey(emailLook(email)), sub);
+  }
+
+  /** Takes `sub` out of the index of the look of `email`, unless the account (read again) still holds an address that looks like it. */
+  async #unindexEmail(sub: string, email: string | undefined): Promise<void> {
+    if (typeof email !== 'string') return;
+    const look = emailLook(email);
+    const held = (await this.find(sub))?.claims.email;
+    if (typeof held !== 'string' || emailLook(held) !== look) await this.kv.removeFromSet(emailLookKey(look), sub);
+  }
+
+  #emailsIndexed: Promise<void> | undefined;
+
+  /**
+   * Accounts made before the index of email looks existed get their entry, once (as #indexSkeletons
+   * does for usernames). Idempotent: instances racing to do it write the same entries, and an
+   * account made meanwhile writes its own.
+   */
+  #indexEmails(): Promise<void> {
+    this.#emailsIndexed ??= (async () => {
+      if (await this.kv.get(EMAILS_INDEXED_KEY)) return;
+      for (const sub of await this.kv.members(ACCOUNTS_KEY)) await this.#indexEmail(sub, (await this.find(sub))?.claims.email);
+      await this.kv.set(EMAILS_INDEXED_KEY, '1');
+    })().catch((error: unknown) => {
+      this.#emailsIndexed = undefined;
+      throw error;
+    });
+    return this.#emailsIndexed;
   }
 
   /**
@@ -642,6 +690,7 @@ export class Accounts {
     const account = await this.#require(username);
     const forms = new Set([normalizeUsername(account.username), legacyUsernameForm(account.username)]);
     await this.kv.del([accountKey(account.sub)]);
+    await this.#unindexEmail(account.sub, account.claims.email);
     for (const form of forms) await this.kv.deleteIfEquals(usernameKey(form), account.sub);
     for (const skeleton of usernameSkeletons(account.username)) await this.kv.deleteIfEquals(usernameSkeletonKey(skeleton), account.sub);
     await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);

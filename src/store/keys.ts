@@ -149,6 +149,13 @@ export const linkedAccountsKey = (upstream: string) => `account:linked:${upstrea
 /** Set (durable) once every link made before account:linked existed was added to it. */
 export const LINKS_INDEXED_KEY = 'account:linked-indexed';
 /**
+ * Set of the subs of accounts whose email address looks like it (accounts.ts emailLook), by the
+ * digest of that look, durable: findByEmail reads it rather than every account.
+ */
+export const emailLookKey = (look: string) => `account:email:${digest(look)}`;
+/** Set (durable) once every account made before account:email existed was added to it. */
+export const EMAILS_INDEXED_KEY = 'account:email-indexed';
+/**
  * Held (seconds, store/kv.ts holding) while an account is given an email address, by the digest of
  * the address as apps and people compare it (accounts.ts emailLook): of two first sign-ins through
  * upstreams, or an operator's new person, with one address at the same moment, the second reads the

@@ -5,7 +5,9 @@
  * upstream linking makes.
  */
 import assert from 'node:assert/strict';
-import { secondFactorsKey } from '../../src/store/keys.js';
+import { Accounts } from '../../src/accounts/accounts.js';
+import { accountKey, ACCOUNTS_KEY, EMAILS_INDEXED_KEY, secondFactorsKey } from '../../src/store/keys.js';
+import type { Kv } from '../../src/store/kv.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { authenticatorAdded, signedInToAccountPage, totpCode } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -144,5 +146,43 @@ describe('e2e: the left-open list, eleventh pass', function () {
     const record = await server.secondFactors.records.read(person.sub);
     assert.ok(record.totp, 'the new app is enrolled');
     assert.equal(record.recovery, undefined, 'without the codes from before');
+  });
+
+  /** Accounts over the server's store, counting the account records read. */
+  function countingAccounts(): { accounts: Accounts; reads: () => number } {
+    let reads = 0;
+    const kv = new Proxy(server.kv, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name === 'get') return (key: string, ...rest: unknown[]) => ((reads += /^account:[0-9a-f-]{36}$/.test(key) ? 1 : 0), (target.get as (...args: unknown[]) => unknown)(key, ...rest));
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as Kv;
+    return { accounts: new Accounts(kv, server.config.accounts.argon2), reads: () => reads };
+  }
+
+  it('findByEmail reads the accounts whose address looks like it, not every account, with the same folding (case, width, confusables), in step with new accounts, address changes and removals, and an index built for accounts stored before it', async () => {
+    const { accounts, reads } = countingAccounts();
+    await accounts.findByEmail('first@example.com'); // builds the index of the store's accounts, once
+    for (let i = 0; i < 40; i++) await accounts.createWithoutPassword(`many-${i}`, { email: `many-${i}@example.com` });
+    const sam = await accounts.createWithoutPassword('sam-eleventh', { email: 'Sam.Eleventh@Example.com', email_verified: true });
+    const before = reads();
+    for (const spelling of ['sam.eleventh@example.com', 'SAM.ELEVENTH@EXAMPLE.COM', 'ｓａｍ.eleventh@example.com', 'ѕаm.eleventh@example.com', 'sam\u200b.eleventh@EXAMPLE.com']) {
+      assert.deepEqual((await accounts.findByEmail(spelling)).map((account) => account.sub), [sam.sub], spelling);
+    }
+    assert.ok(reads() - before <= 5, `one account read per lookup, not every account (${reads() - before} reads for 5 lookups)`);
+    assert.deepEqual(await accounts.findByEmail('nobody@example.com'), []);
+    // An address changed: found under the new one only; removed: under none.
+    await accounts.updateClaims(sam.sub, { email: 'sam.moved@example.com', email_verified: true });
+    assert.deepEqual(await accounts.findByEmail('sam.eleventh@example.com'), []);
+    assert.deepEqual((await accounts.findByEmail('SAM.MOVED@example.com')).map((account) => account.sub), [sam.sub]);
+    await accounts.remove('sam-eleventh');
+    assert.deepEqual(await accounts.findByEmail('sam.moved@example.com'), []);
+    // An account stored before the index existed (written as an older Latchkey wrote it): found once another instance builds the index.
+    const old = { sub: '0d5b6a2e-1c4f-4e7a-9b1d-2f3e4a5b6c7d', username: 'old-timer', passwordHash: '', disabled: false, claims: { email: 'old.timer@example.com' }, updatedAt: 1 };
+    await server.kv.set(accountKey(old.sub), JSON.stringify(old));
+    await server.kv.addToSet(ACCOUNTS_KEY, old.sub);
+    await server.kv.del([EMAILS_INDEXED_KEY]);
+    assert.deepEqual((await countingAccounts().accounts.findByEmail('Old.Timer@example.com')).map((account) => account.sub), [old.sub]);
   });
 });

@@ -58,6 +58,8 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   linkedAccountsKey: [keys.linkedAccountsKey('corp'), 'account:linked:corp'],
   LINKS_INDEXED_KEY: [keys.LINKS_INDEXED_KEY, 'account:linked-indexed'],
   emailClaimKey: [keys.emailClaimKey('sam@example.com'), 'account:email-claim:zSWmFxlp8qPG41x2Z-OQjvG9JCQkHbBEEaDuxFTKbBY'],
+  emailLookKey: [keys.emailLookKey('sam@example.com'), 'account:email:zSWmFxlp8qPG41x2Z-OQjvG9JCQkHbBEEaDuxFTKbBY'],
+  EMAILS_INDEXED_KEY: [keys.EMAILS_INDEXED_KEY, 'account:email-indexed'],
   waysInLockKey: [keys.waysInLockKey('sub-1'), 'account:ways-in:sub-1'],
   upstreamSignInKey: [keys.upstreamSignInKey('corp', 'u-9'), 'account:first-sign-in:-mlHShCqhDjfxocpfn7-OfobtVcgxlScyXsmXj7Ij9U'],
   SECOND_FACTORS_PREFIX: [keys.SECOND_FACTORS_PREFIX, 'mfa:'],
