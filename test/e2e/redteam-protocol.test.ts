@@ -42,7 +42,10 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
         {
           client_id: 'spa',
           token_endpoint_auth_method: 'none',
-          redirect_uris: ['https://spa.example.test/cb', 'http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb', 'https://localhost.:5175/cb', 'https://[::ffff:127.0.0.1]:5176/cb'],
+          // Loopback spelt with a trailing dot or mapped into IPv6 is refused wherever a client is
+          // written since the eleventh pass (registration/uri-hosts.ts); onThisMachine still reads
+          // them for clients stored before (unit image-origins).
+          redirect_uris: ['https://spa.example.test/cb', 'http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb'],
           grant_types: ['authorization_code'],
         },
         {
@@ -121,7 +124,7 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
   it("a public client's code to a loopback redirect URI needs the person's consent at every request, as a native app's: whatever program listens on that port could start the request with its own PKCE (RFC 8252 §8.6; RFC 9700 §4.11.2)", async () => {
     const agent = new Agent();
     // The person signs in and allows the app once, at its loopback redirect URI (a web app in development, an MCP client).
-    for (const redirectUri of ['http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb', 'https://localhost.:5175/cb']) {
+    for (const redirectUri of ['http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb']) {
       const spa = await RelyingParty.create(op, 'spa', {}, redirectUri);
       const first = await spa.signIn(agent, ALICE, { scope: 'openid' });
       assert.ok(codeOf(first));
@@ -133,11 +136,6 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
       assert.equal(callbackParams(silent).get('error'), 'interaction_required', silent.page.url);
       assert.equal(callbackParams(silent).get('code'), null);
     }
-    // 127.0.0.1 mapped into IPv6 (URL writes it in hex, so the agent cannot stop there: the first redirect, read raw).
-    const mapped = new URL(op.metadata.authorization_endpoint!);
-    mapped.search = new URLSearchParams({ client_id: 'spa', response_type: 'code', scope: 'openid', prompt: 'none', redirect_uri: 'https://[::ffff:127.0.0.1]:5176/cb', code_challenge: CHALLENGE, code_challenge_method: 'S256' }).toString();
-    const silentMapped = new URL(String((await agent.request(mapped.href)).headers.get('location')));
-    assert.equal(silentMapped.searchParams.get('error'), 'interaction_required', silentMapped.href);
     // At its https redirect URI (its origin proves who receives) a remembered consent still signs in without a page.
     const https = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/cb');
     await https.signIn(agent, ALICE, { scope: 'openid' });
