@@ -63,6 +63,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   before(async () => {
     server = await startServer({
       ownRedis: true,
+      cheapHashing: true,
       env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), REGISTRATION_OPEN: 'true' },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },

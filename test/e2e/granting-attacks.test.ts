@@ -88,6 +88,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   before(async () => {
     server = await startServer({
       ownRedis: true,
+      cheapHashing: true,
       env: {
         REGISTRATION_OPEN: 'true',
         RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read', 'write'], format: 'jwt', grants: [{ client_id: RS.id, introspect: true }] }]),

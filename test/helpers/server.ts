@@ -39,7 +39,20 @@ export interface TestServerOptions {
   readonly port?: number;
   /** Where the server logs (silent by default). */
   readonly logger?: Logger;
+  /**
+   * Hash passwords at CHEAP_ARGON2 in this in-process server, for a suite that signs many people in
+   * and is about neither hashing nor a race a hash's duration could open: a hash at the OWASP
+   * parameters (19 MiB, two passes) is about 60 ms of CPU, a tenth or more of such a suite's.
+   */
+  readonly cheapHashing?: boolean;
 }
+
+/**
+ * Below config.ts's OWASP minimums on purpose: set here, past the configuration's check, so no
+ * setting an operator can make reaches it. A hash keeps its parameters, so one made at the OWASP
+ * ones (a CLI's `users add`) is still verified at them.
+ */
+export const CHEAP_ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
 
 export function testDir(): string {
   return mkdtempSync(join(tmpdir(), 'latchkey-test-'));
@@ -112,7 +125,8 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const prepared = await prepare(options);
   const { env, signingKey } = prepared;
   try {
-    const config = loadConfig(env);
+    const loaded = loadConfig(env);
+    const config = options.cheapHashing ? { ...loaded, accounts: { ...loaded.accounts, argon2: CHEAP_ARGON2 } } : loaded;
     const running = await serve(config, options.logger ?? createLogger('silent'));
     return {
       ...running,
@@ -145,7 +159,7 @@ export interface TestServerProcess {
 }
 
 /** `latchkey serve` (the built CLI) in its own process, with the same options as startServer (but no logger). */
-export async function startServerProcess(options: Omit<TestServerOptions, 'logger'> = {}): Promise<TestServerProcess> {
+export async function startServerProcess(options: Omit<TestServerOptions, 'logger' | 'cheapHashing'> = {}): Promise<TestServerProcess> {
   const prepared = await prepare(options);
   const { env, signingKey } = prepared;
   try {
