@@ -423,7 +423,7 @@ function accountsAndConsent({ config, kv, accounts, consents }: ProviderDependen
   const interactionSteps = silentStrangersAskedConsent(
     withSelectAccount(
       withHintedLogin(
-        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes, (clientId) => clientNarrowedAt(kv, clientId)))),
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes, (clientId) => clientNarrowedAt(kv, clientId), config.pkce.required))),
         (sub) => accounts.find(sub),
       ),
     ),
@@ -701,7 +701,7 @@ function applyPatches(
   // An essential acr asked is answered with one of its values: the highest the sign-in meets (see the patch).
   essentialAcrInIdTokens(provider);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
-  boundCodesToCurrentRegistration(provider);
+  boundCodesToCurrentRegistration(provider, config.pkce.required);
   // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.
   codesNameRedirectUri(provider);
   // What a client got while confidential is redeemed only by it authenticating, however it became public.

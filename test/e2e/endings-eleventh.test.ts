@@ -33,8 +33,8 @@ describe('e2e: eleventh fresh-eyes pass, endings that do not end', function () {
   let helper: ResourceServer | undefined;
   afterEach(() => helper?.close());
 
-  const start = (mfaRequired: boolean): Promise<TestServer> =>
-    restarts.start({ clients: [machineClient(RS), machineClient(MACHINE), web('configured')], env: { RESOURCE_SERVERS, ACCOUNTS_MFA_REQUIRED: String(mfaRequired) } });
+  const start = (mfaRequired: boolean, env: Record<string, string> = {}): Promise<TestServer> =>
+    restarts.start({ clients: [machineClient(RS), machineClient(MACHINE), web('configured')], env: { RESOURCE_SERVERS, ACCOUNTS_MFA_REQUIRED: String(mfaRequired), ...env } });
 
   /** An API following the feed, started now (it reads what is on the list). */
   async function api(server: TestServer): Promise<ResourceServer> {
@@ -58,6 +58,34 @@ describe('e2e: eleventh fresh-eyes pass, endings that do not end', function () {
   }
 
   const userinfo = async (server: TestServer, token: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+  it('pkce.required turned from public to all at a restart: a confidential client’s sign-in begun without PKCE before gets no code after, and its code issued without PKCE before is not redeemed after (RFC 9700 §2.1.1)', async () => {
+    let server = await start(false, { PKCE_REQUIRED: 'public' });
+    await server.accounts.create('opal', PASSWORD, { email: 'opal@example.test' });
+    /** A sign-in of the configured app without PKCE, left at the consent page (or finished, `finish`). */
+    async function withoutPkce(finish: boolean) {
+      const config = await oidc.discovery(new URL(server.issuer), 'configured', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const first = await agent.follow(oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid email', state: 'kept' }).href, {}, REDIRECT);
+      const page = await signInSteps(agent, first, { username: 'opal', password: PASSWORD, stopAt: REDIRECT, consent: finish ? 'required' : 'stop' });
+      assert.equal(isConsent(page), !finish, `${page.status} ${page.url}`);
+      return { config, agent, page };
+    }
+    const pending = await withoutPkce(false);
+    const finished = await withoutPkce(true);
+    assert.ok(new URL(finished.page.url).searchParams.get('code'), finished.page.url);
+
+    server = await start(false, { PKCE_REQUIRED: 'all' });
+    const resumed = await pending.agent.submit(pending.page, '/confirm', {}, REDIRECT);
+    const answer = new URL(resumed.url).searchParams;
+    assert.equal(answer.get('code'), null, `the sign-in begun without PKCE: ${resumed.url}`);
+    assert.equal(answer.get('error'), 'invalid_request', resumed.url);
+    await assert.rejects(
+      oidc.authorizationCodeGrant(finished.config, new URL(finished.page.url), { expectedState: 'kept' }),
+      (error: unknown) => (error as { error?: string }).error === 'invalid_grant',
+      'the code issued without PKCE before',
+    );
+  });
 
   it('accounts.mfa.required turned on at a restart ends the access tokens people got before, at every client (introspection, userinfo, latchkey/resource-server); a client’s own tokens stay, and a restart with it still on ends nothing more', async () => {
     let server = await start(false);

@@ -30,7 +30,10 @@
  *   So is its PKCE check (pkce.required "public"): a confidential client may leave PKCE out, and a
  *   sign-in it began so, resumed after an operator made the client public, was given a code that
  *   anyone holding it redeemed with the client_id alone (RFC 9700 §2.1.1); it is invalid_request now,
- *   as the public client's request would be when it arrives (same pass).
+ *   as the public client's request would be when it arrives (same pass). It is held to
+ *   `pkce.required` as configured now, too: a confidential client's sign-in begun without PKCE under
+ *   "public", resumed after a restart with "all", was given a code without it (eleventh fresh-eyes
+ *   passes of 2026-12-07).
  *   Last, a sign-in that resumes (`resume`) ends when its client was narrowed or removed since its
  *   interaction began (at or before the client's cutoff, `narrowedAt`: client-endings.ts clientEndings
  *   records it), though the client is as wide again now: invalid_request, sent to the redirect URI
@@ -43,7 +46,9 @@
  *   One read, on the resume alone (started with the resume's own reads, store/adapter.ts
  *   readInteractionAhead, where a credential check reads them).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
- *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
+ *   endpoint: a code whose redirect URI is no longer registered is invalid_grant, and so is a code
+ *   issued without PKCE to a client that must use it now (`pkce.required` as configured now, or the
+ *   client made public; the latter is refused already, patches/confidential-redemption.ts); a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
  *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant. Its
  *   offline_access is dropped too when the client may no longer use the refresh_token grant, and a
@@ -56,7 +61,7 @@
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
-import { pkceRequired } from './pkce-required.js';
+import { pkceRequired, type PkceSetting } from './pkce-required.js';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 /** Routes where the engine goes on with a request whose client was checked earlier. */
@@ -93,6 +98,7 @@ export function withCurrentRegistration(
   policy: interactionPolicy.DefaultPolicy,
   staticScopes: readonly string[],
   narrowedAt?: (clientId: string) => Promise<number | undefined>,
+  pkce: PkceSetting = 'all',
 ): interactionPolicy.DefaultPolicy {
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/current-registration.ts');
@@ -111,8 +117,9 @@ export function withCurrentRegistration(
         if (client.requirePushedAuthorizationRequests && !(ctx.oidc.entities.Interaction as { parJti?: string } | undefined)?.parJti) {
           throw new errors.InvalidRequest('Pushed Authorization Request must be used');
         }
-        // Made public since (pkce.required "public" let a confidential client leave PKCE out): its code needs PKCE, as a public client's request does when it arrives.
-        if (params.code_challenge === undefined) pkceRequired('public')(ctx, ctx.oidc.client!);
+        // Made public since (pkce.required "public" let a confidential client leave PKCE out), or PKCE
+        // required of every client since (a restart): its code needs PKCE, as its request would when it arrives.
+        if (params.code_challenge === undefined) pkceRequired(pkce)(ctx, ctx.oidc.client!);
       } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
         throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
       }
@@ -137,10 +144,14 @@ export function withCurrentRegistration(
 }
 
 /** The token endpoint's codes and device codes, held to their client's registration now (see above). */
-export function boundCodesToCurrentRegistration(provider: Provider): void {
-  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
+export function boundCodesToCurrentRegistration(provider: Provider, pkce: PkceSetting = 'all'): void {
+  checkAtTokenEndpoint<RegisteredClient & { clientId: string; clientAuthMethod?: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
     if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
       throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
+    }
+    // An authorization code (a device code has no PKCE) issued without it to a client that must use it now.
+    if (code.kind === 'AuthorizationCode' && code.codeChallenge === undefined && (pkce === 'all' || client.clientAuthMethod === 'none')) {
+      throw new errors.InvalidGrant('this code was issued without PKCE, which the client must use now');
     }
     const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
     const beyond = new Set(scopesBeyond(client, scopes));

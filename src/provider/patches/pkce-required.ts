@@ -16,7 +16,7 @@
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 
-type PkceSetting = 'all' | 'public';
+export type PkceSetting = 'all' | 'public';
 type Client = NonNullable<KoaContextWithOIDC['oidc']['client']>;
 
 /** What the description says to send; within RFC 6749 §4.1.2.1's characters. */

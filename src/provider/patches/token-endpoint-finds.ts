@@ -17,6 +17,10 @@ export interface Redeemed {
   acr?: string;
   scope?: string;
   redirectUri?: string;
+  /** The engine's model name (AuthorizationCode, DeviceCode, ...). */
+  readonly kind?: string;
+  /** An authorization code's PKCE challenge (RFC 7636), when its request sent one. */
+  readonly codeChallenge?: string;
   /** Whether its tokens end with the session it was issued in (the engine's: a code without offline_access). */
   expiresWithSession?: boolean;
   readonly consumed?: unknown;
