@@ -136,7 +136,21 @@ async function redirectStillAllowed({ providers }: Interactions, interaction: In
   return redirectUri === undefined || (typeof redirectUri === 'string' && client.redirectUriAllowed(redirectUri));
 }
 
+/**
+ * Whether an API the sign-in asks for was removed and added again under its identifier since the
+ * interaction began (on the store's clock, as an API's `addedAt`): its consent page was the removed
+ * API's, and what the person allows there is not for the new one, as a consent remembered for the
+ * removed API is not (apis/apis.ts predates). Before the eleventh fresh-eyes passes of 2026-12-07 such
+ * a page, confirmed, gave a code for the new API and remembered the consent for it.
+ */
+async function apisReplaced(consents: Consents, interaction: Interaction): Promise<boolean> {
+  const resources = [interaction.params.resource].flat().filter((resource): resource is string => typeof resource === 'string');
+  return resources.length > 0 && (await consents.apisReplacedSince(resources, interaction.iat));
+}
+
 const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };
+/** An API the page asks for was removed and added again since the sign-in began. */
+const API_CHANGED = { error: 'invalid_request', error_description: 'an API this app asks for changed since this sign-in began; start again from the app' };
 /** The grant a consent page adds to ended, before or while the page was confirmed. */
 const CONSENT_WITHDRAWN = { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' };
 /** The person's or the app's access was ended (grants revoked, a disable) while a first consent was confirmed. */
@@ -145,11 +159,12 @@ const ACCESS_ENDED = { error: 'session_not_found', error_description: "this app'
 const SESSION_ENDED = { error: 'session_not_found', error_description: 'you were signed out while this was confirmed; start again' };
 
 /** The consent page of an interaction waiting for consent. */
-export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
+export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction, consents: Consents): Promise<void> {
   const { csrf, clientBranding, activeAccount } = steps;
   const account = await activeAccount(ctx, interaction);
   if (!account) return;
   if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
+  if (await apisReplaced(consents, interaction)) return respondWithError(ctx, 400, API_CHANGED);
   const { asked } = await askedClaims(steps, interaction);
   await recordListed(interaction, asked);
   const shown = await listed(steps, interaction, asked);
@@ -178,6 +193,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     }
     if (!(await activeAccount(ctx, interaction))) return;
     if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
+    if (await apisReplaced(consents, interaction)) return respondWithError(ctx, 400, API_CHANGED);
     const details = interaction.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];
@@ -220,7 +236,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // however long before this request began (until the twenty-second granting pass told endings
     // apart by time, which missed an ending stalled across the request's start). A revocation of the
     // grant's tokens alone (a sign-out keeping offline access) is no ending: the page adds to the grant.
-    const [grantEnded, sessionLive] = await Promise.all([
+    const [grantEnded, sessionLive, apiReplaced] = await Promise.all([
       consents.grantEnded(grant, ctx, true),
       // And the session the consent is given in, ended meanwhile by an ending with no cutoff that
       // forgets consents (a password change signing the other sessions out, a credential removed):
@@ -228,7 +244,15 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       // here, once the session is seen ended; or, seen live, by its next forgetting, which comes
       // after the session's end (accounts/sessions.ts endSignedInWith, the password section).
       provider.Session.findByUid(interaction.session.uid),
+      // And an API the page asked for, removed and added again meanwhile: what was written is the new one's.
+      apisReplaced(consents, interaction),
     ]);
+    if (apiReplaced) {
+      if (!interaction.grantId) await grant.destroy();
+      await consents.forget(grant.accountId!, grant.clientId!);
+      respondWithError(ctx, 400, API_CHANGED);
+      return;
+    }
     if (grantEnded || !sessionLive) {
       // A grant this page made has nothing else; one it added to is the ending's to decide
       // (a plain sign-out keeps offline access), but what it ended is not taken up again.

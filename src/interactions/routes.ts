@@ -83,7 +83,7 @@ export function interactionRoutes(options: Options): Middleware[] {
     // prompt=select_account with a person signed in: continue as them, or another account (select-account.ts).
     if (choosingAccount(interaction)) return showAccountChooser(steps, ctx, interaction);
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
-    return showConsent(steps, ctx, interaction);
+    return showConsent(steps, ctx, interaction, consents);
   });
 
   // The chooser's "use another account": the login page of the same interaction, where signing in chooses.

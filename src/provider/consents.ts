@@ -89,6 +89,14 @@ export class Consents {
   }
 
   /**
+   * Whether an API of `resources` was removed and added again since `givenAt` (epoch seconds): a
+   * consent page of a sign-in begun before (interactions/consent.ts) was the removed API's page.
+   */
+  apisReplacedSince(resources: Iterable<string>, givenAt: number | undefined): Promise<boolean> {
+    return this.#anyStale(resources, givenAt);
+  }
+
+  /**
    * Whether a stored grant ended with its person or its client (given at or before their cutoff): a
    * consent step confirming more on it (interactions/consent.ts) must not take it up again, nor
    * remember what it held as given now. `ctx`: the request.

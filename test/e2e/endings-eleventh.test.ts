@@ -6,7 +6,10 @@
  * Found and fixed: `accounts.mfa.required` turned on at a restart ended no access token a person's
  * sign-in got before (refreshes, codes and device codes of a weaker sign-in were refused at the token
  * endpoint, but the access tokens stayed good to their `exp` at introspection, userinfo and every
- * API), where a client's own `require_mfa` raised ends them (RevocationList.revokeRaised).
+ * API), where a client's own `require_mfa` raised ends them (RevocationList.revokeRaised); the same
+ * class, `pkce.required` turned from `public` to `all` at a restart left a confidential client's
+ * sign-in begun without PKCE to end in a code, and such a code to be redeemed. And a consent page
+ * open while an operator removed its API and added it again gave a code for the new API.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -58,6 +61,25 @@ describe('e2e: eleventh fresh-eyes pass, endings that do not end', function () {
   }
 
   const userinfo = async (server: TestServer, token: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+  it('a consent page open while an operator removes its API and adds it again under the same identifier, confirmed after: no code, nothing remembered for the new API (the page was the removed one’s)', async () => {
+    const server = await start(false);
+    await server.accounts.create('opal', PASSWORD);
+    const NOTES = 'https://notes.eleventh.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['read'] });
+    const config = await oidc.discovery(new URL(server.issuer), 'configured', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const started = await startAuthorization(agent, config, REDIRECT, { scope: 'openid read', resource: NOTES });
+    const consent = await signInSteps(agent, started.page, { username: 'opal', password: PASSWORD, stopAt: REDIRECT, consent: 'stop' });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+
+    await server.apis.remove(NOTES);
+    await server.apis.add({ identifier: NOTES, scopes: ['read'] });
+    const confirmed = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(!confirmed.url.startsWith(REDIRECT) || !new URL(confirmed.url).searchParams.get('code'), `no code for the new API: ${confirmed.url}`);
+    const silent = await startAuthorization(agent, config, REDIRECT, { scope: 'openid read', resource: NOTES, prompt: 'none' });
+    assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required', `nothing remembered for the new API: ${silent.page.url}`);
+  });
 
   it('pkce.required turned from public to all at a restart: a confidential client’s sign-in begun without PKCE before gets no code after, and its code issued without PKCE before is not redeemed after (RFC 9700 §2.1.1)', async () => {
     let server = await start(false, { PKCE_REQUIRED: 'public' });
