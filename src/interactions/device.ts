@@ -59,6 +59,34 @@ function problem(err: EngineError | undefined): { error?: string; notice?: strin
 }
 
 /**
+ * What the entry page says when the sign-in started from it ended with an error the device was told
+ * (the engine saves it on the device code, `deviceUserFlowErrors`, and shows the entry page): that
+ * code is spent, so "enter the code again" sent the person round to "already used" while their device
+ * had stopped (a device app requiring a second factor, met by a person without one, eleventh pass).
+ */
+function toldTheDevice(name: string, error: string): { error: string } {
+  if (error === 'unmet_authentication_requirements') {
+    return { error: `${name} was not connected: it asks for a passkey or an authenticator app besides a password, and your account has none yet. Add one on your account page, then start again on your device.` };
+  }
+  return { error: `${name} was not connected: the sign-in did not finish (${error}), and the device was told. Start again on your device.` };
+}
+
+/**
+ * The error the device code of this page's ended sign-in holds, if the engine told the device one
+ * (access_denied has its own AbortedError), with the name of the app it was for.
+ */
+async function errorToldTheDevice(ctx: KoaContextWithOIDC, err: EngineError | undefined): Promise<{ error: string; clientName: string } | undefined> {
+  if (!err || err.name === 'AbortedError' || ctx.oidc.route !== 'device_resume') return undefined;
+  const id = (ctx.oidc.entities.Interaction as { deviceCode?: string } | undefined)?.deviceCode;
+  // Found as the engine found it to save the error (its types leave out ignoreSessionBinding).
+  const code = ctx.oidc.deviceCode ?? (id ? await ctx.oidc.provider.DeviceCode.find(id, { ignoreExpiration: true, ignoreSessionBinding: true } as { ignoreExpiration: boolean }) : undefined);
+  const told = (code as { error?: unknown } | undefined)?.error;
+  if (!code || typeof told !== 'string') return undefined;
+  const client = ctx.oidc.client ?? (code.clientId ? await ctx.oidc.provider.Client.find(code.clientId) : undefined);
+  return { error: told, clientName: client ? (client.clientName ?? client.clientId) : 'The application' };
+}
+
+/**
  * What verification_uri_complete may fill in: a code as the engine makes them (provider.ts
  * deviceFlow: the base-20 consonants, no vowels), in any case and any width (NFKC, as the engine
  * reads it, user-code-entry.ts), with dashes and spaces, at most the field's 32 characters. The
@@ -128,7 +156,8 @@ type ApisFound = Pick<Apis, 'find'>;
  */
 export const devicePages = (apis: ApisFound, managesItself: (clientId: string) => Promise<boolean>): DevicePages => ({
   async userCodeInputSource(ctx, _form, _out, err) {
-    const said = problem(err as EngineError | undefined);
+    const told = await errorToldTheDevice(ctx, err as EngineError | undefined);
+    const said = told ? toldTheDevice(told.clientName, told.error) : problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const linked = ctx.state[PREFILLED_USER_CODE] as string | undefined;
     const prefilled = linked !== undefined && codeLike(linked) ? linked : undefined;

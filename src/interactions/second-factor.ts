@@ -119,6 +119,8 @@ async function showEnrolmentNeeded({ csrf, clientBranding }: Interactions, ctx: 
     title: 'Second factor required',
     client: await clientBranding(ctx, interaction),
     accountPage,
+    // A device's sign-in has no application page to go back to: the person starts again on the device.
+    device: Boolean(interaction.deviceCode),
     unmet: `/interaction/${interaction.uid}/unmet`,
     csrf: csrf.token(interaction.uid),
   });

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT } from '../../src/paths.js';
 
-export async function launchChromium(): Promise<Browser> {
+/** `extraArgs`: more command-line switches, e.g. --host-resolver-rules for a test's own host names. */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(executablePath)) throw new Error(`Chromium is not at ${executablePath}: apt-get install chromium, or set CHROMIUM_PATH`);
-  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', ...extraArgs] });
 }
 
 /**
