@@ -35,8 +35,12 @@ function duration(seconds: number): string {
   return `${Math.ceil(seconds / 60)} minutes`;
 }
 
-/** What the entry page says after the engine refused something (ReRenderError names, a write of the code lost to another: store/adapter.ts RecordChangedMeanwhile, our 429). */
-function problem(err: EngineError | undefined): { error?: string; notice?: string } {
+/**
+ * What the entry page says after the engine refused something (ReRenderError names, a write of the code
+ * lost to another: store/adapter.ts RecordChangedMeanwhile, our 429). `resumed`: at /device/<uid>, the
+ * sign-in's own page (reloaded after it finished, or gone back to), whose code may be connected already.
+ */
+function problem(err: EngineError | undefined, resumed: boolean): { error?: string; notice?: string } {
   if (!err) return {};
   switch (err.name) {
     case 'NoCodeError':
@@ -55,6 +59,8 @@ function problem(err: EngineError | undefined): { error?: string; notice?: strin
   if (err.error === 'temporarily_unavailable') {
     return { error: `Too many wrong codes. For your security, code entry is paused for ${duration(err.seconds ?? 60)}; try again after that.` };
   }
+  // The code of a finished sign-in is spent: typing it again only says "already used" (eleventh pass).
+  if (resumed) return { error: 'This page was already used or has expired. If your device shows it is connected, there is nothing more to do; if not, start again on your device.' };
   return { error: 'This page expired or the request could not be completed. Enter the code again.' };
 }
 
@@ -157,7 +163,7 @@ type ApisFound = Pick<Apis, 'find'>;
 export const devicePages = (apis: ApisFound, managesItself: (clientId: string) => Promise<boolean>): DevicePages => ({
   async userCodeInputSource(ctx, _form, _out, err) {
     const told = await errorToldTheDevice(ctx, err as EngineError | undefined);
-    const said = told ? toldTheDevice(told.clientName, told.error) : problem(err as EngineError | undefined);
+    const said = told ? toldTheDevice(told.clientName, told.error) : problem(err as EngineError | undefined, ctx.oidc.route === 'device_resume');
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const linked = ctx.state[PREFILLED_USER_CODE] as string | undefined;
     const prefilled = linked !== undefined && codeLike(linked) ? linked : undefined;

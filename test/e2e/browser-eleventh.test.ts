@@ -132,6 +132,23 @@ describe('e2e (Chromium): flows a person clicks that no pass drove in a browser 
       assert.equal(await polled, 'amr swk,mfa');
     });
 
+    it('reloading the "Device connected" page (its sign-in is spent) does not tell the person to enter the spent code again', async () => {
+      const { polled } = await deviceAsks('ledger-cli');
+      await page.fill('#username', 'alice');
+      await page.fill('#password', PASSWORD);
+      await page.press('#password', 'Enter');
+      await page.waitForSelector('h1:has-text("Confirm it is you")');
+      await presence(true);
+      await page.click('#passkey-button');
+      await allowUntilDone();
+      await presence(false);
+      assert.equal(await polled, 'amr pwd,swk,mfa');
+      await page.reload();
+      const said = await text();
+      assert.doesNotMatch(said, /Enter the code again/, said);
+      assert.match(said, /already used or has expired[^.]*\. If your device shows it is connected, there is nothing more to do; if not, start again on your device/, said);
+    });
+
     it('an upstream provider signs in at /device (amr fed)', async () => {
       const { polled } = await deviceAsks('ledger-cli');
       await page.click('button:has-text("Continue with Fake")');
