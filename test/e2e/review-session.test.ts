@@ -10,14 +10,14 @@ const SECRET = 'review-session-secret-with-plenty-of-entropy-01234567';
 const SINGLE = 'https://single.example.test/callback';
 const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 const HTTPS = 'https://spa.example.test/cb';
-/** Names common hosts files give 127.0.0.1 or ::1 (Debian, Red Hat), and 0.0.0.0 mapped into IPv6. */
+/** Names common hosts files give 127.0.0.1 or ::1 (Debian, Red Hat), and 0.0.0.0 mapped into IPv6 (as the URL parser writes it: registration refuses other spellings). */
 const HOSTS_FILE_LOOPBACKS = [
   'https://localhost.localdomain:5177/cb',
   'https://ip6-localhost:5178/cb',
   'https://ip6-loopback:5179/cb',
   'https://localhost4:5180/cb',
-  'https://localhost6.localdomain6.:5181/cb',
-  'https://[::ffff:0.0.0.0]:5182/cb',
+  'https://localhost6.localdomain6:5181/cb',
+  'https://[::ffff:0:0]:5182/cb',
 ];
 
 describe('e2e: session review (2026-12-02)', function () {
