@@ -80,6 +80,7 @@ import { grantPutToUseRefused, operatorGrantsOnUpdate } from './patches/granted-
 import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
+import { jwtsOnce } from './patches/jwts-once.js';
 import { deviceApprovalOutages, deviceCodesInFlightPerBrowser } from './patches/device-approval-outage.js';
 import { sessionRenewalsInOneStep } from './patches/session-renewals.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
@@ -715,7 +716,9 @@ function applyPatches(
   signedInThroughKept(provider, federated);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
-  // ...nor by a proof used before, which is refused as one (invalid_dpop_proof) at every endpoint, whichever client sent it.
+  // A client assertion is taken once, also sent twice at the same moment (one set-if-absent)...
+  jwtsOnce(provider, kv);
+  // ...and a DPoP proof used before is refused as one (invalid_dpop_proof) at every endpoint, whichever client sent it, before it spends a code.
   dpopProofsOnce(provider, kv);
   refuseHintsOfRevokedKeys(provider, revocations);
   // Nothing is signed with a key revoked elsewhere: the ring is followed first (JWT access tokens: formats.customizers.jwt).

@@ -262,6 +262,8 @@ export const consentKey = (accountId: string, clientId: string) => `consent:${ac
 export const consentsKey = (accountId: string) => `consents:${accountId}`;
 /** Set of the people holding a remembered consent to a client. */
 export const consentHoldersKey = (clientId: string) => `consent-holders:${clientId}`;
+/** A JWT a client sent to be taken once (a client assertion's jti, by a digest of its iss and jti), while it could be replayed. */
+export const jwtOnceKey = (digest: string) => `jwt-once:${digest}`;
 
 // ---- registration/ ----
 

@@ -95,6 +95,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   httpLimiter: [keys.httpLimiter('http-ip', 'token'), 'http-ip:token'],
 
   dpopProofKey: [keys.dpopProofKey('proof-jti'), 'dpop-proof:proof-jti'],
+  jwtOnceKey: [keys.jwtOnceKey('digest'), 'jwt-once:digest'],
   KEYRING_KEY: [keys.KEYRING_KEY, 'keyring'],
   KEYRING_LOCK_KEY: [keys.KEYRING_LOCK_KEY, 'keyring:lock'],
 

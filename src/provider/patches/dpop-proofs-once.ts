@@ -19,8 +19,8 @@
  * thumbprint and jti, whatever the client) for the engine's window (iat within five minutes either
  * side), and throws InvalidDpopProof when it was there. At the token endpoint the mark is taken when
  * the code or device code is found, before it is spent; the engine's own call later in the same
- * request then passes. Its other callers (client assertions' jtis) are left as the engine keeps
- * them: a call is the proof's only once the engine verified the proof (a client is authenticated
+ * request then passes. Its other callers (client assertions' jtis) go on to the unique it found
+ * (patches/jwts-once.ts, installed before it): a call is the proof's only once the engine verified the proof (a client is authenticated
  * before), so an assertion replayed beside a proof of the same jti is still refused (review).
  * Relies on: the engine verifying the proof (validateDpop, getDpopJwt) before it finds the code, and
  * calling unique with the proof's jti. Pinned by test/conformance/jwt-attacks.test.ts.
