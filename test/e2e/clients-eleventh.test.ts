@@ -1,7 +1,8 @@
 /**
  * The eleventh fresh-eyes pass at the kinds of clients and sender constraint (docs/security-passes.md,
- * "kinds of clients and sender constraint"), as an attacker, black box: what a confidential client's
- * private_key_jwt assertion (RFC 7523 §3: its jti once) is worth when sent twice at once.
+ * "kinds of clients and sender constraint, eleventh pass"), as an attacker, black box: what a
+ * confidential client's private_key_jwt assertion (RFC 7523 §3: its jti once) is worth when sent twice
+ * at once, and (held) beside a DPoP proof of the same jti, whose replay check is another.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -30,11 +31,11 @@ describe('e2e: kinds of clients and sender constraint, eleventh pass', function 
     await relayed?.stop();
   });
 
-  /** client_credentials authenticated by `assertion` at `url`: the status. */
-  const authenticate = (url: string, assertion: string) =>
+  /** client_credentials authenticated by `assertion` at `url` (with a DPoP proof when given): the status and body. */
+  const authenticate = (url: string, assertion: string, dpop?: string) =>
     fetch(`${url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(dpop && { dpop }) },
       body: new URLSearchParams({
         grant_type: 'client_credentials',
         client_id: 'signer',
@@ -43,9 +44,10 @@ describe('e2e: kinds of clients and sender constraint, eleventh pass', function 
       }),
     }).then(async (response) => ({ status: response.status, body: (await response.json()) as { error?: string; access_token?: string } }));
 
-  it('a private_key_jwt assertion sent twice at once authenticates once (its jti is marked atomically, as a DPoP proof is), also across instances', async () => {
+  /** An assertion of the client's, for our issuer, good for a minute. */
+  async function assertion(jti = randomUUID()): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({ jti: randomUUID() })
+    return new SignJWT({ jti })
       .setProtectedHeader({ alg: 'ES256', kid: 'signer' })
       .setIssuer('signer')
       .setSubject('signer')
@@ -53,14 +55,31 @@ describe('e2e: kinds of clients and sender constraint, eleventh pass', function 
       .setIssuedAt(now)
       .setExpirationTime(now + 60)
       .sign(key.privateKey);
+  }
+
+  it('a private_key_jwt assertion sent twice at once authenticates once (its jti is marked atomically, as a DPoP proof is), also across instances', async () => {
+    const signed = await assertion();
     // The first request held at its write of the jti (the engine's record, found none before; or the one set-if-absent),
     // and the copy sent to the other instance meanwhile.
-    const held = await relayed.relay.hold((chunk) => hasWrite(chunk) && /ReplayDetection|jwt-once:/.test(chunk), () => authenticate(relayed.server.url, assertion));
-    const copy = await authenticate(other.url, assertion);
+    const held = await relayed.relay.hold((chunk) => hasWrite(chunk) && /ReplayDetection|jwt-once:/.test(chunk), () => authenticate(relayed.server.url, signed));
+    const copy = await authenticate(other.url, signed);
     const first = await held.release();
     const statuses = [first.status, copy.status].sort();
     assert.deepEqual(statuses, [200, 401], `first: ${JSON.stringify(first.body)}, copy: ${JSON.stringify(copy.body)}`);
     // And sent again later: refused as before.
-    assert.equal((await authenticate(other.url, assertion)).status, 401);
+    assert.equal((await authenticate(other.url, signed)).status, 401);
+  });
+
+  it('held: an assertion used once, sent again beside a fresh DPoP proof of the same jti (by a key of the sender\'s), is refused: the proof is verified only after the client authenticated, so the assertion\'s check is not taken for the proof\'s', async () => {
+    const jti = randomUUID();
+    const signed = await assertion(jti);
+    assert.equal((await authenticate(other.url, signed)).status, 200);
+    const thief = await generateKeyPair('ES256', { extractable: true });
+    const proof = await new SignJWT({ jti, htm: 'POST', htu: `${relayed.server.issuer}/token`, iat: Math.floor(Date.now() / 1000) })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(thief.publicKey) })
+      .sign(thief.privateKey);
+    const again = await authenticate(other.url, signed, proof);
+    assert.equal(again.status, 401, JSON.stringify(again.body));
+    assert.equal(again.body.error, 'invalid_client');
   });
 });
