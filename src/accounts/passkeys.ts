@@ -46,6 +46,23 @@ const MAX_NAME_LENGTH = 64;
 export const MAX_PASSKEYS = 20;
 /** How long a used challenge's marker outlives its expiry: instances' clocks may differ by this much. */
 const CLOCK_SKEW = 60;
+/**
+ * The transports WebAuthn names (L3 §5.8.4 AuthenticatorTransport, with the library's `cable`): a
+ * registration's list is the browser's word, kept only for the hints it gives later ceremonies.
+ */
+const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
+/** What a registration said (or a record holds) of the authenticator's transports, as a list of known names; undefined for none. */
+function transportsOf(value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const known = [...new Set(value.filter((transport): transport is string => typeof transport === 'string' && TRANSPORTS.has(transport)))];
+  return known.length ? known : undefined;
+}
+/** A stored passkey as a credential descriptor for allowCredentials and excludeCredentials. */
+const descriptor = ({ id, transports }: StoredPasskey) => {
+  const known = transportsOf(transports);
+  return known ? { id, transports: known } : { id };
+};
+
 /** What a sign-in challenge is sealed under: its ceremony, so it opens for no other. */
 const challengeLabel = (ceremony: string) => `passkey-challenge:signin:${ceremony}`;
 
@@ -110,7 +127,7 @@ export class Passkeys {
       userName: username,
       userID: new TextEncoder().encode(sub),
       attestationType: 'none',
-      excludeCredentials: passkeys.map(({ id, transports }) => ({ id, transports })),
+      excludeCredentials: passkeys.map(descriptor),
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
     });
     await this.#remember(passkeyRegistrationChallengeKey(sub), options.challenge);
@@ -135,13 +152,15 @@ export class Passkeys {
     }
     if (!verified.verified) return 'unverified';
     const { credential, credentialDeviceType } = verified.registrationInfo;
+    // The library passes the response's transports on unchecked: a number was a 500 (spread), a string its letters.
+    const transports = transportsOf(credential.transports);
     if ((await this.records.read(sub)).passkeys.length >= MAX_PASSKEYS) return 'too-many';
     if (!(await this.#claim(credential.id, sub))) return 'already-registered';
     const passkey: StoredPasskey = {
       id: credential.id,
       publicKey: Buffer.from(credential.publicKey).toString('base64url'),
       counter: credential.counter,
-      ...(credential.transports ? { transports: [...credential.transports] } : {}),
+      ...(transports && { transports }),
       name: name.trim().slice(0, MAX_NAME_LENGTH) || 'Passkey',
       deviceType: credentialDeviceType,
       createdAt: epochSeconds(),
@@ -181,7 +200,7 @@ export class Passkeys {
    * without `sub`, any discoverable credential (the login page); with it, only theirs (second factor).
    */
   async authenticationOptions(ceremony: string, sub?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
-    const allowCredentials = sub ? (await this.records.read(sub)).passkeys.map(({ id, transports }) => ({ id, transports })) : undefined;
+    const allowCredentials = sub ? (await this.records.read(sub)).passkeys.map(descriptor) : undefined;
     // Sealed, not stored: the login page shows a new one at every view without writing anything.
     const challenge = this.sealer.sealValue(challengeLabel(ceremony), { n: randomBytes(16).toString('base64url'), exp: Math.floor(Date.now() / 1000) + CHALLENGE_TTL });
     return generateAuthenticationOptions({ rpID: this.#rpId, userVerification: 'required', challenge, ...(allowCredentials ? { allowCredentials } : {}) });
@@ -234,7 +253,7 @@ export class Passkeys {
         expectedChallenge,
         expectedOrigin: this.#origin,
         expectedRPID: this.#rpId,
-        credential: { id: passkey.id, publicKey: Buffer.from(passkey.publicKey, 'base64url'), counter: passkey.counter, transports: passkey.transports },
+        credential: { id: passkey.id, publicKey: Buffer.from(passkey.publicKey, 'base64url'), counter: passkey.counter },
         requireUserVerification: true,
       });
     } catch {
