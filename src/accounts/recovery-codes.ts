@@ -5,7 +5,7 @@
  * person's record with compare-and-set: of two concurrent uses exactly one succeeds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { enrolmentStamp, holdsFactor, newEnrolment, type CredentialRecords } from './credentials.js';
+import { enrolmentStamp, holdsFactor, newEnrolment, type CredentialRecords, type StoredCredentials } from './credentials.js';
 
 export const RECOVERY_CODE_COUNT = 10;
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read from paper
@@ -31,9 +31,25 @@ export class RecoveryCodes {
 
   /** Ten new codes (replacing any earlier ones): returned this once, stored only as hashes. */
   async generate(sub: string): Promise<string[]> {
+    return (await this.#made(sub, () => true))!;
+  }
+
+  /**
+   * Ten new codes in place of the set `stamp` names (enrolmentStamp; undefined: none), read before
+   * the request did anything; undefined when another set replaced it meanwhile. Two requests at once
+   * (two tabs, a double click) each showed its own codes, and only the last written worked: a person
+   * keeping the other page's was left with none that worked.
+   */
+  async replace(sub: string, stamp: string | undefined): Promise<string[] | undefined> {
+    return this.#made(sub, (current) => enrolmentStamp(current.recovery) === stamp);
+  }
+
+  async #made(sub: string, replaces: (current: StoredCredentials) => boolean): Promise<string[] | undefined> {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newCode);
-    await this.records.update(sub, (current) => ({ next: { ...current, recovery: { ...newEnrolment(), hashes: codes.map(hash) } }, result: true }));
-    return codes;
+    const made = await this.records.update(sub, (current) =>
+      replaces(current) ? { next: { ...current, recovery: { ...newEnrolment(), hashes: codes.map(hash) } }, result: true } : undefined,
+    );
+    return made ? codes : undefined;
   }
 
   /**

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signedInToAccountPage, startAuthorization } from '../helpers/sign-in.js';
+import { authenticatorAdded, signedInToAccountPage, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, attestation, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -74,6 +74,26 @@ describe('passkeys and second factors, eleventh pass (black box)', function () {
     const signedIn = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), person.sub, 2) }, REDIRECT);
     assert.notEqual(signedIn.status, 401, `the genuine assertion: ${signedIn.status} ${signedIn.url}`);
     assert.ok(signedIn.status < 400, `the genuine assertion: ${signedIn.status} ${signedIn.url}`);
+  });
+
+  it('new recovery codes made twice at the same moment (two tabs, a double click): no page shows codes that do not work; the one that lost says to make them again', async () => {
+    const person = await server.accounts.create('two-tabs-person', PASSWORD);
+    const { agent, page } = await signedInToAccountPage(server.issuer, 'two-tabs-person', PASSWORD);
+    await authenticatorAdded(agent, page);
+    const shown = await agent.follow(`${server.issuer}/account`);
+    const answers = await Promise.all([0, 1].map(() => agent.submit(shown, '/account/recovery-codes', {})));
+    let made = 0;
+    for (const [i, answer] of answers.entries()) {
+      const codes = [...answer.html.matchAll(/<li><code>([^<]+)<\/code>/g)].map((match) => match[1]!);
+      if (!codes.length) {
+        assert.match(answer.html, /made in another tab or window/, `answer ${i}: ${answer.status} ${answer.url}`);
+        continue;
+      }
+      made += 1;
+      // Each page's codes are the person's: one of them signs in (spent here by a sign-in of the test's own).
+      assert.ok(await server.secondFactors.recoveryCodes.use(person.sub, codes[i]!, `check-${i}`), `answer ${i} shows codes that do not work`);
+    }
+    assert.equal(made, 1, 'one set is made');
   });
 });
 

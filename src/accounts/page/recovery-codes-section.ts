@@ -3,6 +3,7 @@
  * ones stop working), shown once on a page of their own with a download.
  */
 import { RECOVERY_CODE_COUNT } from '../recovery-codes.js';
+import { enrolmentStamp } from '../credentials.js';
 import { hasSecondFactor } from '../second-factors.js';
 import { type AccountPage } from './account-page.js';
 import type { SecondFactorSectionOptions } from './passkeys-section.js';
@@ -17,6 +18,7 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       title: 'Recovery codes',
       order: 40,
       view: 'account-recovery-codes',
+      notices: { 'made-elsewhere': 'New recovery codes were just made in another tab or window (or by a second click): only the codes shown there work. If you did not see them, make new ones.' },
       async data(_ctx, person) {
         const summary = await secondFactors.summary(person.accountId);
         return { left: summary.recoveryCodesLeft, count: RECOVERY_CODE_COUNT, factor: hasSecondFactor(summary) };
@@ -30,7 +32,9 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       // before the person had one, they started working when one was added: whoever held only the
       // password then made them unseen (the page says how many are left, not who made them), and
       // later signed in with them as strongly as the person (tenth pass over second factors and upstreams).
-      if (!hasSecondFactor(await secondFactors.summary(found.who.accountId))) {
+      // The set this request replaces, read before anything is written: another made meanwhile stays.
+      const [summary, { recovery }] = await Promise.all([secondFactors.summary(found.who.accountId), secondFactors.records.read(found.who.accountId)]);
+      if (!hasSecondFactor(summary)) {
         return page.show(ctx, found.who, { section: SECTION, error: NO_FACTOR }, 409);
       }
       // New codes replace the old, which may have leaked: the other sessions an old code signed in end
@@ -46,10 +50,12 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
         found.who,
         { kind: 'recovery-codes' },
         async () => {
-          codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
-          return true;
+          codes = (await secondFactors.recoveryCodes.replace(found.who.accountId, enrolmentStamp(recovery))) ?? [];
+          return codes.length > 0;
         },
       );
+      // Made by another tab (or the first of a double click) meanwhile: those codes are the person's.
+      if (ended === undefined) return page.done(ctx, SECTION, 'made-elsewhere');
       metrics.secondFactorEnrolments.inc({ method: 'recovery_codes', action: 'added' });
       logger.info({ event: 'recovery_codes.generated', sub: found.who.accountId, sessions_signed_out: ended }, 'recovery codes made');
       const text = `Latchkey recovery codes for ${found.who.account.username}\nEach works once.\n\n${codes.join('\n')}\n`;
