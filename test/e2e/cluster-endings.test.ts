@@ -321,8 +321,8 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
   it('every key is laid out as the store says: a TTL unless durable data, the revocation list in its one slot', async () => {
     const keys = await allKeys(raw);
     assert.ok(keys.length > 0);
-    // Durable: people, clients (with their registration access tokens, which live as long as they do, and the configured ones as last started with), keys, APIs (the configured ones as last started with) and grants.
-    const durable = /^lk:(oidc:(Client:|clients$|RegistrationAccessToken:|rat:client:)|configured-(clients|apis)$|account|accounts|user|keys?|keyring|apis?|grants?:|upstream)/;
+    // Durable: people, clients (with their registration access tokens, which live as long as they do, and the configured ones as last started with), keys, APIs (the configured ones as last started with), grants, and whether accounts.mfa.required was on at the last start (mfa-everywhere).
+    const durable = /^lk:(oidc:(Client:|clients$|RegistrationAccessToken:|rat:client:)|configured-(clients|apis)$|mfa-everywhere$|account|accounts|user|keys?|keyring|apis?|grants?:|upstream)/;
     const untimed: string[] = [];
     for (const key of keys) if (!durable.test(key) && (await raw.ttl(key)) === -1) untimed.push(key);
     assert.deepEqual(untimed, [], 'keys without a TTL');
