@@ -20,6 +20,12 @@ const LOGOUT_TOKEN_MAX_AGE = 600;
 /** The `typ` a logout token may carry: logout+jwt (Back-Channel Logout §2.4), JWT, with or without `application/`. */
 const LOGOUT_TOKEN_TYP = /^(application\/)?(logout\+)?jwt$/i;
 const CLOCK_TOLERANCE = 30;
+/**
+ * The longest `sub` (OIDC Core §2: at most 255 ASCII characters) and `sid` an upstream may name, in
+ * UTF-8 bytes. Each becomes a store key and a link's name: an empty sub made every sign-in naming
+ * it one person, and one of a megabyte a key of a megabyte (eleventh pass over upstreams).
+ */
+const MAX_IDENTIFIER_BYTES = 255;
 
 /** The upstream could not be reached, was too slow, or answered something unusable. */
 export class UpstreamUnavailable extends Error {
@@ -178,6 +184,11 @@ export class UpstreamClients {
       }),
     );
     const claims = tokens.claims()!;
+    // Before userinfo is asked: openid-client, given an empty sub to compare userinfo's with, throws a
+    // TypeError, which read as the upstream being down (502) rather than as its answer refused.
+    if (claims.sub === '' || [claims.sub, claims.sid].some(tooLong)) {
+      throw new UpstreamRefused(`the ID token's sub or sid is empty or longer than ${MAX_IDENTIFIER_BYTES} bytes (OIDC Core §2)`);
+    }
     let profile: Record<string, unknown> = {};
     if (config.serverMetadata().userinfo_endpoint) {
       profile = await refusedOrUnavailable(() => oidc.fetchUserInfo(config, tokens.access_token, claims.sub));
@@ -230,6 +241,8 @@ export class UpstreamClients {
     const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
     const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
     if (!sid && !sub) throw new UpstreamRefused('a logout token names a sid or a sub');
+    // One no ID token could have named (finish) names no session: refused, not written down as a logout of it.
+    if ([sid, sub].some(tooLong)) throw new UpstreamRefused(`a logout token's sid and sub are at most ${MAX_IDENTIFIER_BYTES} bytes`);
     if (typeof payload.jti !== 'string' || !payload.jti || payload.jti.length > 256) throw new UpstreamRefused('a logout token has a jti of at most 256 characters');
     const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp ?? Infinity) + CLOCK_TOLERANCE;
     return { ...(sid && { sid }), ...(sub && { sub }), jti: payload.jti, acceptedUntil: lastAccepted };
@@ -260,6 +273,11 @@ async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
     }
     throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
   }
+}
+
+/** A `sub` or `sid` longer than we keep (MAX_IDENTIFIER_BYTES); what is no string is judged elsewhere. */
+function tooLong(value: unknown): boolean {
+  return typeof value === 'string' && Buffer.byteLength(value) > MAX_IDENTIFIER_BYTES;
 }
 
 function isSignedJwt(token: string): boolean {
