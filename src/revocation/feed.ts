@@ -10,6 +10,7 @@
  * last cursor (the helper latchkey/resource-server does, twice a second), so a revocation reaches
  * it within a poll interval. Entries are listed for as long as a token they revoke could be
  * valid; a cursor stays usable as long as that (older parts of the feed hold nothing that matters).
+ * A cursor past the feed's last line is answered from its start (Kv.readLog: the store's ids went back).
  */
 import type { Middleware } from 'koa';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';

@@ -8,7 +8,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ConsumeOutcome, Kv, LogEntry, RecordEnding, StoredRecord } from './kv.js';
+import { logIdAfter, type ConsumeOutcome, type Kv, type LogEntry, type RecordEnding, type StoredRecord } from './kv.js';
 
 type Value =
   | { type: 'string'; value: string }
@@ -199,13 +199,10 @@ export class EmbeddedKv implements Kv {
 
   async readLog(log: string, after: string | undefined, count: number) {
     const entries = this.#read(log, 'log')?.entries ?? [];
-    const [ms, seq] = after === undefined ? [-1, -1] : after.split('-').map(Number) as [number, number];
-    return entries
-      .filter((entry) => {
-        const [entryMs, entrySeq] = entry.id.split('-').map(Number) as [number, number];
-        return entryMs > ms || (entryMs === ms && entrySeq > seq);
-      })
-      .slice(0, count);
+    // A cursor past the last line, which this log never gave: its ids went back (Kv.readLog).
+    const last = entries.at(-1)?.id;
+    const from = after !== undefined && last !== undefined && logIdAfter(after, last) ? undefined : after;
+    return entries.filter((entry) => from === undefined || logIdAfter(entry.id, from)).slice(0, count);
   }
 
   async ping() {}

@@ -29,6 +29,13 @@ export interface LogEntry {
 /** Log ids look like Redis stream ids; anything else is not a cursor. */
 export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
+/** Whether log id `a` sorts after log id `b` (both LOG_ID; 16 digits exceed a double's integers, hence BigInt). */
+export function logIdAfter(a: string, b: string): boolean {
+  const [aMs, aSeq] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bMs, bSeq] = b.split('-').map(BigInt) as [bigint, bigint];
+  return aMs > bMs || (aMs === bMs && aSeq > bSeq);
+}
+
 /**
  * What Kv.endRecord found: whether the record had been ended already, the record its ending names as
  * its successor, and the payload of the live record it ended (none when it was ended or gone already,
@@ -196,7 +203,12 @@ export interface Kv {
     fields: Readonly<Record<string, string>>,
     retain: number,
   ): Promise<string | undefined>;
-  /** Up to `count` entries of a log, oldest first, after the entry `after` (exclusive), or from its start. */
+  /**
+   * Up to `count` entries of a log, oldest first, after the entry `after` (exclusive), or from its
+   * start. An `after` past the log's last entry, which this log never gave, is read as from its
+   * start: ids come from the store's clock, so a log made again after its clock stepped back (the
+   * log expired, a restore onto another host) writes its lines behind the cursors its readers hold.
+   */
   readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]>;
 
   /**

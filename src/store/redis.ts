@@ -4,7 +4,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type RecordEnding, type StoredRecord } from './kv.js';
+import { getViaInTurn, logIdAfter, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type RecordEnding, type StoredRecord } from './kv.js';
 import { followStoreClock, storeMilliseconds } from '../clock.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
@@ -726,9 +726,13 @@ export class RedisKv implements Kv {
   }
 
   async readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]> {
-    const start = after === undefined ? '-' : `(${after}`;
-    const rows = await (this.#commands ? this.#keyed<[string, string[]][]>('xrange', log, start, '+', 'COUNT', count) : this.#client.xrange(log, start, '+', 'COUNT', count));
-    return rows.map(([id, flat]) => {
+    const range = (start: string) =>
+      this.#commands ? this.#keyed<[string, string[]][]>('xrange', log, start, '+', 'COUNT', count) : this.#client.xrange(log, start, '+', 'COUNT', count);
+    const newest = () => (this.#commands ? this.#keyed<[string, string[]][]>('xrevrange', log, '+', '-', 'COUNT', 1) : this.#client.xrevrange(log, '+', '-', 'COUNT', 1));
+    // Sent together: nothing after the cursor, and the log's last line before it, is a log whose ids went back.
+    const [rows, [last]] = after === undefined ? [await range('-'), []] : await Promise.all([range(`(${after}`), newest()]);
+    const read = !rows.length && after !== undefined && last !== undefined && logIdAfter(after, last[0]) ? await range('-') : rows;
+    return read.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
       return { id, fields };

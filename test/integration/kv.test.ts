@@ -197,6 +197,17 @@ for (const backend of [...backends, remoteEmbedded]) {
       }
     });
 
+    it('readLog reads from the start with a cursor past the last line (ids that went back: a log made again on a clock behind)', async () => {
+      const tag = `{t${randomUUID().slice(0, 8)}}`;
+      const log = `${tag}:log`;
+      const first = await kv.raiseMarkAndLog(`${tag}:a`, 1, 60, log, { type: 'jti', value: 'a' }, 120);
+      assert.ok(first);
+      const ahead = `${Number(first.split('-')[0]) + 3_600_000}-0`;
+      assert.deepEqual((await kv.readLog(log, ahead, 100)).map((entry) => entry.id), [first], 'a line behind the cursor the readers hold is read');
+      assert.deepEqual(await kv.readLog(log, first, 100), [], 'the last line\'s own cursor reads nothing');
+      assert.deepEqual(await kv.readLog(`${tag}:nothing`, ahead, 100), [], 'no log: nothing');
+    });
+
     it('raiseMarkAndLog appends once per raise, keeps ids increasing, and sets TTLs', async () => {
       const tag = `{t${randomUUID().slice(0, 8)}}`;
       const log = `${tag}:log`;

@@ -1,0 +1,99 @@
+/**
+ * Resource servers, keys and the revocation feed, as an attacker: eleventh fresh-eyes passes of
+ * 2026-12-07 (docs/security-passes.md).
+ *
+ * A feed cursor is the id of the last line read, and ids come from the store's clock (Redis's `XADD
+ * *`, the embedded store's likewise). A store whose ids went back (its stream expired after a quiet
+ * spell and was made again on a Redis whose host clock had stepped back, or one restored from a
+ * backup onto such a host) writes new lines behind the cursor every follower holds: `after` read
+ * nothing past it, so every revocation written until the clock caught up (an hour stepped back: an
+ * hour of them) reached no resource server, while the helper, polling fine, counted itself fresh
+ * and accepted the revoked tokens. The cursor ahead of the log's last line is told apart: the feed
+ * reads from the log's start (entries are idempotent to a follower).
+ */
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const MACHINE = { id: 'machine', secret: 'machine-client-secret-with-plenty-of-entropy-0123' };
+const HOUR_MS = 3_600_000;
+
+const jtiOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+
+for (const store of ['Redis', 'the embedded store'] as const) {
+  describe(`e2e: the revocation feed when the store's ids went back behind a follower's cursor (${store})`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    let helper: ResourceServer | undefined;
+    const realFetch = globalThis.fetch;
+    /** While set, the feed's answers to the helper carry a cursor this far ahead (ms): as if the store's clock had since stepped back that much. */
+    let cursorAhead = 0;
+
+    before(async () => {
+      server = await startServer({ ownRedis: store === 'Redis', env: { RESOURCE_SERVERS }, clients: [machineClient(RS), machineClient(MACHINE)] });
+      await grantFeed(server, RS.id);
+    });
+    afterEach(() => {
+      globalThis.fetch = realFetch;
+      helper?.close();
+      helper = undefined;
+      cursorAhead = 0;
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    async function readFeed(after?: string): Promise<{ entries: { type: string; jti?: string }[]; cursor: string | null }> {
+      const token = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+      const url = new URL(`${server.url}/revocations`);
+      if (after) url.searchParams.set('after', after);
+      const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(response.status, 200);
+      return (await response.json()) as { entries: { type: string; jti?: string }[]; cursor: string | null };
+    }
+
+    it('a line written behind a cursor the feed gave (its ids went back) is still read with that cursor', async () => {
+      // Something on the feed, so that it has a last line.
+      const first = await clientCredentialsToken(server.url, MACHINE);
+      assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, first)).status, 200);
+      const { cursor } = await readFeed();
+      assert.ok(cursor, 'the feed has a cursor');
+      // The cursor a follower holds once the store's clock went back an hour: an hour ahead of its lines.
+      const [ms] = cursor.split('-');
+      const ahead = `${Number(ms) + HOUR_MS}-0`;
+      const token = await clientCredentialsToken(server.url, MACHINE);
+      assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+      const page = await readFeed(ahead);
+      assert.ok(
+        page.entries.some((entry) => entry.type === 'jti' && entry.jti === jtiOf(token)),
+        'the revocation written behind the cursor was not read: every follower holding it misses it until the clock catches up',
+      );
+      assert.ok(page.cursor && page.cursor !== ahead, "the cursor given back is the log's own");
+    });
+
+    it('latchkey/resource-server refuses a token revoked after the store\'s ids went back behind its cursor', async () => {
+      globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
+        const response = await realFetch(input, init);
+        const url = new URL(input instanceof Request ? input.url : input);
+        if (url.pathname !== '/revocations' || !cursorAhead || response.status !== 200) return response;
+        const body = (await response.json()) as { cursor: string | null };
+        if (body.cursor) body.cursor = `${Number(body.cursor.split('-')[0]) + cursorAhead}-0`;
+        return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
+      };
+      // The helper follows the feed; the store's clock then steps back an hour (the cursor it holds is an hour ahead).
+      cursorAhead = HOUR_MS;
+      helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, onError: () => {} });
+      cursorAhead = 0;
+      const token = await clientCredentialsToken(server.url, MACHINE);
+      assert.equal(await acceptedBy(helper, token), true, 'the fresh token is accepted');
+      assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+      assert.equal((await introspect(server.url, RS, token)).active, false, 'inactive at introspection');
+      // Polls that begin after the revocation (the helper's sync waits for any in flight).
+      await helper.sync();
+      await helper.sync();
+      assert.equal(await acceptedBy(helper, token), false, 'the revoked token was accepted: its revocation sorted behind the helper\'s cursor');
+    });
+  });
+}
