@@ -77,18 +77,22 @@ export class MemoryReplayStore implements ReplayStore {
   }
 }
 
-/** Random nonces that change every `rotateEvery` seconds; the previous one is still accepted. One process's. */
+/**
+ * Random nonces that change every `rotateEvery` seconds; the previous one is still accepted. One
+ * process's. Timed on the monotonic clock: on the wall clock, one stepped back kept a nonce for the
+ * whole step (eleventh fresh-eyes passes of 2026-12-07).
+ */
 export class RotatingNonces implements NonceSource {
   #current = randomBytes(16).toString('base64url');
   #previous: string | undefined;
-  #rotatedAt = Date.now();
+  #rotatedAt = performance.now();
   constructor(readonly rotateEvery = 60) {}
 
   issue(): string {
-    if (Date.now() - this.#rotatedAt >= this.rotateEvery * 1000) {
+    if (performance.now() - this.#rotatedAt >= this.rotateEvery * 1000) {
       this.#previous = this.#current;
       this.#current = randomBytes(16).toString('base64url');
-      this.#rotatedAt = Date.now();
+      this.#rotatedAt = performance.now();
     }
     return this.#current;
   }

@@ -238,7 +238,13 @@ export class ResourceServer {
   /** Tokens issued up to this second are refused: the feed's `epoch`, where Latchkey's store begins (one that lost everything forgot what it had revoked). */
   #epoch: number | undefined;
   #cursor: string | undefined;
-  #lastSync: number | undefined;
+  /**
+   * When the last successful poll was sent: `at` on the wall clock (lastSync), `mono` on the
+   * monotonic one, which freshness is measured by: a wall clock stepped back after a poll (an NTP
+   * step, a VM resumed) put it in the future, and a helper out of reach of the feed counted itself
+   * fresh for the whole step (eleventh fresh-eyes passes of 2026-12-07).
+   */
+  #lastSync: { readonly at: number; readonly mono: number } | undefined;
   /** What the last poll met, while polls fail: named in the refusals of a stale helper. */
   #lastFailure: string | undefined;
   #accessToken: { value: string; renewAt: number } | undefined;
@@ -321,7 +327,7 @@ export class ResourceServer {
 
   /** Refuses every token while what this helper knows of the revocation list is older than maxStaleness (fails closed). */
   #requireFresh(scheme: 'Bearer' | 'DPoP'): void {
-    const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
+    const staleFor = this.#lastSync === undefined ? Infinity : performance.now() - this.#lastSync.mono;
     if (staleFor > this.#options.maxStaleness) {
       const last = this.#lastFailure === undefined ? '' : ` (last attempt: ${this.#lastFailure})`;
       throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms${last}`, 'invalid_token', scheme);
@@ -392,7 +398,7 @@ export class ResourceServer {
 
   /** Epoch ms of the last successful poll of the feed: when its last page was asked for (what it says is at least that fresh). */
   get lastSync(): number | undefined {
-    return this.#lastSync;
+    return this.#lastSync?.at;
   }
 
   /** Polls the feed now (after any poll in flight), until it has nothing more. */
@@ -444,12 +450,12 @@ export class ResourceServer {
       // the feed out of reach afterwards, the revoked token was accepted past the promised bound
       // (ninth fresh-eyes passes of 2026-12-06, endings).
       let token = await this.#token();
-      let sentAt = Date.now();
+      let sentAt = { at: Date.now(), mono: performance.now() };
       let response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${token}` } });
       if (response.status === 401) {
         this.#accessToken = undefined; // expired or revoked: get a new one, once
         token = await this.#token();
-        sentAt = Date.now();
+        sentAt = { at: Date.now(), mono: performance.now() };
         response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${token}` } });
       }
       const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean; epoch?: number }>(response, 'revocation feed');

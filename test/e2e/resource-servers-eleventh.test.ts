@@ -14,11 +14,13 @@
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
-import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+import { createResourceServer, RotatingNonces, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const MACHINE = { id: 'machine', secret: 'machine-client-secret-with-plenty-of-entropy-0123' };
 const HOUR_MS = 3_600_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const jtiOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
 
@@ -97,3 +99,66 @@ for (const store of ['Redis', 'the embedded store'] as const) {
     });
   });
 }
+
+/**
+ * The helper measured how long it had not reached the feed on the wall clock (Date.now): a clock
+ * stepped back after a poll (an NTP step, a VM resumed, an operator's correction) made its last
+ * sync lie in the future, so it counted itself fresh for the whole step plus maxStaleness, with the
+ * feed out of reach: it accepted tokens revoked meanwhile, breaking the fail-closed promise. It
+ * measures that time on the monotonic clock now.
+ */
+describe('e2e: latchkey/resource-server fails closed after maxStaleness though the wall clock stepped back', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let helper: ResourceServer | undefined;
+  const realFetch = globalThis.fetch;
+  const realNow = Date.now;
+
+  before(async () => {
+    server = await startServer({ env: { RESOURCE_SERVERS }, clients: [machineClient(RS), machineClient(MACHINE)] });
+    await grantFeed(server, RS.id);
+  });
+  afterEach(() => {
+    Date.now = realNow;
+  });
+  after(async () => {
+    globalThis.fetch = realFetch;
+    helper?.close();
+    await server?.stop();
+  });
+
+  it('a token revoked while the feed is out of reach is refused once maxStaleness has passed, though the clock stepped back an hour since the last poll', async () => {
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, maxStaleness: 1_000, onError: () => {} });
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal(await acceptedBy(helper, token), true, 'the fresh token is accepted');
+    // The feed goes out of reach for the helper; the app revokes its token; the clock steps back an hour.
+    globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
+      if (new URL(input instanceof Request ? input.url : input).pathname === '/revocations') throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+      return realFetch(input, init);
+    };
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+    Date.now = () => realNow() - HOUR_MS;
+    await sleep(1_500);
+    await assert.rejects(
+      helper.verify(`Bearer ${token}`),
+      (error: Error) => error instanceof TokenRejected && /revocation status unknown/.test(error.message),
+      'the revoked token was accepted: the helper counted itself fresh on a clock that stepped back',
+    );
+  });
+
+  it('RotatingNonces (DPoP nonces) still rotate though the clock stepped back an hour', async () => {
+    Date.now = realNow;
+    const nonces = new RotatingNonces(0.2);
+    const first = nonces.issue();
+    Date.now = () => realNow() - HOUR_MS;
+    try {
+      // Two rotations' worth: the first nonce is neither current nor previous any more.
+      await sleep(250);
+      nonces.issue();
+      await sleep(250);
+      assert.equal(nonces.check(first), false, 'a nonce outlived two rotations: they were timed on a clock that stepped back');
+    } finally {
+      Date.now = realNow;
+    }
+  });
+});
