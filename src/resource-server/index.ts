@@ -177,17 +177,17 @@ async function request(url: string | URL, what: string, init?: RequestInit): Pro
  * instead of failing its start (newcomer pass of 2026-12-06). Any other answer is taken as it is.
  */
 async function untilAnswered(url: string, what: string, { startTimeout = 60_000, onError }: ResourceServerOptions): Promise<Response> {
-  const until = Date.now() + startTimeout;
+  const until = performance.now() + startTimeout; // monotonic, as freshness (#lastSync)
   for (let wait = 1_000; ; wait = Math.min(wait * 2, 5_000)) {
     let failure: Error;
     try {
       const response = await request(url, what);
       if (![502, 503, 504].includes(response.status)) return response;
       failure = new Error(`${what}: HTTP ${response.status} from ${url}`);
-      if (Date.now() + wait > until) return response;
+      if (performance.now() + wait > until) return response;
     } catch (error) {
       failure = error as Error;
-      if (Date.now() + wait > until) throw error;
+      if (performance.now() + wait > until) throw error;
     }
     onError?.(new Error(`${failure.message}; trying again in ${wait / 1000} s`, { cause: failure }));
     await new Promise((resolve) => setTimeout(resolve, wait));
