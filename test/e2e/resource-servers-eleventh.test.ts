@@ -12,6 +12,7 @@
  * reads from the log's start (entries are idempotent to a follower).
  */
 import assert from 'node:assert/strict';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { createResourceServer, RotatingNonces, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
@@ -96,6 +97,21 @@ for (const store of ['Redis', 'the embedded store'] as const) {
       await helper.sync();
       await helper.sync();
       assert.equal(await acceptedBy(helper, token), false, 'the revoked token was accepted: its revocation sorted behind the helper\'s cursor');
+    });
+
+    it('held: a token signed by an attacker\'s key that names it in jwk, jku or x5u, under our kid or its own, is refused', async () => {
+      helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+      const genuine = await clientCredentialsToken(server.url, MACHINE);
+      const claims = JSON.parse(Buffer.from(genuine.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      const ourKid = (JSON.parse(Buffer.from(genuine.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
+      const { privateKey, publicKey } = await generateKeyPair('RS256');
+      const jwk = await exportJWK(publicKey);
+      for (const kid of [ourKid, 'attacker']) {
+        for (const extra of [{ jwk }, { jku: 'https://attacker.example/jwks' }, { x5u: 'https://attacker.example/cert' }]) {
+          const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid, ...extra }).sign(privateKey);
+          assert.equal(await acceptedBy(helper, forged), false, `accepted with kid ${kid} and ${Object.keys(extra)[0]}`);
+        }
+      }
     });
   });
 }
