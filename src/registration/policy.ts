@@ -110,9 +110,13 @@ function quoting(description: string, shown: string): InstanceType<typeof errors
   return shownAs(new errors.InvalidClientMetadata(description), shown);
 }
 
-/** A redirect URI refused: named, with the suggestion, for the registrant; the rule alone for a page. */
+/**
+ * A redirect URI refused: named (a user name and password masked: the description is also logged),
+ * with the suggestion, for the registrant; the rule alone for a page.
+ */
 function uriRefusal(name: string, uri: string, { rule, suggestion }: { rule: string; suggestion?: string }) {
-  return quoting(`${name}: ${uri}: ${rule}${suggestion ? `; ${suggestion}` : ''}`, `${name}: ${rule}`);
+  const named = uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\\]*@/i, '$1***@');
+  return quoting(`${name}: ${named}: ${rule}${suggestion ? `; ${suggestion}` : ''}`, `${name}: ${rule}`);
 }
 
 /** What is wrong with a redirect URI: a rule that quotes nothing of it, and a suggestion that may (the caller names the URI where it may: see quoting). */

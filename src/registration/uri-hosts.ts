@@ -28,8 +28,13 @@ function dnsName(host: string): boolean {
  */
 export function uriHostProblem(uri: string): { rule: string; suggestion?: string } | undefined {
   const url = URL.parse(uri);
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) return undefined;
+  // "https:host/x", "https:/host/x" and "https:\\host\x": the URL parser reads a host into them, a
+  // browser resolves them against the page they are in (RFC 3986 §3.3: a path).
   const authority = /^https?:\/\/([^/?#]*)/i.exec(uri)?.[1];
-  if (!url || authority === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) return undefined;
+  if (authority === undefined) return { rule: 'an http(s) URI names its host after "//" (RFC 9110 section 4.2); write it as https://host/path' };
+  // Before the port and host rules, which would read a password as a port or a host.
+  if (url.username || url.password) return { rule: 'must not have a user name or password (user@host)' };
   const [, host = '', port] = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/s.exec(authority) ?? [];
   if (port !== undefined && !/^[1-9]\d*$/.test(port)) return { rule: 'a port is written as a number without leading zeros, or left out with its colon' };
   const read = url.hostname;

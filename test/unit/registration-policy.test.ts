@@ -178,6 +178,26 @@ describe('registration policy', () => {
     enforcePolicy(POLICY, web({ logo_uri: 'https://CDN.app.example.com/logo.png', backchannel_logout_uri: 'http://127.0.0.1:8080/bc' }), false);
   });
 
+  it('refuses, where a client is written, a logo, link or back-channel URI with a user name or password, or without "//" before its host, for what it is (review of the eleventh passes)', () => {
+    // A redirect URI's password is not quoted back either (the description is logged).
+    assert.doesNotMatch(refusal(web({ redirect_uris: ['https://u:hunter2@app.example.com/cb'] })), /hunter2/);
+    for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'jwks_uri', 'backchannel_logout_uri']) {
+      // The userinfo was read as a port ("a port is written as a number…") and its password quoted back.
+      for (const uri of ['https://user:hunter2@app.example.com/x', 'https://app.example.com:hunter2@evil.example/x']) {
+        const said = refusal(web({ [name]: uri }));
+        assert.match(said, new RegExp(`^${name}: https://\\*\\*\\*@.*must not have a user name or password`), uri);
+        assert.doesNotMatch(said, /hunter2/, uri);
+      }
+      // The URL parser reads a host into these; a browser resolves them against the page (RFC 3986 §3.3: a path).
+      for (const uri of ['https:app.example.com/x', 'https:/app.example.com/x', 'https:\\\\app.example.com\\x']) {
+        assert.match(refusal(web({ [name]: uri })), new RegExp(`^${name}: .*"//"`), uri);
+        enforcePolicy(POLICY, web({ [name]: uri }), false, ALREADY_CHECKED);
+      }
+      // Read as app.example.com's by the URL parser, as evil.example's by others.
+      assert.match(refusal(web({ [name]: 'https://app.example.com\\@evil.example/x' })), new RegExp(`^${name}: .*host`));
+    }
+  });
+
   it('takes a self-registered logo, policy, terms or site link only on the host of a redirect URI or under it (RFC 7591 §5), an operator\'s anywhere', () => {
     for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
       assert.equal(refusal(web({ [name]: 'https://notes.example.test/x' }), true), `${name} must be on the host of a redirect URI (app.example.com) or a name under it, not notes.example.test (RFC 7591 section 5)`);
