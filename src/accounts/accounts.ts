@@ -537,7 +537,11 @@ export class Accounts {
       previous = stored.claims.email;
       return JSON.stringify(stored.claims) === wanted ? undefined : { ...stored, claims, updatedAt: now() };
     });
-    if (updated?.written) await this.#unindexEmail(sub, previous);
+    if (updated?.written) {
+      // Again after the write: a crossing change's #unindexEmail may have taken the entry out since (see there).
+      await this.#indexEmail(sub, claims.email);
+      await this.#unindexEmail(sub, previous);
+    }
     return updated?.account;
   }
 
@@ -562,12 +566,22 @@ export class Accounts {
     if (typeof email === 'string') await this.kv.addToSet(emailLookKey(emailLook(email)), sub);
   }
 
-  /** Takes `sub` out of the index of the look of `email`, unless the account (read again) still holds an address that looks like it. */
+  /**
+   * Takes `sub` out of the index of the look of `email`, unless the account (read again) still holds
+   * an address that looks like it. A change of its claims crossing this one may give that address
+   * back between the read and the removal: the account is read once more after it, and a change
+   * writing later indexes its address again after its write (updateClaims), so neither loses it.
+   */
   async #unindexEmail(sub: string, email: string | undefined): Promise<void> {
     if (typeof email !== 'string') return;
     const look = emailLook(email);
-    const held = (await this.find(sub))?.claims.email;
-    if (typeof held !== 'string' || emailLook(held) !== look) await this.kv.removeFromSet(emailLookKey(look), sub);
+    const holds = async () => {
+      const held = (await this.find(sub))?.claims.email;
+      return typeof held === 'string' && emailLook(held) === look;
+    };
+    if (await holds()) return;
+    await this.kv.removeFromSet(emailLookKey(look), sub);
+    if (await holds()) await this.kv.addToSet(emailLookKey(look), sub);
   }
 
   #emailsIndexed: Promise<void> | undefined;

@@ -27,6 +27,22 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
   });
   after(() => store?.stop());
 
+  it("keeps an account in the index of its address when two changes of its claims cross: the first's removal of the old address after the second gave it back (review of the eleventh passes)", async () => {
+    const person = await accounts.createWithoutPassword('crossing-person', { email: 'x@crossing.example' });
+    await accounts.findByEmail('x@crossing.example'); // the index of accounts from before it is made
+    const held = heldAt(store.kv, (method, args) => method === 'removeFromSet' && String(args[0]).startsWith('account:email:'));
+    // A sign-in through one upstream gives the account y (written, and x read as no longer held) ...
+    const first = new Accounts(held.kv, CHEAP).updateClaims(person.sub, { email: 'y@crossing.example' });
+    await held.reached;
+    // ... and one through another linked upstream gives it x back before the first takes x out of its index.
+    await accounts.updateClaims(person.sub, { email: 'x@crossing.example' });
+    held.release();
+    await first;
+    assert.equal((await accounts.find(person.sub))?.claims.email, 'x@crossing.example');
+    assert.deepEqual((await accounts.findByEmail('x@crossing.example')).map((account) => account.sub), [person.sub]);
+    assert.deepEqual(await accounts.findByEmail('y@crossing.example'), []);
+  });
+
   it('finds the people linked by a sign-in and those linked before the index existed; keeps a person whose link was removed', async () => {
     // Linked before the index existed: the link and the account's set of links, as written then.
     const earlier = await accounts.createWithoutPassword('earlier-person', {});
