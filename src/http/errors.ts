@@ -42,7 +42,8 @@ const FRIENDLY: Record<string, { title: string; message: string }> = {
   },
   session_not_found: {
     title: 'Sign-in expired',
-    message: 'This sign-in took too long or was already finished. Go back to the application and start again.',
+    // Also a device's, once its sign-in is gone from the store (nothing then says whose it was): DEVICE_SIGN_IN_EXPIRED says it where known.
+    message: 'This sign-in took too long or was already finished. Go back to the application, or to the device you were connecting, and start again.',
   },
   temporarily_unavailable: {
     title: 'Temporarily unavailable',
@@ -73,7 +74,7 @@ export function wantsHtml(ctx: Context): boolean {
 }
 
 /** Writes an error as a page or as JSON, by what the caller accepts. */
-export function respondWithError(ctx: Context, status: number, out: ErrorOut, page = signOutFailed(ctx)): void {
+export function respondWithError(ctx: Context, status: number, out: ErrorOut, page: ErrorPageWords | undefined = signOutFailed(ctx)): void {
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
   if (wantsHtml(ctx)) {
@@ -93,8 +94,11 @@ export function jsonError(ctx: { status: number; body: unknown }, status: number
   ctx.body = description === undefined ? { error } : { error, error_description: description };
 }
 
+/** An error page's own words, in place of the error's (errorPage). */
+type ErrorPageWords = { title: string; message: string; again?: { href: string; label: string } };
+
 /** The error page; `page` puts its own words (and a link to try again) in place of the error's. */
-export function errorPage(out: ErrorOut, requestId?: string, page?: { title: string; message: string; again?: { href: string; label: string } }): string {
+export function errorPage(out: ErrorOut, requestId?: string, page?: ErrorPageWords): string {
   const { title, message } = page ?? friendly(out.error);
   // server_error descriptions are generic already; others help the application's developer.
   const detail = out.error === 'server_error' ? undefined : out.error_description;
@@ -206,6 +210,15 @@ function refusedLogoutUri(ctx: ProviderContext, out: ErrorOut): ErrorOut {
 export function signOutFailedPage(again: string) {
   return { ...SIGN_OUT_FAILED, again: { href: again, label: 'Sign out' } };
 }
+
+/**
+ * "Sign-in expired" for a device's sign-in (one started at /device): there is no application to go
+ * back to, and its code may be spent; the device shows a new one when started again.
+ */
+export const DEVICE_SIGN_IN_EXPIRED = {
+  title: 'Sign-in expired',
+  message: 'This sign-in took too long or was already finished. Start again on your device: it shows a new code to enter.',
+};
 
 /**
  * The account page's "Sign out" of one of the person's sessions that failed (the store away or

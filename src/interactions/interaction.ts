@@ -9,7 +9,7 @@ import { errors, type Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
-import { respondWithError } from '../http/errors.js';
+import { DEVICE_SIGN_IN_EXPIRED, respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
@@ -175,7 +175,7 @@ export function interactions(
         await denied(ctx, ended);
         return undefined;
       }
-      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' }, ended?.deviceCode ? DEVICE_SIGN_IN_EXPIRED : undefined);
       return undefined;
     }
     if (interaction.uid !== ctx.params.uid) {

@@ -40,6 +40,8 @@ export async function showLogin(
     client,
     action: `/interaction/${interaction.uid}/login`,
     abort: `/interaction/${interaction.uid}/abort`,
+    // A device's sign-in has no application page to go back to: cancelling tells the device (as mfa-required does).
+    device: Boolean(interaction.deviceCode),
     csrf: csrf.token(interaction.uid),
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,

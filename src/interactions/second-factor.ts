@@ -151,6 +151,8 @@ export async function showSecondFactor(
     scripts: passkey ? PASSKEY_SCRIPTS : [],
     action: `/interaction/${interaction.uid}/second-factor`,
     abort: `/interaction/${interaction.uid}/abort`,
+    // A device's sign-in has no application page to go back to: cancelling tells the device (as mfa-required does).
+    device: Boolean(interaction.deviceCode),
     csrf: steps.csrf.token(interaction.uid),
     error,
   });

@@ -45,6 +45,8 @@ export async function showAccountChooser(steps: Interactions, ctx: Context, inte
     action: `/interaction/${interaction.uid}/continue`,
     another: `/interaction/${interaction.uid}/another`,
     abort: `/interaction/${interaction.uid}/abort`,
+    // A device's sign-in has no application page to go back to: cancelling tells the device (as mfa-required does).
+    device: Boolean(interaction.deviceCode),
     csrf: steps.csrf.token(interaction.uid),
   });
 }

@@ -189,28 +189,32 @@ function emailDomain(email: string): string | undefined {
   return /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
 }
 
+/** The sign-in an upstream's error page is of: its uid, and its device code when a device's. */
+type SignInAt = Pick<Interaction, 'uid' | 'deviceCode'>;
+
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
   const { upstreams, clients, pending, links, federated, sessions, logout, logoutTokens, grants, logger, stateTtl } = options;
   const { providers, csrf } = steps;
 
-  /** An error page with the way back to the login page and, to give up, back to the app. */
-  function fail(ctx: Context, uid: string | undefined, failure: Failure): void {
+  /** An error page with the way back to the login page of the sign-in `at` and, to give up, back to the app (a device's: telling the device). */
+  function fail(ctx: Context, at: SignInAt, failure: Failure): void {
     ctx.status = failure.status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.body = render('upstream-error', {
       title: failure.title,
       message: failure.message,
-      back: uid && `/interaction/${uid}`,
-      cancel: uid && `/interaction/${uid}/upstream-cancel`,
-      csrf: uid && csrf.token(uid),
+      back: `/interaction/${at.uid}`,
+      cancel: `/interaction/${at.uid}/upstream-cancel`,
+      csrf: csrf.token(at.uid),
       reason: failure.reason,
+      device: Boolean(at.deviceCode),
       requestId: ctx.state.requestId,
     });
   }
 
   /** The upstream (undefined: none), or false when its secret cannot be opened: the page is answered and the log says why. */
-  async function readable(ctx: Context, uid: string, id: string): Promise<Upstream | undefined | false> {
+  async function readable(ctx: Context, at: SignInAt, id: string): Promise<Upstream | undefined | false> {
     try {
       return await upstreams.find(id);
     } catch (error) {
@@ -219,14 +223,14 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
         { event: 'upstream.unreadable', upstream: id, err: error.message, hint: 'give the server the KEYS_SECRETS that sealed it (keys.secrets: the first seals, all open), or remove the upstream and add it again' },
         'upstream client secret unreadable',
       );
-      fail(ctx, uid, unreadable(error.upstream));
+      fail(ctx, at, unreadable(error.upstream));
       return false;
     }
   }
 
   /** To the upstream, with a fresh pending sign-in. */
   async function start(ctx: Context, interaction: Interaction, id: string): Promise<void> {
-    const upstream = await readable(ctx, interaction.uid, id);
+    const upstream = await readable(ctx, interaction, id);
     if (upstream === false) return;
     if (!upstream) {
       // The request's own words are not repeated on our page (it is the request's `upstream`, or a login_hint's domain's).
@@ -254,7 +258,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
       logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
-      return fail(ctx, interaction.uid, unavailable(upstream));
+      return fail(ctx, interaction, unavailable(upstream));
     }
     const { url, pending: p } = started;
     await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
@@ -315,7 +319,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return;
     }
     const interaction = await provider.Interaction.find(taken.uid);
-    const upstream = await readable(ctx, taken.uid, id);
+    const at = interaction ?? { uid: taken.uid };
+    const upstream = await readable(ctx, at, id);
     if (upstream === false) return;
     // A result is a sign-in done already; a link offered (link-confirmation.ts) may be followed by another try.
     if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream) {
@@ -328,11 +333,11 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     } catch (error) {
       if (error instanceof UpstreamUnavailable) {
         logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
-        return fail(ctx, taken.uid, unavailable(upstream));
+        return fail(ctx, at, unavailable(upstream));
       }
       if (error instanceof UpstreamRefused) {
         logger.warn({ event: 'upstream.refused', upstream: id, reason: (error.cause as Error | undefined)?.message }, 'upstream sign-in refused');
-        return fail(ctx, taken.uid, refused(upstream));
+        return fail(ctx, at, refused(upstream));
       }
       throw error;
     }
@@ -340,12 +345,12 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     const outcome = await links.signIn(upstream, signedIn.sub, claims);
     if ('refused' in outcome) {
       logger.info({ event: 'upstream.link_refused', upstream: id, reason: outcome.refused }, 'upstream sign-in not linked');
-      return fail(ctx, taken.uid, REFUSALS[outcome.refused](upstream));
+      return fail(ctx, at, REFUSALS[outcome.refused](upstream));
     }
     if ('busy' in outcome) {
       logger.warn({ event: 'upstream.email_claim_held', upstream: id }, 'upstream sign-in not finished: its email address stayed claimed by another sign-in');
       ctx.set('Retry-After', String(BUSY_RETRY_AFTER));
-      return fail(ctx, taken.uid, busy(upstream));
+      return fail(ctx, at, busy(upstream));
     }
     if ('confirm' in outcome) {
       // The upstream's word is not the account: its person signs in to the account itself to link it.

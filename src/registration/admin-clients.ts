@@ -35,6 +35,19 @@ function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata):
 
 const confidential = (method: unknown) => method === undefined || method === 'client_secret_basic' || method === 'client_secret_post';
 
+/**
+ * A client_secret written with a token_endpoint_auth_method that uses none (none, private_key_jwt):
+ * the client would be stored without it (policy.ts withoutUnusedSecret), the operator believing it
+ * confidential by its secret (as `clients add --public --secret` refuses, cli-actions.ts). RFC 7592's
+ * own update may send the current secret while moving to such a method: that is the engine's route.
+ */
+function secretContradicted(ctx: Context, metadata: Record<string, unknown>): boolean {
+  const method = metadata.token_endpoint_auth_method;
+  if (metadata.client_secret === undefined || (method !== 'none' && method !== 'private_key_jwt')) return false;
+  jsonError(ctx, 400, 'invalid_client_metadata', `client_secret is given, but token_endpoint_auth_method "${method}" uses no secret (only client_secret_basic and client_secret_post do): leave client_secret out, or choose one of those`);
+  return true;
+}
+
 /** Runs a change, answering the client registry's refusals as RFC 7591 errors. */
 async function registry(ctx: Context, change: () => Promise<void>) {
   try {
@@ -60,6 +73,7 @@ export function clientRoutes(router: Router, { clients, secretRotationGrace, rea
     const parsed = clientBody.safeParse(ctx.request.body);
     if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
     const { client_id: id = randomUUID(), ...metadata } = parsed.data;
+    if (secretContradicted(ctx, metadata)) return;
     const client: ClientMetadata = {
       ...metadata,
       client_id: id,
@@ -74,6 +88,7 @@ export function clientRoutes(router: Router, { clients, secretRotationGrace, rea
   router.put('/clients/:id', write, json, async (ctx) => {
     const parsed = clientBody.safeParse(ctx.request.body);
     if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
+    if (secretContradicted(ctx, parsed.data)) return;
     await registry(ctx, async () => {
       ctx.body = withoutSecret(await clients.update(ctx.params.id!, parsed.data));
     });

@@ -129,6 +129,11 @@ export class Upstreams {
     if (!rest.clientId) throw new UpstreamError('the client id is required');
     if (!clientSecret) throw new UpstreamError('the client secret is required');
     if (!rest.scope.split(' ').includes('openid')) throw new UpstreamError('the scope must include openid');
+    // An upstream asked for no `email` sends no address (OIDC Core §5.4), unless the address is read
+    // from another claim it sends: linking by email would then never link, silently.
+    if (rest.linkByEmail && !rest.scope.split(' ').includes('email') && (rest.claims?.email ?? 'email') === 'email') {
+      throw new UpstreamError('linking by email needs an address from the upstream: add email to the scope (e.g. "openid email profile"), or map email from a claim the upstream sends');
+    }
     const stored: Stored = {
       ...rest,
       issuer: rest.issuer.replace(/\/$/, ''),
