@@ -8,8 +8,10 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { authenticatorAdded, signedInToAccountPage, signInSteps } from '../helpers/sign-in.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { latchkey } from '../helpers/process.js';
+import { freePort } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken } from '../helpers/tokens.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'leftovers eleventh password';
 /** What sends a browser app's person back to it: a device has no application page to go back to. */
@@ -58,6 +60,17 @@ describe('e2e: leftovers of the eleventh passes', function () {
       assert.match(second.html, /\/second-factor/, `the second-factor page: ${second.status} ${second.url}`);
       assert.doesNotMatch(text(second), BROWSER_APP_WORDS, text(second));
       assert.match(text(second), /Cancel and tell the device/);
+    });
+
+    it('an upstream that cannot be reached: its error page stops by telling the device', async () => {
+      // An upstream on a loopback port nothing listens on: its discovery fails (UpstreamUnavailable).
+      await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'away', issuer: `http://127.0.0.1:${await freePort()}`, clientId: 'latchkey', clientSecret: 'x', scope: 'openid', displayName: 'Away', linkByEmail: false, endSession: false });
+      const agent = new Agent();
+      const login = await deviceSignIn(agent);
+      const failed = await agent.submit(login, '/upstream/away', {});
+      assert.match(text(failed), /Back to sign-in/, `the upstream's error page: ${failed.status} ${failed.url} ${text(failed)}`);
+      assert.doesNotMatch(text(failed), BROWSER_APP_WORDS, text(failed));
+      assert.match(text(failed), /Stop and tell the device/);
     });
 
     it('"Sign-in expired" (the browser signed out while the consent page was open) says to start again on the device', async () => {
