@@ -112,10 +112,15 @@ function quoting(description: string, shown: string): InstanceType<typeof errors
 
 /**
  * A redirect URI refused: named (a user name and password masked: the description is also logged),
- * with the suggestion, for the registrant; the rule alone for a page.
+ * with the suggestion, for the registrant; the rule alone for a page. An http(s) URI's userinfo is
+ * masked however many slashes or backslashes come before it: the URL parser reads one into
+ * "https:u:pw@host", "https:/u:pw@host" and "https:\\u:pw@host" too.
  */
 function uriRefusal(name: string, uri: string, { rule, suggestion }: { rule: string; suggestion?: string }) {
-  const named = uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\\]*@/i, '$1***@');
+  const masked = uri.replace(/^(https?:[/\\]*|[a-z][a-z0-9+.-]*:\/\/)[^/?#\\]*@/i, '$1***@');
+  // A spelling the mask does not know (a leading space, a tab in the scheme: the parser drops both) is not quoted.
+  const url = URL.parse(uri);
+  const named = masked === uri && (url?.username || url?.password) ? '(a URI with a user name or password, not quoted)' : masked;
   return quoting(`${name}: ${named}: ${rule}${suggestion ? `; ${suggestion}` : ''}`, `${name}: ${rule}`);
 }
 

@@ -198,6 +198,21 @@ describe('registration policy', () => {
     }
   });
 
+  it('does not quote back the password of a URI written without "//" before its user name, which the URL parser reads as one (second review of the eleventh passes)', () => {
+    // "https:u:pw@host" is read as https://u:pw@host/ (so with a leading space or a tab in the scheme, which the parser drops); the mask took only "scheme://…@".
+    const forms = ['https:u:hunter2@app.example.com/cb', 'https:/u:hunter2@app.example.com/cb', 'https:\\\\u:hunter2@app.example.com/cb', 'HTTPS:///u:hunter2@app.example.com/cb', ' https://u:hunter2@app.example.com/cb', 'ht\ttps://u:hunter2@app.example.com/cb'];
+    for (const uri of forms) {
+      for (const name of ['redirect_uris', 'post_logout_redirect_uris']) {
+        const said = refusal(web({ [name]: [uri] }));
+        assert.doesNotMatch(said, /hunter2/, `${name} ${uri}`);
+        assert.match(said, /\*\*\*@app\.example\.com|not quoted/, `${name} ${uri}`);
+      }
+      for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'jwks_uri', 'backchannel_logout_uri']) {
+        assert.doesNotMatch(refusal(web({ [name]: uri })), /hunter2/, `${name} ${uri}`);
+      }
+    }
+  });
+
   it('takes a self-registered logo, policy, terms or site link only on the host of a redirect URI or under it (RFC 7591 §5), an operator\'s anywhere', () => {
     for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
       assert.equal(refusal(web({ [name]: 'https://notes.example.test/x' }), true), `${name} must be on the host of a redirect URI (app.example.com) or a name under it, not notes.example.test (RFC 7591 section 5)`);
