@@ -26,7 +26,7 @@ const clients = [
 ];
 
 /** Keys an operator's configuration or a start writes, durable by design (none of them per caller). */
-const OPERATOR_OWNED = [/^keyring$/, /^configured-clients$/, /^configured-apis$/, /^oidc:clients$/, new RegExp(`^oidc:Client:(${DEVICE}|${WEB})$`), /^revoked:\{rv\}:epoch$/, /^revoked:\{rv\}:lifetimes?(:.*)?$/, /^accounts:skeletons$/, /^account:linked-indexed$/];
+const OPERATOR_OWNED = [/^keyring$/, /^configured-clients$/, /^configured-apis$/, /^oidc:clients$/, new RegExp(`^oidc:Client:(${DEVICE}|${WEB})$`), /^revoked:\{rv\}:epoch$/, /^revoked:\{rv\}:lifetimes?(:.*)?$/, /^accounts:skeletons$/, /^account:linked-indexed$/, /^mfa-everywhere$/];
 
 describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   this.timeout(120_000);
