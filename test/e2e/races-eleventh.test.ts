@@ -11,128 +11,24 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { eventually } from '../helpers/eventually.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
+import { clientCredentialsInFlight, pastSecond, proof, RS } from '../helpers/in-flight.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
-import { hasWrite, scriptOn, startRelayedServer, type Held, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { hasWrite, scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { acceptedBy, API, basic, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
-import type { Clients } from '../../src/registration/clients.js';
-import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
-
-const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
-const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
-
-type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
-
-/** Resolves once the epoch second after `second` has begun. */
-async function pastSecond(second: number): Promise<void> {
-  while (Math.floor(Date.now() / 1000) <= second) await new Promise((done) => setTimeout(done, 50));
-}
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 
 describe('e2e: endings raced by actions in flight, eleventh pass', function () {
   this.timeout(120_000);
-  let relayed: RelayedServer;
-  let relay: Relay;
-  let server: TestServer;
-  let env: Record<string, string>;
-  let clients: Clients;
-  let helper: ResourceServer;
-  /** Instance B: the same issuer and keys, on Redis directly. */
-  let other: TestServer;
-
-  before(async () => {
-    relayed = await startRelayedServer({ CLIENTS: JSON.stringify([machineClient(RS), machineClient(OPS)]), RESOURCE_SERVERS });
-    ({ relay, server, env } = relayed);
-    await grantFeed(server, RS.id);
-    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
-    clients = server.clients;
-    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
-    const shared = { CLIENTS: env.CLIENTS!, RESOURCE_SERVERS, ISSUER: server.issuer };
-    other = await startServer({ dir: dirname(env.KEYS_DIR!), port: await freePort(), redisUrl: env.REDIS_URL!, env: shared });
-  });
-  after(async () => {
-    helper?.close();
-    await other?.stop();
-    await relayed?.stop();
-  });
-
-  /** An operator's call to the admin API at instance B. */
-  async function admin(path: string, init: { method: string; body?: unknown }): Promise<Response> {
-    const token = await clientCredentialsToken(other.url, OPS, `${server.issuer}/admin`, 'admin');
-    return fetch(`${other.url}/admin${path}`, {
-      method: init.method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-  }
-
-  /** A stored service with its own API grant, its token working everywhere. */
-  async function service(): Promise<ClientCredentials> {
-    const client = { id: `svc-${randomUUID().slice(0, 8)}`, secret: `svc-secret-${randomUUID()}` };
-    await clients.add({ ...machineClient(client), token_endpoint_auth_method: 'client_secret_basic' });
-    await server.apis.grant(client.id, API, { scopes: ['read'] });
-    return client;
-  }
-
-  /** A DPoP proof made by hand (jose) with `key`, for a request to `htu`, bound to `token` if given. */
-  async function proof(key: KeyPair, htm: string, htu: string, token?: string): Promise<string> {
-    return new SignJWT({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000), htm, htu, ...(token ? { ath: createHash('sha256').update(token).digest('base64url') } : {}) })
-      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(key.publicKey) })
-      .sign(key.privateKey);
-  }
-
-  /** client_credentials with a DPoP proof, held once it reaches the proof's replay check (it has read its client). */
-  async function tokenRequestHeld(client: ClientCredentials): Promise<{ key: KeyPair; held: Held<Response> }> {
-    const key = await generateKeyPair('ES256');
-    const dpop = await proof(key, 'POST', `${server.issuer}/token`);
-    const held = await relay.hold(
-      (chunk) => chunk.includes('dpop-proof:'),
-      () =>
-        fetch(`${server.url}/token`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client), dpop },
-          body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
-        }),
-    );
-    return { key, held };
-  }
-
-  /** Whatever the held request got, once released: no access token, or one that works nowhere (introspection, the resource server with its proof). */
-  async function assertNothingWorks({ key, held }: { key: KeyPair; held: Held<Response> }, ending: string) {
-    const answered = await held.release();
-    assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
-    const { access_token: token } = (await answered.json()) as { access_token?: string };
-    if (!token) return;
-    assert.deepEqual(await introspect(server.url, RS, token), { active: false }, `${ending}: active at introspection`);
-    const url = `${API}/entries`;
-    await eventually(async () => {
-      const accepted = await helper.verify(`DPoP ${token}`, { dpop: { proof: await proof(key, 'GET', url, token), method: 'GET', url } }).then(
-        () => true,
-        (error: unknown) => {
-          assert.ok(error instanceof TokenRejected && /revoked/.test(error.message), String(error));
-          return false;
-        },
-      );
-      assert.equal(accepted, false, `${ending}: the resource server accepts the token the request in flight got (iat ${decodeJwt(token).iat})`);
-    });
-  }
-
-  /** `end` ends the client while its token request is held in flight, released a second later: what that request gets works nowhere. */
-  async function endedInFlight(ending: string, end: (client: ClientCredentials) => Promise<void>) {
-    const client = await service();
-    const held = await tokenRequestHeld(client);
-    await end(client);
-    // The ending's marks are of this second or an earlier one; the request goes on in a later one.
-    await pastSecond(Math.floor(Date.now() / 1000));
-    await assertNothingWorks(held, ending);
-  }
+  const flight = clientCredentialsInFlight();
+  const { admin, endedInFlight } = flight;
 
   it("a client's API grant withdrawn (admin API at another instance) while its client_credentials request is in flight: the token that request gets is refused at the resource server", () =>
     endedInFlight('API grant withdrawn', async (client) => {
@@ -148,23 +44,11 @@ describe('e2e: endings raced by actions in flight, eleventh pass', function () {
 
   it('a stored API removed and added again under its identifier (admin API at another instance) while a client_credentials request for it is in flight: the token that request gets is refused by the new API', async () => {
     const STORED = `https://stored-${randomUUID().slice(0, 8)}.example.test`;
-    await server.apis.add({ identifier: STORED, scopes: ['read'] });
-    const client = { id: `svc-${randomUUID().slice(0, 8)}`, secret: `svc-secret-${randomUUID()}` };
-    await clients.add({ ...machineClient(client), token_endpoint_auth_method: 'client_secret_basic' });
-    await server.apis.grant(client.id, STORED, { scopes: ['read'] });
-    const storedHelper = await createResourceServer({ issuer: server.issuer, audience: STORED, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    await flight.server.apis.add({ identifier: STORED, scopes: ['read'] });
+    const client = await flight.service(STORED);
+    const storedHelper = await createResourceServer({ issuer: flight.server.issuer, audience: STORED, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
     try {
-      const key = await generateKeyPair('ES256');
-      const dpop = await proof(key, 'POST', `${server.issuer}/token`);
-      const held = await relay.hold(
-        (chunk) => chunk.includes('dpop-proof:'),
-        () =>
-          fetch(`${server.url}/token`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client), dpop },
-            body: new URLSearchParams({ grant_type: 'client_credentials', resource: STORED, scope: 'read' }),
-          }),
-      );
+      const { key, held } = await flight.tokenRequestHeld(client, STORED);
       const removed = await admin(`/apis/${encodeURIComponent(STORED)}`, { method: 'DELETE' });
       assert.equal(removed.status, 204, await removed.text());
       const added = await admin('/apis', { method: 'POST', body: { identifier: STORED, scopes: ['read'] } });
@@ -174,7 +58,7 @@ describe('e2e: endings raced by actions in flight, eleventh pass', function () {
       assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
       const { access_token: token } = (await answered.json()) as { access_token?: string };
       if (!token) return;
-      assert.deepEqual(await introspect(server.url, RS, token), { active: false }, 'active at introspection');
+      assert.deepEqual(await introspect(flight.server.url, RS, token), { active: false }, 'active at introspection');
       await storedHelper.sync();
       const url = `${STORED}/entries`;
       const accepted = await storedHelper.verify(`DPoP ${token}`, { dpop: { proof: await proof(key, 'GET', url, token), method: 'GET', url } }).then(() => true, () => false);
