@@ -50,7 +50,7 @@ import { sessionsIdleAsConfigured } from './patches/session-idle.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
-import { lifetimesAsConfigured } from './patches/lifetimes-as-configured.js';
+import { accessTokensAsConfigured, lifetimesAsConfigured } from './patches/lifetimes-as-configured.js';
 import { exactExpiry } from './patches/exact-expiry.js';
 import { authTimeOfFirstFactor } from './patches/sign-in-time.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
@@ -137,7 +137,7 @@ import { clientEndings } from './client-endings.js';
 import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
 import { epochSeconds } from '../clock.js';
-import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
+import { accessTokenLifetimes, defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, ownToken, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -780,6 +780,9 @@ function applyPatches(
   exactExpiry(provider);
   // A grant, refresh token, code, device code or interaction saved under a longer lifetime than is configured now ends at the new one.
   lifetimesAsConfigured(provider, { Grant: config.ttl.grant, RefreshToken: config.ttl.refreshToken, AuthorizationCode: config.ttl.authorizationCode, DeviceCode: config.ttl.deviceCode, Interaction: config.ttl.interaction });
+  // ...and so does an opaque access token, by its API's lifetime or the default for its kind as configured now.
+  const lifetimeNow = accessTokenLifetimes(apis, config.ttl);
+  accessTokensAsConfigured(provider, lifetimeNow);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).
@@ -864,12 +867,13 @@ function applyPatches(
         aud: claims.aud,
         scope: claims.scope,
         iat: claims.iat,
-        // A person's token carries the grant claim and their sub; a client's own carries neither.
-        clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
+        clientCredentials: ownToken(claims),
       };
       const [allowed, held, offered] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token), heldByApiNow(apis, token)]);
       return allowed && held && offered && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
+    // Its lifetime as configured now: the API's own, else people's or clients' own default (as opaque ones: accessTokensAsConfigured).
+    lifetime: (claims) => lifetimeNow(ownToken(claims) ? 'ClientCredentials' : 'AccessToken', claims.aud),
     // The person's grants to the token's client, one of which its gid names (a hash of the id).
     grantOf: async (claims) => {
       const gid = claims[GRANT_CLAIM];

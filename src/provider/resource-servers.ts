@@ -19,6 +19,7 @@ import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
 import { grantGivenAt } from './patches/grant-given-at.js';
 import { isStoreOutage } from '../store/outage.js';
+import { GRANT_CLAIM } from '../revocation/list.js';
 
 /** True for a token request in which the client acts for itself. */
 function clientCredentials(ctx: KoaContextWithOIDC): boolean {
@@ -220,6 +221,28 @@ export async function heldByApiNow(apis: Apis, token: { readonly aud?: unknown; 
   const scopes = typeof token.scope === 'string' ? token.scope.split(' ').filter(Boolean) : [];
   const found = await Promise.all(audiences.map((aud) => apis.find(aud)));
   return found.every((api) => api !== undefined && scopes.every((scope) => api.scopes.includes(scope)));
+}
+
+/**
+ * How long an access token for the audience `aud` may live under the configuration as it is now, as
+ * it is issued (provider.ts ttl): its API's own accessTokenTTL (a stored API's held to
+ * ttl.apiAccessTokenMax: Apis.find), else ttl.accessToken for a person's ('AccessToken') and
+ * ttl.clientCredentials for a client's own ('ClientCredentials'). A token issued under a longer one,
+ * lowered since, ends at its `iat` plus this (patches/lifetimes-as-configured.ts accessTokensAsConfigured,
+ * and jwt-access-tokens.ts for JWTs). No read for a token without audience or for a built-in or
+ * configured API; a stored API's is a cached read.
+ */
+export function accessTokenLifetimes(apis: Apis, ttl: { readonly accessToken: number; readonly clientCredentials: number }) {
+  return async (model: 'AccessToken' | 'ClientCredentials', aud: unknown): Promise<number> => {
+    const audience = [aud].flat().find((value): value is string => typeof value === 'string');
+    const api = audience === undefined ? undefined : await apis.find(audience);
+    return api?.accessTokenTTL ?? (model === 'ClientCredentials' ? ttl.clientCredentials : ttl.accessToken);
+  };
+}
+
+/** Whether a JWT access token's claims are a client's own (client_credentials): a person's carries the grant claim and their sub. */
+export function ownToken(claims: { readonly sub?: unknown; readonly client_id?: unknown; readonly [GRANT_CLAIM]?: unknown }): boolean {
+  return claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id;
 }
 
 /**

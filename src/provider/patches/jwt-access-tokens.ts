@@ -31,6 +31,13 @@ interface Options {
   readonly mayIntrospect: (caller: Client, claims: AccessTokenClaims) => Promise<boolean>;
   /** The id of the grant a person's token was issued under (its `gid` names it by a hash), while it is stored. */
   readonly grantOf?: (claims: AccessTokenClaims) => Promise<string | undefined>;
+  /**
+   * How long a token with these claims may live under the configuration as it is now (its API's
+   * accessTokenTTL, else the default for people's or clients' own tokens): one issued under a longer
+   * lifetime, lowered and restarted since, is active only to its `iat` plus this (lifetimes-as-configured.ts
+   * bounds the opaque ones alike).
+   */
+  readonly lifetime?: (claims: AccessTokenClaims) => Promise<number>;
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown>; [GRANT_CLAIM]?: unknown };
@@ -78,7 +85,7 @@ function structured(token: string): boolean {
 }
 
 /** Answers the introspection and revocation of JWT access tokens at `provider`'s endpoints. */
-export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, clockTolerance, mayIntrospect, grantOf }: Options): void {
+export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, clockTolerance, mayIntrospect, grantOf, lifetime }: Options): void {
   const remembered = new VerifiedTokens<Valid>(REMEMBERED_TOKENS, clockTolerance);
 
   async function verify(token: string): Promise<Verified> {
@@ -117,9 +124,12 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
       // Expired at its exp (RFC 7662 §2.2), on the clock that stamped it: the verifier's tolerance is
       // for other clocks, and revocation below keeps it (a token an API still takes can be revoked).
       if (claims.exp !== undefined && claims.exp <= machineSeconds()) return;
-      // Whether the caller may see it and whether it was revoked: read together, one round trip.
-      const [allowed, revoked] = await Promise.all([mayIntrospect(caller, claims), list.isRevoked(claims, header)]);
+      // Whether the caller may see it, whether it was revoked and how long it may live now: read together, one round trip.
+      const [allowed, revoked, seconds] = await Promise.all([mayIntrospect(caller, claims), list.isRevoked(claims, header), lifetime?.(claims)]);
       if (!allowed || revoked) return;
+      // Its end as configured now, when that is before its stamped exp (a lifetime lowered since it was issued).
+      const exp = seconds !== undefined && typeof claims.iat === 'number' && (claims.exp === undefined || claims.iat + seconds < claims.exp) ? claims.iat + seconds : claims.exp;
+      if (exp !== undefined && exp <= machineSeconds()) return;
       ctx.body = {
         active: true,
         iss: claims.iss,
@@ -127,7 +137,7 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
         aud: claims.aud,
         client_id: claims.client_id,
         scope: claims.scope,
-        exp: claims.exp,
+        exp,
         iat: claims.iat,
         jti: claims.jti,
         token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
