@@ -29,6 +29,7 @@ import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamRefused, UpstreamUnavailable, type SignedIn, type UpstreamClients, type VerifiedLogoutToken } from '../upstreams/client.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
+import { signedOutPage } from './logout.js';
 import type { LogoutTokenReplays } from '../upstreams/logout-tokens.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, UpstreamUnreadable, type Upstream, type Upstreams } from '../upstreams/registry.js';
@@ -467,8 +468,10 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       ctx.set('Cache-Control', 'no-store');
       const destination = await logout.destination(typeof ctx.query.state === 'string' ? ctx.query.state : '');
       if (destination) return ctx.redirect(destination);
+      const provider = providers.current;
+      const body = await signedOutPage(provider, ctx, `${ctx.origin}${provider.pathFor('end_session')}`);
       ctx.type = 'html';
-      ctx.body = render('signed-out', { title: 'Signed out' });
+      ctx.body = body;
     });
     return routesWithAllow(router);
   }
