@@ -50,7 +50,7 @@ interface Options {
   readonly form: Middleware;
 }
 
-export function appsPage(router: Router, { signedIn, page, submitted, csrf }: DeveloperPage, { issuer, clients, maxApps, form }: Options): void {
+export function appsPage(router: Router, { signedIn, page, submitted, csrf, recent }: DeveloperPage, { issuer, clients, maxApps, form }: Options): void {
   async function showApps(ctx: Context, who: SignedIn, state: { error?: string; values?: Form } = {}, status = 200) {
     const apps = (await clients.ownedBy(who.accountId)).map((app) => ({
       id: app.client_id,
@@ -71,7 +71,8 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       error: state.error,
       maxNameLength: MAX_SELF_NAME_LENGTH,
       // Back from signing in again (a rotation needs a recent sign-in): the person may go ahead now.
-      notice: !state.error && ctx.query.done === `${APPS_SECTION}.${SIGNED_IN_AGAIN}` ? 'You signed in again: go ahead.' : undefined,
+      // Said only while it is so: any site can link to ?done=apps.signed-in-again.
+      notice: !state.error && ctx.query.done === `${APPS_SECTION}.${SIGNED_IN_AGAIN}` && recent(who) ? 'You signed in again: go ahead.' : undefined,
       values: {
         ...Object.fromEntries(TEXT_FIELDS.map((name) => [name, field(state.values ?? {}, name)])),
         type: field(state.values ?? {}, 'type') || 'web',

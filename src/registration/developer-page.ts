@@ -32,6 +32,8 @@ export interface DeveloperPage {
    * page's credential changes do, so that a stolen session cookie alone cannot take an app's secret.
    */
   recentlySubmitted(ctx: Context): Promise<{ who: SignedIn; body: Form } | undefined>;
+  /** Whether `who` signed in at most accounts.reauthenticateAfter seconds ago (what recentlySubmitted asks). */
+  recent(who: SignedIn): boolean;
   /** The app, when it belongs to this person; a 404 page otherwise (never "exists but not yours"). */
   ownApp(ctx: Context, accountId: string): Promise<ClientMetadata | undefined>;
 }
@@ -72,9 +74,11 @@ export function developerPage({ providers, clients, sessions, csrfKey, reauthent
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });
 
+  const recent = (who: SignedIn) => Math.floor(Date.now() / 1000) - (who as Developer).authTime <= reauthenticateAfter;
+
   async function recentlySubmitted(ctx: Context) {
     const found = await submitted(ctx);
-    if (!found || Math.floor(Date.now() / 1000) - found.who.authTime <= reauthenticateAfter) return found;
+    if (!found || recent(found.who)) return found;
     ctx.status = 303;
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(`/developer/sign-in?again=${APPS_SECTION}`);
@@ -89,5 +93,5 @@ export function developerPage({ providers, clients, sessions, csrfKey, reauthent
     return undefined;
   }
 
-  return { csrf, signedIn, page, submitted, recentlySubmitted, ownApp };
+  return { csrf, signedIn, page, submitted, recentlySubmitted, recent, ownApp };
 }

@@ -152,7 +152,7 @@ describe('e2e: red team, fifteenth endings pass: endings racing the issuing', fu
       const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'person-withdrawn', password: PASSWORD, login: 'required', consent: 'stop' });
       assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
       const done = await agent.submit(page, '/apps/withdraw', { client: app.id });
-      assert.equal(done.url, `${server.issuer}/account?done=apps.withdrawn#apps`, done.html.slice(0, 200));
+      assert.match(done.url, new RegExp(`^${server.issuer}/account\\?done=apps\\.withdrawn\\.[\\w-]+#apps$`), done.html.slice(0, 200));
     });
     await nothingWorks(issued, 'withdrawal', app);
   });

@@ -361,7 +361,7 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.match(page.html, /You signed in again/);
     assert.match(page.html, /passkey-enrol-form/, 'a fresh session can add a passkey');
     const removed = await agent.submit(page, '/account/authenticator/remove', {});
-    assert.equal(removed.url, `${server.issuer}/account?done=authenticator.removed#authenticator`);
+    assert.match(removed.url, new RegExp(`^${server.issuer}/account\\?done=authenticator\\.removed\\.[\\w-]+#authenticator$`));
     assert.equal((await server.secondFactors.summary(sub)).totp, undefined, 'removed after a fresh sign-in');
 
     // Bad input: a section name that is not a plain name is ignored, going out and coming back.

@@ -81,7 +81,8 @@ describe('e2e (Chromium): sessions, single sign-on and sign-out (twelfth pass)',
     });
     await new Promise<void>((done) => site.listen(0, '127.0.0.1', done));
     sitePort = (site.address() as AddressInfo).port;
-    server = await startServer({ ownRedis: true, cheapHashing: true, clients: [app('app1', APPS.app1), app('app2', APPS.app2)] });
+    // A sign-in counts as recent for one second (the account page's "signed in again" notice).
+    server = await startServer({ ownRedis: true, cheapHashing: true, env: { ACCOUNTS_REAUTHENTICATE_AFTER: '1' }, clients: [app('app1', APPS.app1), app('app2', APPS.app2)] });
     await server.accounts.create('alice', PASSWORD, { name: 'Alice' });
     browser = await launchChromium();
   });
@@ -139,4 +140,50 @@ describe('e2e (Chromium): sessions, single sign-on and sign-out (twelfth pass)',
     }
   });
 
+  it('a notice of the account page says only what this session did there: a link from another site to /account?done=<section>.<key> shows none ("That session is signed out", "every other session is signed out", …), nor "You signed in again" on either page once that sign-in is not recent; a real change still shows its notice', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = watchCsp(await context.newPage(), cspViolations);
+      await page.goto(`${server.issuer}/account`);
+      await page.fill('input[name="username"]', 'alice');
+      await page.fill('input[name="password"]', PASSWORD);
+      await page.click('button:has-text("Sign in")');
+      await page.waitForURL(`${server.issuer}/account`);
+      const notices = ['sessions.signed-out', 'password.changed-everywhere', 'apps.withdrawn', 'authenticator.removed'];
+      for (const done of notices) {
+        await fromAnotherSite(page, `${server.issuer}/account?done=${done}#${done.split('.')[0]}`);
+        assert.equal(await heading(page), 'Your account', done);
+        assert.equal(await page.locator('.notice').count(), 0, `${done}: ${await page.locator('.notice').allInnerTexts()}`);
+      }
+      // Once the sign-in is older than ACCOUNTS_REAUTHENTICATE_AFTER, "go ahead" would not be true.
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      for (const path of ['/account?done=password.signed-in-again', '/developer?done=apps.signed-in-again']) {
+        await fromAnotherSite(page, `${server.issuer}${path}`);
+        assert.equal(await page.locator('.notice').count(), 0, `${path}: ${await page.locator('.notice').allInnerTexts()}`);
+      }
+
+      // The person's own change: its notice is shown.
+      await page.goto(`${server.issuer}/account`);
+      await page.fill('#current_password', PASSWORD);
+      await page.fill('#new_password', `${PASSWORD} renewed`);
+      await page.fill('#confirm_password', `${PASSWORD} renewed`);
+      await page.click('button:has-text("Change password")');
+      await page.waitForURL(/done=password\.changed-everywhere/);
+      await shot(page, 'password-changed-notice');
+      assert.match(await page.locator('.notice').innerText(), /Your password has been changed, and every other session is signed out/);
+      // The same address in another person's browser (or this one's next session) shows nothing.
+      const done = page.url();
+      const other = watchCsp(await (await browser.newContext()).newPage(), cspViolations);
+      await other.goto(`${server.issuer}/account`);
+      await other.fill('input[name="username"]', 'alice');
+      await other.fill('input[name="password"]', `${PASSWORD} renewed`);
+      await other.click('button:has-text("Sign in")');
+      await other.waitForURL(`${server.issuer}/account`);
+      await other.goto(done);
+      assert.equal(await other.locator('.notice').count(), 0);
+      await other.context().close();
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -833,7 +833,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
 
       await latchkey.accounts.setPassword(account.username, 'now a password of its own');
       const removed = await browser.submit(page, '/account/links/remove', {});
-      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(new URL(removed.url).search, /^\?done=links\.removed\.[\w-]+$/);
       assert.match(removed.html, /No other provider signs you in/);
       assert.equal(await links.find('fake', 'fake-person-links'), undefined, 'the link is gone');
     });
@@ -855,7 +855,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(short.status, 400);
       assert.match(short.html, /Choose another password/);
       const set = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' });
-      assert.equal(new URL(set.url).search, '?done=password.set');
+      assert.match(new URL(set.url).search, /^\?done=password\.set\.[\w-]+$/);
       assert.equal((await latchkey.accounts.verify(account.username, 'a new passphrase here'))?.sub, account.sub, 'signs in with it (argon2id)');
       assert.match(set.html, /name="current_password"/, 'from now on, changing it asks for the current one');
       // The page's forms from before are another session id's now (renewed with the password set): the page as it is now.
@@ -1058,7 +1058,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const { browser, page, account } = await accountPageThroughFake('fake-person-unlink');
       await latchkey.accounts.setPassword(account.username, 'a password of its own now');
       const removed = await browser.submit(page, '/account/links/remove', {});
-      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(new URL(removed.url).search, /^\?done=links\.removed\.[\w-]+$/);
       assert.match(await other.silent(), /error=login_required/, 'the other session the link signed in ended');
       assert.equal(await other.active(), false, 'and its access token');
       assert.equal(new URL((await browser.follow(`${latchkey.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');

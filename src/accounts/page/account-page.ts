@@ -180,7 +180,20 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     );
   }
 
-  const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
+  const pages = signedInPages({ signedIn, csrf, where: 'your account page' });
+  const { page } = pages;
+  // The person a POST came from, for done() to sign the notice it sends them back with.
+  async function submitted(ctx: Context) {
+    const found = await pages.submitted(ctx);
+    if (found) ctx.state.person = found.who;
+    return found;
+  }
+  // A notice says something was done ("That session is signed out", "every other session is signed
+  // out"), so a link from anywhere must not show one: done() sends `<section>.<key>.<mac>`, the MAC
+  // bound to the session (its uid, kept across the id renewals an action makes), and the page shows
+  // only a notice whose MAC fits the session viewing it (the twelfth sessions pass).
+  const notices = csrfTokens(csrfKey, 'account-notice');
+  const noticeMac = (person: Person, shown: string) => notices.token(`${person.sessionUid}:${shown}`);
 
   const recent = (person: Person) => Math.floor(Date.now() / 1000) - person.authTime <= reauthenticateAfter;
   // A session signed in with a password alone before the person added a second factor (elsewhere:
@@ -215,7 +228,7 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
 
   async function show(ctx: Context, person: Person, result?: { section: string } & SectionState, status = 200) {
     const token = csrf.token(person.sessionId);
-    const doneKey = typeof ctx.query.done === 'string' ? ctx.query.done : '';
+    const doneKey = doneShown(ctx, person);
     const visible = (await Promise.all(sections.map(async (section) => ((await section.shown?.(person)) === false ? undefined : section)))).filter(
       (section) => section !== undefined,
     );
@@ -233,9 +246,24 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     page(ctx, 'account', { title: 'Your account', username: person.account.username, name: person.account.claims.name, sections: rendered, scripts }, status);
   }
 
+  /**
+   * The `<section>.<key>` of `?done=` whose notice this person may be shown: one done() signed for
+   * their session, or "signed in again" (first-party-sign-in.ts) while their sign-in is recent;
+   * '' for anything else (a link's).
+   */
+  function doneShown(ctx: Context, person: Person): string {
+    const asked = typeof ctx.query.done === 'string' ? ctx.query.done : '';
+    const dot = asked.lastIndexOf('.');
+    const shown = asked.slice(0, Math.max(dot, 0));
+    if (shown && notices.valid(`${person.sessionUid}:${shown}`, asked.slice(dot + 1))) return shown;
+    return asked.endsWith(`.${SIGNED_IN_AGAIN}`) && recent(person) ? asked : '';
+  }
+
   function done(ctx: Context, section: string, key: string) {
+    const person = ctx.state.person as Person | undefined;
+    const shown = `${section}.${key}`;
     ctx.status = 303;
-    ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
+    ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(person ? `${shown}.${noticeMac(person, shown)}` : shown)}#${encodeURIComponent(section)}`);
   }
 
   async function renewSession(ctx: Context, person: Person) {
