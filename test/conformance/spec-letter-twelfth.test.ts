@@ -1,0 +1,70 @@
+/**
+ * The twelfth fresh-eyes conformance pass (2026-12-07): what the eleventh pass left, and letters no
+ * check covered (docs/security-passes.md, "the twelfth fresh-eyes passes … the letter of the specs").
+ * Black box over HTTP (fetch, openid-client, an Agent as the person).
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent, ALICE, callbackParams, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+
+const SECRET = 'spec-letter-twelfth-client-secret-with-plenty-of-entropy';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Record<string, unknown>;
+}
+
+async function answerOf(response: Response): Promise<Answer> {
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+describe('Spec-letter pass, twelfth (left open before, and letters no check covered)', function () {
+  this.timeout(60_000);
+  let op: Op;
+  let web: RelyingParty;
+  let alice: Agent;
+
+  before(async () => {
+    op = await startOp({ people: [ALICE], clients: [webClient('web', SECRET)] });
+    web = await RelyingParty.create(op, 'web', { secret: SECRET });
+    alice = new Agent();
+    await web.signIn(alice, ALICE);
+  });
+  after(async () => {
+    await op?.stop();
+  });
+
+  const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
+  const postForm = async (url: string, params: Record<string, string>, headers: Record<string, string> = {}) =>
+    answerOf(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) }));
+
+  it('an S256 code_challenge that is not 43 base64url characters, which no code_verifier can meet, is invalid_request at the redirect URI with state and iss, and refused when pushed, before anyone signs in (RFC 7636 §4.2, §4.4.1)', async () => {
+    const good = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
+    assert.equal(good.length, 43);
+    // Longer than a SHA-256 hash encodes (44 to 128), or holding "." or "~" (unreserved, but no base64url character).
+    const never = [`${good}A`, good + good.slice(0, 21), 'a'.repeat(128), `${good.slice(0, 42)}.`, `~${good.slice(1)}`];
+    for (const challenge of never) {
+      const flow = await web.authorize(new Agent(), { code_challenge: challenge, state: 'pkce' });
+      assert.ok(flow.page.url.startsWith(web.redirectUri), `${challenge}: ${flow.page.status} ${flow.page.url}`);
+      const params = callbackParams(flow);
+      assert.equal(params.get('error'), 'invalid_request', challenge);
+      assert.match(params.get('error_description') ?? '', /code_challenge/, challenge);
+      assert.equal(params.get('code'), null, challenge);
+      assert.equal(params.get('state'), 'pkce', challenge);
+      assert.equal(params.get('iss'), op.issuer, challenge);
+      const pushed = await postForm(
+        op.metadata.pushed_authorization_request_endpoint!,
+        { client_id: 'web', response_type: 'code', scope: 'openid', redirect_uri: web.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' },
+        { authorization: basic },
+      );
+      assert.equal(pushed.status, 400, `${challenge}: ${JSON.stringify(pushed.body)}`);
+      assert.equal(pushed.body.error, 'invalid_request', challenge);
+      assert.equal(pushed.body.request_uri, undefined);
+    }
+    // A genuine S256 challenge signs in and redeems, as before.
+    const tokens = await web.redeem(await web.authorize(alice, { prompt: 'none' }));
+    assert.ok(tokens.access_token);
+  });
+});
