@@ -25,8 +25,8 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import './patches/form-bodies.js';
 // ...and so does a max_age refused unless in decimal digits (see the patch).
 import './patches/max-age-digits.js';
-// ...and an S256 code_challenge that is not 43 base64url characters (see the patch).
-import './patches/s256-challenges.js';
+// ...and an S256 code_challenge or a dpop_jkt that is not 43 base64url characters (see the patch).
+import './patches/sha256-bindings.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import { knownScopes } from './patches/scope-required.js';
 // ...and a request_uri another client pushed is refused before its state is taken (see the patch).
