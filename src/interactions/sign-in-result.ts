@@ -1,13 +1,14 @@
 /**
  * How every sign-in step ends: the login result oidc-provider records in the session, with the
- * `amr` and `acr` of the methods used (accounts/assurance.ts) and `auth_time` now, or when an
- * upstream says its own sign-in was, if earlier (provider/patches/sign-in-time.ts).
+ * `amr` and `acr` of the methods used (accounts/assurance.ts) and `auth_time` now (kept when the
+ * consent page's resume signs the result in again), or when an upstream says its own sign-in was,
+ * if earlier (provider/patches/sign-in-time.ts).
  */
 import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
 import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
-import { SIGNED_IN_AT, SIGN_IN_AGE_UNKNOWN } from '../provider/patches/sign-in-time.js';
+import { SIGNED_IN_AT, SIGN_IN_AGE_UNKNOWN, verifiedNow } from '../provider/patches/sign-in-time.js';
 import type { Interactions } from './interaction.js';
 import type { OfferedLink } from './link-confirmation.js';
 
@@ -63,7 +64,8 @@ export async function finishSignIn(
   const signedInAt = upstream?.authTime;
   // One that said no time and owed none may be of any age: it meets no max_age or recent-sign-in check (sign-in-time.ts).
   const ageUnknown = upstream?.ageUnknown === true;
-  const result = { login: { accountId: sub, remember, amr, acr, ...(signedInAt !== undefined && { [SIGNED_IN_AT]: signedInAt }), ...(ageUnknown && { [SIGN_IN_AGE_UNKNOWN]: true }) }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
+  // When its last factor was verified: now, however long a consent page that follows stays open (sign-in-time.ts).
+  const result = { login: { accountId: sub, remember, amr, acr, ...verifiedNow(), ...(signedInAt !== undefined && { [SIGNED_IN_AT]: signedInAt }), ...(ageUnknown && { [SIGN_IN_AGE_UNKNOWN]: true }) }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }

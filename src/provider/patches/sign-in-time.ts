@@ -42,15 +42,32 @@
  * in at an instance ahead just before the person was disabled and enabled again outlived the cutoff
  * where the ending of its sessions failed half-way (twenty-seventh endings pass,
  * test/e2e/redteam-endings-26.test.ts). `loginTs` stays the start of the session's lifetimes.
+ *
+ * A sign-in's moment is when its last factor was verified, not when a result carrying it is signed
+ * in: the result's `login.verifiedAt` (epoch ms on the store's clock, sign-in-result.ts) sets
+ * `loginTs`, `loginMs` and `signedInOnStore`, never later than now. The consent page's Allow finishes
+ * its interaction with the sign-in's result merged in (the engine's lastSubmission: so that the
+ * resume does not ask for the login that prompt=login or max_age wanted again), and the resume
+ * signs that login in a second time; with the moment of that resume, a click on a consent page left
+ * open for up to ttl.interaction made the sign-in that much later: the ID token's `auth_time`, the
+ * app's next `max_age` and the account page's recent-sign-in check for adding a passkey or an
+ * authenticator app were all met by the click (twelfth fresh-eyes passes of 2026-12-07,
+ * test/e2e/step-up-twelfth.test.ts). A result without it (an interaction from before) is signed in
+ * at the resume's moment, as before.
  */
 import { Provider } from 'oidc-provider';
-import { epochSeconds } from '../../clock.js';
+import { epochSeconds, storeClockOffset } from '../../clock.js';
 import { AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE } from '../../accounts/sessions.js';
 
 /** The interaction result's `login` member naming when the sign-in's first factor was performed, if before now (epoch seconds). */
 export const SIGNED_IN_AT = 'signedInAt';
 /** The interaction result's `login` member saying the first factor's time is not known (an upstream that said no auth_time and owed none). */
 export const SIGN_IN_AGE_UNKNOWN = 'signInAgeUnknown';
+/** The interaction result's `login` member saying when the sign-in's last factor was verified (epoch ms on the store's clock). */
+export const VERIFIED_AT = 'verifiedAt';
+
+/** The login member VERIFIED_AT for a sign-in whose last factor was verified just now (sign-in-result.ts). */
+export const verifiedNow = () => ({ [VERIFIED_AT]: Date.now() + storeClockOffset() });
 
 type SessionLike = { loginTs?: number; loginMs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; [SIGNED_IN_ON_STORE]?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
 
@@ -65,14 +82,23 @@ export function authTimeOfFirstFactor(provider: Provider): void {
 
   Session.prototype.loginAccount = function (this: SessionLike, details: object) {
     loginAccount.call(this, details);
-    // The moment in milliseconds, for max_age (past): `loginTs` is a whole second (read a moment ago:
-    // one now in the next second is that second's last millisecond).
-    const ms = Date.now();
-    if (typeof this.loginTs === 'number') this.loginMs = Math.floor(ms / 1000) === this.loginTs ? ms : this.loginTs * 1000 + 999;
-    // `loginTs` is this machine's second; the person's cutoffs are on the store's clock (accounts/sessions.ts SIGNED_IN_ON_STORE).
-    this[SIGNED_IN_ON_STORE] = epochSeconds();
     // The resume (the only caller) has found the interaction, whose result it is signing in, as an entity.
     const login = (Provider.ctx as { oidc?: { entities?: { Interaction?: { result?: { login?: Record<string, unknown> } } } } } | undefined)?.oidc?.entities?.Interaction?.result?.login;
+    const verified = login?.[VERIFIED_AT];
+    if (typeof verified === 'number' && Number.isSafeInteger(verified)) {
+      // When the factor was verified, on this machine's clock (the engine's loginTs is on it), never later than now.
+      const ms = Math.min(verified - storeClockOffset(), Date.now());
+      this.loginTs = Math.floor(ms / 1000);
+      this.loginMs = ms;
+      this[SIGNED_IN_ON_STORE] = Math.min(Math.floor(verified / 1000), epochSeconds());
+    } else {
+      // The moment in milliseconds, for max_age (past): `loginTs` is a whole second (read a moment ago:
+      // one now in the next second is that second's last millisecond).
+      const ms = Date.now();
+      if (typeof this.loginTs === 'number') this.loginMs = Math.floor(ms / 1000) === this.loginTs ? ms : this.loginTs * 1000 + 999;
+      // `loginTs` is this machine's second; the person's cutoffs are on the store's clock (accounts/sessions.ts SIGNED_IN_ON_STORE).
+      this[SIGNED_IN_ON_STORE] = epochSeconds();
+    }
     const at = login?.[SIGNED_IN_AT];
     if (typeof at === 'number' && Number.isSafeInteger(at) && typeof this.loginTs === 'number' && at < this.loginTs) this.authTs = at;
     else delete this.authTs;
