@@ -1,9 +1,9 @@
 /**
  * The twelfth fresh-eyes pass over step-up, acr and amr, second factors and passkeys
  * (docs/security-passes.md, "step-up, acr and amr, second factors and passkeys"), black box: a
- * running Latchkey on a real Redis, a cookie-keeping agent as the browser, openid-client as the app,
- * forged WebAuthn responses from test/helpers/soft-passkeys.ts. What a token says of a sign-in
- * (`auth_time`, `acr`, `amr`) must be no fresher and no stronger than the sign-in was.
+ * running Latchkey on a real Redis, a cookie-keeping agent as the browser, openid-client as the app.
+ * What a token or a page takes of a sign-in (`auth_time`, `acr`, `amr`) must be no fresher and no
+ * stronger than the sign-in was.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
