@@ -17,7 +17,8 @@ const SECRET = 'sessions-twelfth-client-secret-with-plenty-of-entropy';
 const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
 describe('e2e (Chromium): sessions, single sign-on and sign-out (twelfth pass)', function () {
-  this.timeout(90_000);
+  // Each test drives a few dozen pages in Chromium: a minute or so on a loaded machine.
+  this.timeout(180_000);
   let browser: Browser;
   let server: TestServer;
   /** The apps' pages and a third site's: echoes the URL it was reached at, and serves /links?to=… as a page of links. */
