@@ -16,7 +16,7 @@ import { startServer, type TestServer } from '../helpers/server.js';
 const PASSWORD = 'correct horse battery staple';
 const REDIRECT = 'https://app.example.test/callback';
 const SIGNED_OUT = 'https://app.example.test/signed-out';
-const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGrSw-cMA0123';
+const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'; // RFC 7636 Appendix B's: an S256 challenge is 43 characters (patches/sha256-bindings.ts)
 
 const codeFor = (secret: string, steps = 0) =>
   TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
