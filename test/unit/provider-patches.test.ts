@@ -25,6 +25,7 @@ import { errorDescriptionsInOrder } from '../../src/provider/patches/error-descr
 import { cheaperCorsHeaderScan } from '../../src/provider/patches/cors-header-scan.js';
 import { adapterFactory, UserCodeTaken } from '../../src/store/adapter.js';
 import { uniqueUserCodes } from '../../src/provider/patches/unique-user-codes.js';
+import '../../src/provider/patches/sha256-bindings.js';
 import type { Kv } from '../../src/store/kv.js';
 
 /** The versions every patch was last checked against. Change only after re-checking each patch below. */
@@ -123,6 +124,18 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(constraints, /if \(params\.response_type\.includes\('code'\)\) \{\s*if \(!params\.code_challenge\) \{\s*if \(boolean\(pkce\.required\(ctx, ctx\.oidc\.client\), 'pkce\.required'\)\) \{\s*throw new InvalidRequest\('Authorization Server policy requires PKCE to be used for this request'\);/);
     const callers = execFileSync('grep', ['-rl', 'pkce.required', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n').map((file) => file.split('/lib/')[1]).sort();
     assert.deepEqual(callers, ['actions/authorization/sender_constraints.js']);
+  });
+
+  it('sha256-bindings.ts: the engine checks code_challenge by the ABNF of either method (43 to 128 unreserved characters) in checkPKCE, at /auth and /request, and dpop_jkt only against a proof at /request; the step runs right after checkPKCE there', () => {
+    const format = source('helpers/pkce_format.js');
+    for (const rule of ['const check = /[^\\w.\\-~]/;', 'input.length < 43', 'input.length > 128']) assert.ok(format.includes(rule), rule);
+    const constraints = source('actions/authorization/sender_constraints.js');
+    assert.match(constraints, /if \(params\.code_challenge_method !== 'S256'\)/);
+    assert.match(constraints, /if \(params\.dpop_jkt && params\.dpop_jkt !== dPoP\.thumbprint\)/);
+    for (const endpoint of ['authorization', 'pushed_authorization_request']) {
+      const names = (authorizationSteps(endpoint) as Array<{ name: string }>).map((step) => step.name);
+      assert.equal(names[names.indexOf('checkPKCE') + 1], 'sha256Bindings', endpoint);
+    }
   });
 
   it('pushed-request-uri.ts: a request_uri at any route but authorization is refused with RequestUriNotSupported, the error it rewrites at the PAR route', () => {
