@@ -64,6 +64,12 @@ export interface Account {
    * --client`). Kept as long as a grant could live after it, then dropped at the next such write.
    */
   readonly clientGrantsEndedAt?: Readonly<Record<string, number>>;
+  /**
+   * For an account an upstream's first sign-in made: that identity (links.ts identityMark, a digest of
+   * the upstream's id, issuer and the person's sub there), so that a sign-in of it finds the account
+   * when the link was never written (the first sign-in cut off between the two writes).
+   */
+  readonly madeFor?: string;
 }
 
 /** What records, before anything else, that every token issued to a person up to now has ended (revocation/list.ts). */
@@ -280,11 +286,12 @@ export class Accounts {
   }
 
   /** An account without a password, for a person who signs in through an upstream provider (links.ts). */
-  async createWithoutPassword(username: string, claims: Claims): Promise<Account> {
-    return this.#make(username, '', claims);
+  /** An account without a password; `madeFor`: the upstream identity whose first sign-in makes it (Account.madeFor). */
+  async createWithoutPassword(username: string, claims: Claims, madeFor?: string): Promise<Account> {
+    return this.#make(username, '', claims, madeFor);
   }
 
-  async #make(username: string, passwordHash: string, claims: Claims): Promise<Account> {
+  async #make(username: string, passwordHash: string, claims: Claims, madeFor?: string): Promise<Account> {
     const enforced = enforceUsername(username);
     if (!enforced.ok) throw new AccountError(enforced.problem);
     await this.#indexSkeletons();
@@ -297,6 +304,7 @@ export class Accounts {
       disabled: false,
       claims,
       updatedAt: now(),
+      ...(madeFor !== undefined && { madeFor }),
     };
     // Its address's index entry before the record: an entry whose account is not (yet) there is skipped (findByEmail).
     await this.#indexEmail(account.sub, claims.email);

@@ -24,7 +24,11 @@
  * upstream finds what they were granted through it). That last one is a superset: a link removed
  * since, or an account removed, leaves its sub there (one needless look at their grants when the
  * upstream is removed; never a person missed). Links made before it existed are added to it once,
- * by the first peopleLinkedTo (account:linked-indexed marks that done).
+ * by the first peopleLinkedTo (account:linked-indexed marks that done). Both sets are written before
+ * the link (#link), so a link is never without them; an entry of account:links:<sub> that no link
+ * names (a link lost to another sign-in, or cut off before it was written) is skipped by list. An
+ * account a first sign-in makes records the identity it is made for (Account.madeFor), so that one
+ * whose link was never written (the sign-in cut off between the two) is linked by the next (#unlinked).
  */
 import { createHash } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
@@ -201,6 +205,16 @@ export class UpstreamLinks {
   async #first(upstream: { id: string; issuer: string; linkByEmail: boolean }, upstreamSub: string, claims: Claims): Promise<LinkOutcome | typeof AGAIN> {
     // Linked by another sign-in of the identity (another tab) while this one waited for the address: its account is this one's.
     if (await this.find(upstream.id, upstreamSub)) return AGAIN;
+    // The account an earlier first sign-in of the identity made, cut off before its link was written
+    // (the store away between the two writes: answered 503): linked now, before its address is looked
+    // at (the account holds it). Before, the retry made a second account (or, with an address, was
+    // refused for the first one's), the first left unlinked for ever (twelfth fresh-eyes passes).
+    const unlinked = await this.#unlinked(upstream, upstreamSub);
+    if (unlinked) {
+      if (unlinked.disabled) return { refused: 'disabled' };
+      const link = await this.#link(upstream.id, upstreamSub, unlinked.sub, 'created', upstream.issuer);
+      return link ? { account: unlinked, link } : AGAIN;
+    }
     const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
     if (sameEmail.length) {
       // Held by an account under another spelling that apps or people take for the same address
@@ -217,8 +231,9 @@ export class UpstreamLinks {
     const account = await this.#created(upstream, upstreamSub, claims);
     const link = await this.#link(upstream.id, upstreamSub, account.sub, 'created', upstream.issuer);
     if (!link) {
-      // Another sign-in of the same person linked first: nothing half-made stays behind.
-      await this.accounts.remove(account.username);
+      // Another sign-in of the same person linked first: nothing half-made stays behind, unless what
+      // it linked is this account (it found it made for the identity: #unlinked).
+      if ((await this.find(upstream.id, upstreamSub))?.sub !== account.sub) await this.accounts.remove(account.username);
       return AGAIN;
     }
     return { account, link };
@@ -268,20 +283,47 @@ export class UpstreamLinks {
    * person had the same sub).
    */
   async #created(upstream: { id: string; issuer: string }, upstreamSub: string, claims: Claims): Promise<Account> {
+    const [name, issuersName] = namesFor(upstream, upstreamSub);
+    const madeFor = identityMark(upstream, upstreamSub);
     try {
-      return await this.accounts.createWithoutPassword(usernameFor(upstream.id, upstreamSub), claims);
+      return await this.accounts.createWithoutPassword(name, claims, madeFor);
     } catch (error) {
       if (!(error instanceof AccountError && error.conflict)) throw error;
-      return this.accounts.createWithoutPassword(usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}`), claims);
+      return this.accounts.createWithoutPassword(issuersName, claims, madeFor);
     }
+  }
+
+  /** An account made for this identity (#created) that no link names: its first sign-in was cut off before its link. */
+  async #unlinked(upstream: { id: string; issuer: string }, upstreamSub: string): Promise<Account | undefined> {
+    const madeFor = identityMark(upstream, upstreamSub);
+    const found = await Promise.all(namesFor(upstream, upstreamSub).map((name) => this.accounts.findByUsername(name)));
+    return found.find((account) => account?.madeFor === madeFor);
   }
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how'], iss?: string): Promise<Link | undefined> {
     const link: Link = { sub, how, at: Math.floor(Date.now() / 1000), ...(iss !== undefined && { iss }) };
-    if (!(await this.kv.set(upstreamLinkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
+    // Its index entries before the link: an entry no link names is skipped (list) or harmless (a superset:
+    // peopleLinkedTo), while a link written without them was never indexed (a later sign-in finds the
+    // link and writes nothing): the account page did not list it, and removing the upstream did not
+    // find the person to end what was granted through it (twelfth fresh-eyes passes).
     await Promise.all([this.kv.addToSet(accountLinksKey(sub), `${upstream}:${upstreamSub}`), this.kv.addToSet(linkedAccountsKey(upstream), sub)]);
+    if (!(await this.kv.set(upstreamLinkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
     return link;
   }
+}
+
+/**
+ * The names an account made by an upstream's first sign-in takes (#created): usernameFor its sub, or,
+ * that one taken (by the account of a provider removed since whose id this one was given), its issuer
+ * and sub.
+ */
+function namesFor(upstream: { id: string; issuer: string }, upstreamSub: string): [string, string] {
+  return [usernameFor(upstream.id, upstreamSub), usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}`)];
+}
+
+/** The identity an account was made for (Account.madeFor): a digest of the upstream's id, its issuer and the person's sub there. */
+function identityMark(upstream: { id: string; issuer: string }, upstreamSub: string): string {
+  return createHash('sha256').update(`${upstream.id}\n${upstream.issuer}\n${upstreamSub}`).digest('base64url');
 }
 
 /** A stable username for an account made by an upstream: "<upstream>-<hash of its sub>". */

@@ -1,0 +1,122 @@
+/**
+ * The twelfth fresh-eyes passes (2026-12-07), bad input and Redis blips at every endpoint: what a
+ * Redis connection cut in the middle of a multi-write request left half written, black box (a
+ * person signing in through an upstream provider, in a browser-like agent, the connection cut by
+ * the test relay at a chosen write), then asserted through what the person, the account page and an
+ * operator see. The house rule: a request cut off is answered 503 with Retry-After, and the same
+ * thing asked again is done whole, nothing half made left behind.
+ */
+import assert from 'node:assert/strict';
+import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { hasWrite, startRelay, type Relay } from '../helpers/relay.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
+
+const PASSWORD = 'twelfth blips pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'twelfth-blips-client-secret-with-plenty-of-entropy-0123';
+
+describe('e2e: twelfth blips pass: an upstream’s first sign-in cut off at a write', function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let links: UpstreamLinks;
+
+  before(async () => {
+    redis = await startRedisServer({ appendonly: true });
+    relay = await startRelay(redis.port);
+    const port = await freePort();
+    // The server is its own upstream provider ("self"), where it is the client "latchkey".
+    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
+    server = await startServer({
+      port,
+      redisUrl: relay.url,
+      cheapHashing: true,
+      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey],
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
+    });
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
+    links = new UpstreamLinks(server.kv, server.accounts);
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  const authorize = (agent: Agent) =>
+    agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+
+  /**
+   * `username` (a person at the upstream) signs in to the app through the upstream in `agent`, from
+   * the app's authorization request to the upstream's answer reaching Latchkey's callback, which
+   * `callback` sends (a cut may be armed by then). What the callback led to.
+   */
+  async function throughUpstream(agent: Agent, upstreamBrowser: Agent, username: string, callback: (url: string) => Promise<Page> = (url) => agent.follow(url, {}, REDIRECT)): Promise<Page> {
+    const login = await authorize(agent);
+    const back = `${server.issuer}/upstream/self/callback`;
+    const toUpstream = await agent.submit(login, '/upstream/self', {}, `${server.issuer}/auth`);
+    const answer = await signInSteps(upstreamBrowser, await upstreamBrowser.follow(toUpstream.url, {}, back), { username, password: PASSWORD, stopAt: back });
+    assert.ok(answer.url.startsWith(back), `the upstream answers: ${answer.status} ${answer.url}`);
+    return callback(answer.url);
+  }
+
+  /** The accounts an upstream sign-in made (named after the upstream). */
+  const madeThroughUpstream = async () => (await server.accounts.list()).filter((account) => account.username.startsWith('self-'));
+
+  /** The sign-in cut off at the write `matches` names: 503 with Retry-After; then, Redis reached again, the person signs in again from the app. */
+  async function cutThenAgain(agent: Agent, username: string, matches: (chunk: string) => boolean): Promise<Page> {
+    const upstreamBrowser = new Agent();
+    const blip = await throughUpstream(agent, upstreamBrowser, username, async (url) => {
+      const cut = relay.cut(matches);
+      const page = await agent.follow(url, {}, REDIRECT);
+      relay.release();
+      assert.equal(await cut, true, 'the cut was reached');
+      return page;
+    });
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    // The upstream's answer was spent by the first try: the person starts again at the app.
+    return eventually(async () => {
+      const page = await throughUpstream(agent, upstreamBrowser, username);
+      assert.notEqual(page.status, 503, 'Redis is back');
+      return page;
+    });
+  }
+
+  /** The app's consent, when asked, given: where the front channel ends. */
+  const consented = (agent: Agent, page: Page) => signInSteps(agent, page, { username: '', password: '', stopAt: REDIRECT });
+
+  it('cut off after the account was made, before its link: signed in again, the person gets that one account, linked (before the fix: a second account, the first left unlinked for ever)', async () => {
+    const { sub: upstreamSub } = await server.accounts.create('ursula', PASSWORD);
+    const agent = new Agent();
+    const again = await consented(agent, await cutThenAgain(agent, 'ursula', (chunk) => hasWrite(chunk) && chunk.includes(`account:link:self:${upstreamSub}`)));
+    assert.ok(again.url.startsWith(REDIRECT), `signed in: ${again.status} ${again.url} ${/class="error[^>]*>([^<]*)/.exec(again.html)?.[1] ?? ''}`);
+    const made = await madeThroughUpstream();
+    const link = await links.find('self', upstreamSub);
+    assert.ok(link, 'linked');
+    const unlinked = [];
+    for (const account of made) if (!(await links.list(account.sub)).length) unlinked.push(account.username);
+    assert.deepEqual(unlinked, [], 'no account made through the upstream is left without its link');
+    assert.equal(made.length, 1, `one account made through the upstream: ${made.map((account) => account.username).join(', ')}`);
+    assert.equal(made[0]!.sub, link.sub);
+  });
+
+  it('cut off as its link was indexed: signed in again, the account page lists the link and removing the upstream finds the person (before the fix: neither, for ever)', async () => {
+    const { sub: upstreamSub } = await server.accounts.create('valerie', PASSWORD);
+    const agent = new Agent();
+    const again = await consented(agent, await cutThenAgain(agent, 'valerie', (chunk) => hasWrite(chunk) && chunk.includes('account:links:')));
+    assert.ok(again.url.startsWith(REDIRECT), `signed in: ${again.status} ${again.url}`);
+    const link = await links.find('self', upstreamSub);
+    assert.ok(link, 'linked');
+    assert.deepEqual((await links.list(link.sub)).map((listed) => listed.id), [`self:${upstreamSub}`], 'the account page lists the link (and lets the person remove it)');
+    assert.ok((await links.peopleLinkedTo('self')).includes(link.sub), 'removing the upstream finds the person, to end what was granted through it');
+  });
+});
