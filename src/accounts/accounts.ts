@@ -308,15 +308,19 @@ export class Accounts {
     };
     // Its address's index entry before the record: an entry whose account is not (yet) there is skipped (findByEmail).
     await this.#indexEmail(account.sub, claims.email);
+    // Listed before the record too (list and every reader of the set skip a sub with no account): listed
+    // after its name was taken, a make cut off at the listing (503) left a person no list showed, whose
+    // name was taken for ever (twelfth fresh-eyes passes).
+    await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
     await this.#save(account);
     try {
       await this.#claimUsername(account.sub, username, enforced.username);
     } catch (error) {
       await this.kv.del([accountKey(account.sub)]);
       await this.#unindexEmail(account.sub, claims.email);
+      await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
       throw error;
     }
-    await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
     return account;
   }
 

@@ -270,6 +270,11 @@ export class Apis {
     if (await this.#configured(api.identifier)) throw new ApiError(`the API ${api.identifier} is defined in the configuration`, 'conflict', 409);
     if (await this.kv.get(apiKey(api.identifier))) throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
     api = { ...api, addedAt: await this.#afterPredecessor(api.identifier) };
+    // Listed before it is written (list skips an identifier with no API): listed after, an addition cut
+    // off at the listing (503) left an API that worked, that no list showed, and that was "exists
+    // already" when added again (twelfth fresh-eyes passes). And again after: a removal of the
+    // identifier finishing meanwhile (#finishRemoval) may have taken it out of the list.
+    await this.kv.addToSet(APIS_KEY, api.identifier);
     if (!(await this.kv.set(apiKey(api.identifier), JSON.stringify(api), { onlyIfAbsent: true }))) {
       throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
     }

@@ -143,6 +143,11 @@ export class Upstreams {
       sealedSecret: this.#sealer.seal(upstreamKey(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
       createdAt: Math.floor(Date.now() / 1000),
     };
+    // Listed before it is written (list skips an id with no upstream): listed after, an addition cut off
+    // at the listing (503) left an upstream that signed people in, that no list or login page showed,
+    // and that was "exists already" when added again (twelfth fresh-eyes passes). And again after: a
+    // removal of the id meanwhile may have taken it out of the list.
+    await this.kv.addToSet(UPSTREAMS_KEY, rest.id);
     if (!(await this.kv.set(upstreamKey(rest.id), JSON.stringify(stored), { onlyIfAbsent: true }))) {
       throw new UpstreamError(`an upstream "${rest.id}" exists already`, true);
     }

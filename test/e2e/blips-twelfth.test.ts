@@ -8,11 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, type Page } from '../helpers/agent.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, pastOutages } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { hasWrite, startRelay, type Relay } from '../helpers/relay.js';
+import { commandsIn, hasWrite, startRelay, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
+import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -119,4 +120,54 @@ describe('e2e: twelfth blips pass: an upstream’s first sign-in cut off at a wr
     assert.deepEqual((await links.list(link.sub)).map((listed) => listed.id), [`self:${upstreamSub}`], 'the account page lists the link (and lets the person remove it)');
     assert.ok((await links.peopleLinkedTo('self')).includes(link.sub), 'removing the upstream finds the person, to end what was granted through it');
   });
+});
+
+describe('e2e: twelfth blips pass: what an operator adds, cut off before it is listed', function () {
+  this.timeout(60_000);
+  const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+  let relayed: RelayedServer;
+  let server: TestServer;
+  let admin: string;
+
+  before(async () => {
+    // A long command timeout: the cut is the blip; nothing else may time out on a loaded runner.
+    relayed = await startRelayedServer({}, { clients: [machineClient(OPS)] });
+    ({ server } = relayed);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+  });
+  after(() => relayed?.stop());
+
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  /** A write (a script) to the set that lists what the admin API lists at `path` (its key, whatever the store's prefix). */
+  const toTheList = (list: string) => (chunk: string) =>
+    commandsIn(chunk).some(([name = '', , count = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(count)).some((key) => key === list || key.endsWith(`:${list}`)));
+
+  const cases: { what: string; path: string; list: string; body: Record<string, unknown>; named: (listed: Record<string, unknown>) => boolean }[] = [
+    { what: 'a person (POST /admin/users)', path: '/users', list: 'accounts', body: { username: 'listed-twelfth', password: 'a long enough password for sure' }, named: (user) => user.username === 'listed-twelfth' },
+    { what: 'an API (POST /admin/apis)', path: '/apis', list: 'apis', body: { identifier: 'https://ledger-twelfth.example.test', scopes: ['read'] }, named: (api) => api.identifier === 'https://ledger-twelfth.example.test' },
+    {
+      what: 'an upstream provider (POST /admin/upstreams)',
+      path: '/upstreams',
+      list: 'upstreams',
+      body: { id: 'corp-twelfth', issuer: 'https://idp-twelfth.example.test', client_id: 'latchkey', client_secret: 'an upstream client secret', scope: 'openid' },
+      named: (upstream) => upstream.id === 'corp-twelfth',
+    },
+  ];
+  for (const { what, path, list, body, named } of cases) {
+    it(`${what}, the connection cut as it was to be listed: 503, and sent again it is made and listed (before the fix: made, never listed, and "exists already" for ever)`, async () => {
+      const cut = relayed.relay.cut(toTheList(list));
+      const blip = await call('POST', path, body);
+      relayed.relay.release();
+      assert.equal(await cut, true, 'the cut was reached');
+      assert.equal(blip.status, 503, `${blip.status} ${await blip.text()}`);
+      assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
+      const again = await pastOutages(() => call('POST', path, body));
+      assert.ok(again.status === 201 || again.status === 409, `sent again: ${again.status} ${await again.clone().text()}`);
+      const listed = await pastOutages(() => call('GET', path));
+      assert.equal(listed.status, 200);
+      assert.equal(((await listed.json()) as Record<string, unknown>[]).filter(named).length, 1, `${what} is listed once`);
+    });
+  }
 });
