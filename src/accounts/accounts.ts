@@ -433,10 +433,16 @@ export class Accounts {
     return this.kv.members(ACCOUNTS_KEY);
   }
 
+  /**
+   * Every person, by username: each account its username finds (findByUsername). A record whose make
+   * was cut off before its name was taken, and whose taking back failed too (the store away), is
+   * listed by its sub (#make lists it first) but is no one's: not shown, as findByUsername finds none.
+   */
   async list(): Promise<Account[]> {
     const subs = await this.kv.members(ACCOUNTS_KEY);
     const accounts = await Promise.all(subs.map((sub) => this.find(sub)));
-    return accounts.filter((a): a is Account => !!a).sort((a, b) => a.username.localeCompare(b.username));
+    const named = await Promise.all(accounts.map((account) => account && this.#viaUsername(account.username, (index) => this.kv.get(index))));
+    return accounts.filter((a, at): a is Account => !!a && named[at] === a.sub).sort((a, b) => a.username.localeCompare(b.username));
   }
 
   /**

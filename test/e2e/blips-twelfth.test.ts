@@ -170,4 +170,20 @@ describe('e2e: twelfth blips pass: what an operator adds, cut off before it is l
       assert.equal(((await listed.json()) as Record<string, unknown>[]).filter(named).length, 1, `${what} is listed once`);
     });
   }
+
+  it('a person (POST /admin/users), the connection cut at the write of their record (run, its answer lost; its taking back failed too): added again, listed once, the one their name finds (held; listed twice had the list read only its set)', async () => {
+    const body = { username: 'recorded-twelfth', password: 'a long enough password for sure' };
+    const record = (chunk: string) => commandsIn(chunk).some(([name = '', key = '', value = '']) => /^set$/i.test(name) && /(^|:)account:[0-9a-f-]{36}$/.test(key) && value.includes('"recorded-twelfth"'));
+    const cut = relayed.relay.cut(record, { answered: true });
+    const blip = await call('POST', '/users', body);
+    relayed.relay.release();
+    assert.equal(await cut, true, 'the cut was reached');
+    assert.equal(blip.status, 503);
+    const again = await pastOutages(() => call('POST', '/users', body));
+    assert.equal(again.status, 201, `added again: ${await again.clone().text()}`);
+    const { sub } = (await again.json()) as { sub: string };
+    const listed = await pastOutages(() => call('GET', '/users'));
+    assert.deepEqual(((await listed.json()) as { sub: string; username: string }[]).filter((user) => user.username === body.username).map((user) => user.sub), [sub]);
+    assert.equal((await server.accounts.findByUsername(body.username))?.sub, sub);
+  });
 });
