@@ -181,7 +181,8 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
   const method = document.token_endpoint_auth_method ?? 'none';
   if (typeof method !== 'string' || !AUTH_METHODS.has(method)) {
     throw new DocumentRefused(
-      `token_endpoint_auth_method "${String(method)}": a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret`,
+      // Quoted only when it is text: String() of some JSON throws (a 500 before the twelfth fresh-eyes pass at the authorization model).
+      `token_endpoint_auth_method ${typeof method === 'string' ? `"${method}"` : `(a JSON ${method === null ? 'null' : Array.isArray(method) ? 'array' : typeof method})`}: a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret`,
       'token_endpoint_auth_method: a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret',
     );
   }

@@ -312,12 +312,19 @@ const KEY_MEMBERS = ['n', 'e', 'x', 'y'] as const;
 /** The keys the engine takes from a client's JWK Set; others it skips (RFC 7517 §5), so they are not judged. */
 const JUDGED_CURVES: Record<string, readonly string[] | undefined> = { EC: ['P-256', 'P-384', 'P-521'], OKP: ['Ed25519', 'Ed448'] };
 
-/** Whether `key` reads as a public key: RSA of at least 2048 bits (RFC 7518 §3.3), EC or OKP; a key of a kind the engine skips passes. */
+/**
+ * Whether `key` reads as a public key: RSA of at least 2048 bits (RFC 7518 §3.3), EC or OKP; a key of
+ * a kind the engine skips passes. Its members are JSON of the registrant's: each is read as text only
+ * once it is a string (a `{"toString": 1}` thrown into String() was a 500 on every path that writes a
+ * client, and a kty of "constructor" or "__proto__" read the curves' table through what every object
+ * inherits: the twelfth fresh-eyes pass at the authorization model). JWK members are strings (RFC 7517 §4).
+ */
 function usableJwk(key: unknown): boolean {
   if (typeof key !== 'object' || key === null) return false;
   const { kty, crv } = key as { kty?: unknown; crv?: unknown };
-  if (kty !== 'RSA' && !JUDGED_CURVES[String(kty)]?.includes(String(crv))) return typeof kty === 'string';
-  if (KEY_MEMBERS.some((member) => member in key && !/^[A-Za-z0-9_-]+$/.test(String((key as Record<string, unknown>)[member])))) return false;
+  if (typeof kty !== 'string' || (crv !== undefined && typeof crv !== 'string')) return false;
+  if (kty !== 'RSA' && !(Object.hasOwn(JUDGED_CURVES, kty) && JUDGED_CURVES[kty]!.includes(String(crv)))) return true;
+  if (KEY_MEMBERS.some((member) => member in key && !(typeof (key as Record<string, unknown>)[member] === 'string' && /^[A-Za-z0-9_-]+$/.test((key as Record<string, string>)[member]!)))) return false;
   try {
     const read = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
     return read.type === 'public' && (read.asymmetricKeyType !== 'rsa' || (read.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048);
@@ -407,8 +414,14 @@ export function enforcePolicy(
       if (!usableJwk(key)) throw quoting(`jwks: key ${index + 1}${typeof (key as { kid?: unknown })?.kid === 'string' ? ` (kid ${(key as { kid: string }).kid})` : ''} is no public key that can be read`, `jwks: key ${index + 1} is no public key that can be read`);
     }
   }
+  // `owner` names the account whose developer page lists the app (a sub): an operator may set it
+  // (the admin API's OpenAPI document says a string); an object or a number named no one and was stored.
+  if (metadata.owner !== undefined && typeof metadata.owner !== 'string' && apiScopes !== ALREADY_CHECKED) {
+    throw new errors.InvalidClientMetadata('owner must be a string: the sub of the account whose developer page lists the app');
+  }
+  // Any JSON may come here, ahead of the engine's type checks: what is not a string is no method (and is never read as text).
   const method = metadata.token_endpoint_auth_method;
-  if (typeof method === 'string' && !policy.authMethods.includes(method)) {
+  if (method !== undefined && (typeof method !== 'string' || !policy.authMethods.includes(method))) {
     throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of: ${policy.authMethods.join(', ')}`);
   }
   // client_credentials is the client acting as itself: with no way to authenticate, anyone who
@@ -493,24 +506,20 @@ export function enforcePolicy(
   for (const name of WEB_URIS) {
     const value = metadata[name];
     if (value === undefined) continue;
-    let url: URL | undefined;
-    try {
-      url = new URL(String(value));
-    } catch {
-      url = undefined;
-    }
+    // A string, or no URL: anything else is never read as text (String() of some JSON throws).
+    const url = typeof value === 'string' ? URL.parse(value) ?? undefined : undefined;
     if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
       throw new errors.InvalidClientMetadata(`${name} must be an https URL`);
     }
     // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.
     if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
-    const host = apiScopes !== ALREADY_CHECKED ? uriHostProblem(String(value)) : undefined;
-    if (host) throw uriRefusal(name, String(value), host);
+    const host = apiScopes !== ALREADY_CHECKED ? uriHostProblem(value as string) : undefined;
+    if (host) throw uriRefusal(name, value as string, host);
     const foreign = selfService && apiScopes !== ALREADY_CHECKED && (SHOWN_URIS as readonly string[]).includes(name) ? ownHostProblem(metadata, name, url, redirectUris) : undefined;
     if (foreign) throw quoting(foreign, `${name} must be on the host of a redirect URI or a name under it (RFC 7591 section 5)`);
     // OpenID Connect Back-Channel Logout 1.0 §2.2: the URI "MUST NOT include a fragment component".
-    if (name === 'backchannel_logout_uri' && String(value).includes('#')) {
+    if (name === 'backchannel_logout_uri' && (value as string).includes('#')) {
       throw new errors.InvalidClientMetadata('backchannel_logout_uri must not have a fragment (Back-Channel Logout 1.0 section 2.2)');
     }
   }
@@ -561,7 +570,8 @@ export async function checkConfiguredClients(provider: Provider, clients: readon
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 
 export function takesSecret(metadata: Record<string, unknown>): boolean {
-  return SECRET_METHODS.has(String(metadata.token_endpoint_auth_method ?? 'client_secret_basic'));
+  const method = metadata.token_endpoint_auth_method ?? 'client_secret_basic';
+  return typeof method === 'string' && SECRET_METHODS.has(method);
 }
 
 /**
@@ -582,5 +592,5 @@ export function withoutUnusedSecret(metadata: Record<string, unknown>): void {
 
 export function applyRequirements(policy: RegistrationPolicy, metadata: Record<string, unknown>): void {
   const par = policy.requirePushedRequests;
-  if (par && !par.except.includes(String(metadata.client_id))) metadata.require_pushed_authorization_requests = true;
+  if (par && !(typeof metadata.client_id === 'string' && par.except.includes(metadata.client_id))) metadata.require_pushed_authorization_requests = true;
 }
