@@ -21,11 +21,23 @@ const DEFAULT_MAX_ENTRIES = 50;
 export const MAX_ENTRY_LENGTH = 2000;
 
 /**
- * The first list member that is too long or holds too long an entry, as an RFC 7591 description
- * starting with the member's name (the engine answers invalid_redirect_uri for "redirect_uris…"),
- * or undefined. Lists of anything but strings are left to the type checks.
+ * The members that hold one URI: at most MAX_ENTRY_LENGTH characters too, as a list's entries are
+ * (before the twelfth fresh-eyes pass only the body's limit bounded them: a logo or policy link of
+ * 50,000 characters was put in the consent page, a back-channel URI as long posted to).
+ */
+const SINGLE_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'initiate_login_uri', 'jwks_uri', 'backchannel_logout_uri', 'sector_identifier_uri'] as const;
+
+/**
+ * The first list member that is too long or holds too long an entry, or URI member that is too long,
+ * as an RFC 7591 description starting with the member's name (the engine answers
+ * invalid_redirect_uri for "redirect_uris…"), or undefined. Lists of anything but strings are left
+ * to the type checks.
  */
 export function listLimitProblem(metadata: Record<string, unknown>): string | undefined {
+  for (const name of SINGLE_URIS) {
+    const value = metadata[name];
+    if (typeof value === 'string' && value.length > MAX_ENTRY_LENGTH) return `${name}: longer than ${MAX_ENTRY_LENGTH} characters`;
+  }
   const keys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
   for (const [name, value] of [...Object.entries(metadata), ['jwks.keys', keys] as const]) {
     if (!Array.isArray(value)) continue;

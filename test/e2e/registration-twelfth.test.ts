@@ -98,6 +98,33 @@ describe('e2e: registration, developers and operators (twelfth fresh-eyes pass)'
     }
   });
 
+  it('a logo, link, jwks, back-channel or initiate-login URI longer than a list entry may be (2,000 characters) is invalid_client_metadata on every path that writes a client, as a redirect URI is; one of 2,000 is taken', async () => {
+    const registered = await json('/reg', 'POST', web);
+    let token = registered.body.registration_access_token!;
+    const added = await adminJson(server.url, admin, 'POST', '/clients', web);
+    for (const name of ['logo_uri', 'policy_uri', 'tos_uri', 'client_uri', 'initiate_login_uri', 'jwks_uri', 'backchannel_logout_uri']) {
+      const uri = (length: number) => {
+        const start = 'https://app.example.test/';
+        return `${start}${'a'.repeat(length - start.length)}`;
+      };
+      const metadata = (length: number) => ({ ...web, [name]: uri(length), ...(name === 'jwks_uri' ? { token_endpoint_auth_method: 'private_key_jwt' } : {}) });
+      const answers = {
+        'RFC 7591': await json('/reg', 'POST', metadata(2001)),
+        'RFC 7592': await json(`/reg/${registered.body.client_id}`, 'PUT', { ...metadata(2001), client_id: registered.body.client_id }, token),
+        'admin API POST': await adminJson(server.url, admin, 'POST', '/clients', metadata(2001)),
+        'admin API PUT': await adminJson(server.url, admin, 'PUT', `/clients/${added.body.client_id}`, metadata(2001)),
+      };
+      for (const [path, answer] of Object.entries(answers)) {
+        assert.equal(answer.status, 400, `${name}, ${path}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+        assert.equal(answer.body.error, 'invalid_client_metadata', `${name}, ${path}`);
+        assert.match(answer.body.error_description!, new RegExp(`^${name}: longer than 2000 characters`), `${name}, ${path}`);
+      }
+      const taken = await json(`/reg/${registered.body.client_id}`, 'PUT', { ...metadata(2000), client_id: registered.body.client_id }, token);
+      assert.equal(taken.status, 200, `${name}: ${JSON.stringify(taken.body)}`);
+      token = taken.body.registration_access_token!;
+    }
+  });
+
   it('a Client ID Metadata Document holding such metadata is refused on the error page (400, "Unknown application"), never a 500', async () => {
     const authorize = () => {
       const url = new URL(`${server.issuer}/auth`);
