@@ -703,8 +703,9 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // An essential acr asked is answered with one of its values: the highest the sign-in meets (see the patch).
   essentialAcrInIdTokens(provider);
-  // A code or device code redeemed after its client was narrowed gets only what the client may have now.
-  boundCodesToCurrentRegistration(provider, config.pkce.required);
+  // A code or device code redeemed after its client was narrowed gets only what the client may have now,
+  // and a code issued before the client was narrowed gets nothing, though it is as wide again now.
+  boundCodesToCurrentRegistration(provider, config.pkce.required, (clientId) => clientNarrowedAt(kv, clientId));
   // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.
   codesNameRedirectUri(provider);
   // What a client got while confidential is redeemed only by it authenticating, however it became public.

@@ -644,6 +644,8 @@ class KvAdapter implements Adapter {
       ...(records.length ? { records } : {}),
       // The index holds the session's digest (or, from the release before, its id): its key is the prefix and it.
       ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: oidcSessionUidKey(payload.sessionUid), prefix: OIDC_SESSION_PREFIX }] } : {}),
+      // A code is held to its client's cutoff (clientNarrowedAt, patches/current-registration.ts), read with its grant.
+      ...(this.model === 'AuthorizationCode' && typeof payload.clientId === 'string' ? { strings: [oidcClientNarrowedKey(payload.clientId)] } : {}),
     });
     if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId, typeof payload.clientId === 'string' ? payload.clientId : undefined);
   }
@@ -961,7 +963,11 @@ export async function endPendingSignIns(kv: Kv, clientId: string, lifetime: numb
   return at;
 }
 
-/** The cutoff of a client's sign-ins (endPendingSignIns), while it can matter; one read (or one started ahead: readInteractionAhead). */
+/**
+ * The cutoff of a client's sign-ins (endPendingSignIns), while it can matter; one read (or one started
+ * ahead: readInteractionAhead, and readAheadFor with a code's grant at the token endpoint, which holds
+ * a code issued at or before it to it too).
+ */
 export async function clientNarrowedAt(kv: Kv, clientId: string): Promise<number | undefined> {
   const at = await kv.get(oidcClientNarrowedKey(clientId));
   return at === undefined ? undefined : Number(at);

@@ -54,8 +54,13 @@
  *   offline_access is dropped too when the client may no longer use the refresh_token grant, and a
  *   code that loses offline_access either way is redeemed as one issued without it: its tokens end
  *   with the session it was issued in (expiresWithSession), as the tokens of every grant without
- *   offline access do.
- * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
+ *   offline access do. And a code issued at or before its client's cutoff (the narrowing that ends
+ *   its sign-ins in progress, above) is invalid_grant, though the client is as wide again now: a code
+ *   issued to a redirect URI taken out and put back, or before the code grant was taken away and
+ *   given back, was refused while narrowed and redeemed once widened again (twelfth fresh-eyes passes
+ *   of 2026-12-07); its `grantedAt` (the store's clock) is compared, read with its grant (store/adapter.ts
+ *   readAheadFor). Device codes end with such a narrowing already (endPendingRequests).
+ * Pinned by test/e2e/endings-twelfth.test.ts, test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
  * "a code issued before an operator narrowed …"), test/e2e/redteam-granted-4.test.ts and
  * test/unit/provider-patches.test.ts.
  */
@@ -144,10 +149,18 @@ export function withCurrentRegistration(
 }
 
 /** The token endpoint's codes and device codes, held to their client's registration now (see above). */
-export function boundCodesToCurrentRegistration(provider: Provider, pkce: PkceSetting = 'all'): void {
-  checkAtTokenEndpoint<RegisteredClient & { clientId: string; clientAuthMethod?: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
+export function boundCodesToCurrentRegistration(provider: Provider, pkce: PkceSetting = 'all', narrowedAt?: (clientId: string) => Promise<number | undefined>): void {
+  checkAtTokenEndpoint<RegisteredClient & { clientId: string; clientAuthMethod?: string }>([provider.AuthorizationCode, provider.DeviceCode], async (code, client) => {
     if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
       throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
+    }
+    // Issued at or before the client was narrowed (its cutoff, as for sign-ins above), though it is as wide again now.
+    if (code.kind === 'AuthorizationCode' && narrowedAt) {
+      const cutoff = await narrowedAt(client.clientId);
+      const issued = code.grantedAt ?? code.iat;
+      if (cutoff !== undefined && (typeof issued !== 'number' || issued <= cutoff)) {
+        throw new errors.InvalidGrant('the client registration changed since this code was issued; make the authorization request again');
+      }
     }
     // An authorization code (a device code has no PKCE) issued without it to a client that must use it now.
     if (code.kind === 'AuthorizationCode' && code.codeChallenge === undefined && (pkce === 'all' || client.clientAuthMethod === 'none')) {

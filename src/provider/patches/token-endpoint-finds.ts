@@ -21,6 +21,9 @@ export interface Redeemed {
   readonly kind?: string;
   /** An authorization code's PKCE challenge (RFC 7636), when its request sent one. */
   readonly codeChallenge?: string;
+  /** When it was issued, on the engine's clock (the instance's machine), and when its grant was given, on the store's (patches/grant-given-at.ts). */
+  readonly iat?: number;
+  readonly grantedAt?: number;
   /** Whether its tokens end with the session it was issued in (the engine's: a code without offline_access). */
   expiresWithSession?: boolean;
   readonly consumed?: unknown;
