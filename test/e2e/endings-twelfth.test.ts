@@ -17,6 +17,7 @@ import { dirname } from 'node:path';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { freePort } from '../helpers/redis.js';
+import { serverRestarts } from '../helpers/restarts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { adminJson, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
@@ -107,5 +108,30 @@ describe('e2e: twelfth fresh-eyes pass, endings that do not end: a code across i
     const answer = await redeem();
     assert.equal(answer.status, 400, `the code from before the narrowing got tokens: ${JSON.stringify(answer.body)}`);
     assert.equal(answer.body.error, 'invalid_grant', JSON.stringify(answer.body));
+  });
+});
+
+describe('e2e: twelfth fresh-eyes pass, endings that do not end: a configured client’s code across restarts that narrow and widen it', function () {
+  this.timeout(90_000);
+  const restarts = serverRestarts();
+  const SECRET = 'twelfth-configured-secret-with-plenty-of-entropy-0123';
+  const web = (redirectUris: string[]) => ({ client_id: 'web', client_secret: SECRET, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email' });
+
+  it('a code issued before a restart took its redirect URI out of CLIENTS, redeemed after one that put it back, gets no tokens (the client as wide as when the code was issued)', async () => {
+    const server = await restarts.start({ cheapHashing: true, clients: [web([LEGACY, CALLBACK])] });
+    await server.accounts.create('una', PASSWORD);
+    const config = await oidc.discovery(new URL(server.issuer), 'web', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, LEGACY, { scope: 'openid email' });
+    const back = await signInSteps(agent, page, { username: 'una', password: PASSWORD, stopAt: LEGACY });
+    assert.ok(new URL(back.url).searchParams.get('code'), back.url);
+
+    await restarts.start({ cheapHashing: true, clients: [web([CALLBACK])] });
+    await restarts.start({ cheapHashing: true, clients: [web([LEGACY, CALLBACK])] });
+    const redeemed = await oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }).then(
+      () => 'tokens',
+      (error: unknown) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+    );
+    assert.equal(redeemed, 'invalid_grant', 'the code from before the restart that narrowed the client');
   });
 });
