@@ -63,7 +63,7 @@ import { UpstreamLinks } from './accounts/links.js';
 import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
-import { announceIssuer, announceServer, evictingStore, servedElsewhere, unreachableStore } from './store/control.js';
+import { announceIssuer, announceServer, evictingStore, ringServedElsewhere, servedElsewhere, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
@@ -151,6 +151,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         portInUse(listening),
         config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' }, others: [config.port] }) : undefined,
         kv.kind === 'embedded' ? servedElsewhere(config) : undefined,
+        kv.kind === 'embedded' ? ringServedElsewhere(config) : undefined,
       ])
     ).filter((conflict) => conflict !== undefined);
     if (conflicts.length) {

@@ -7,7 +7,8 @@ import type { Kv } from '../store/kv.js';
 import type { RotationPolicy } from './lifecycle.js';
 import { Sealer } from './sealing.js';
 import { KeyringService } from './service.js';
-import { FileRingStore, KvRingStore, type RingStore } from './stores.js';
+import { ringUsedElsewhere } from '../store/control.js';
+import { FileRingStore, KvRingStore, RingUnusable, type RingStore } from './stores.js';
 
 /**
  * `published`: what the instances said in the store (RevocationList lifetimes()). `signed`: the
@@ -55,9 +56,20 @@ export function keyRevocationHorizon(config: Config, published: { readonly lead?
   return Math.max(longestAccessTokenLifetime(config), Math.floor(lead / 2)) + Math.ceil(Math.max(config.keys.refreshInterval, published.refresh ?? 0));
 }
 
-/** Redis when the store is Redis (sealed), else keys/keyring.json. */
+/**
+ * Redis when the store is Redis (sealed), else keys/keyring.json: refused when a server running on
+ * another embedded store uses that ring (a CLI given another EMBEDDED_FILE, or run on a store file no
+ * server serves, rotated or revoked that server's keys while it said it acted on the other store).
+ */
 export function ringStore(config: Config, kv: Kv): RingStore {
-  return kv.kind === 'redis' ? new KvRingStore(kv, new Sealer(config.keys.secrets)) : new FileRingStore(resolve(config.keys.dir));
+  if (kv.kind === 'redis') return new KvRingStore(kv, new Sealer(config.keys.secrets));
+  const other = ringUsedElsewhere(config);
+  if (other) {
+    throw new RingUnusable(
+      `keys.dir (KEYS_DIR): ${other.ring} is the signing key ring of the latchkey server at ${other.issuer} (pid ${other.pid}, on ${other.file}), not of ${resolve(config.embedded.file)}: unset EMBEDDED_FILE to act on that server, or give this store its own KEYS_DIR (as its server is given)`,
+    );
+  }
+  return new FileRingStore(resolve(config.keys.dir));
 }
 
 /** `published`: what the servers said in the store (publishedRotationPolicy), planned with from the first maintenance, at open, on. */

@@ -10,7 +10,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import { ROOT } from '../paths.js';
@@ -172,6 +172,45 @@ export async function servedElsewhere(config: Config): Promise<StoreAccessError 
   );
 }
 
+/**
+ * Which running server uses the key ring in `keys.dir` (embedded store only): `<keys.dir>/keyring.json.server`.
+ * Without Redis the ring is a file beside no particular store, so two embedded servers started from
+ * one directory (the README's "Port 3000 taken?") shared keys/keyring.json: each rotated and revoked
+ * the other's keys, and a CLI given the second one's EMBEDDED_FILE (or one with no server) rotated the
+ * first's, saying it acted on the other store (twelfth newcomer pass).
+ */
+interface RingRunInfo {
+  readonly pid: number;
+  readonly issuer: string;
+  /** The embedded store file that server runs on, its full path. */
+  readonly file: string;
+}
+
+function ringRunPath(config: Config): string {
+  return join(resolve(config.keys.dir), 'keyring.json.server');
+}
+
+/** The server running now on another embedded store than `config`'s that uses `config`'s key ring, if any. */
+export function ringUsedElsewhere(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
+  let info: RingRunInfo;
+  try {
+    info = JSON.parse(readFileSync(ringRunPath(config), 'utf8')) as RingRunInfo;
+  } catch {
+    return undefined;
+  }
+  if (!Number.isSafeInteger(info.pid) || typeof info.file !== 'string' || !alive(info.pid) || samePath(info.file, resolve(config.embedded.file))) return undefined;
+  return { ...info, ring: join(config.keys.dir, 'keyring.json') };
+}
+
+/** At a start on the embedded store: the key ring another running server on another store uses, said in one line. */
+export function ringServedElsewhere(config: Config): StoreAccessError | undefined {
+  const other = ringUsedElsewhere(config);
+  if (!other) return undefined;
+  return new StoreAccessError(
+    `KEYS_DIR: ${other.ring} is the signing key ring of the latchkey server at ${other.issuer} (pid ${other.pid}, on ${other.file}); two embedded stores on one key ring rotate and revoke each other's keys: give this one its own, e.g. KEYS_DIR=keys/other (or stop that one)`,
+  );
+}
+
 /** How long a server's announcement lasts unless renewed: servers renew it every minute (main.ts). */
 const ANNOUNCEMENT_SECONDS = 150;
 
@@ -208,6 +247,11 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
     } catch (error) {
       warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
     }
+    try {
+      writeFileSync(ringRunPath(config), JSON.stringify({ pid, issuer: config.issuer, file: resolve(config.embedded.file) } satisfies RingRunInfo), { mode: 0o600 });
+    } catch {
+      // keys.dir is written at start (the ring); one that cannot hold this record protects nothing less than before
+    }
   }
   let announced = false;
   if (kv.kind === 'redis') {
@@ -238,11 +282,20 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
   }
   return async () => {
     if (readRunInfo(config)?.pid === pid) rmSync(paths.run, { force: true });
+    if (kv.kind === 'embedded' && ringRunPid(config) === pid) rmSync(ringRunPath(config), { force: true });
     if (server) {
       await new Promise<void>((done) => server.close(() => done()));
       rmSync(paths.socket, { force: true });
     }
   };
+}
+
+function ringRunPid(config: Config): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(ringRunPath(config), 'utf8')) as RingRunInfo).pid;
+  } catch {
+    return undefined;
+  }
 }
 
 function answers(path: string): Promise<boolean> {

@@ -399,10 +399,11 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         this.timeout(120_000); // nine starts of the server's process, each refused only after its checks
         const cases: [Record<string, string>, RegExp][] = [
           [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process; .*give this one its own with EMBEDDED_FILE=data\/other\.json/],
-          [{ EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
+          // (another embedded file and key ring: the running server's KEYS_DIR is refused on another store, twelfth newcomer pass)
+          [{ EMBEDDED_FILE: join(dir, 'other.json'), KEYS_DIR: join(dir, 'other-keys') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
           // (another embedded file, so that only the port is in the way)
-          [{ PORT: '0', METRICS_PORT: String(server.port), EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: METRICS_PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use`)],
-          [{ PORT: '0', HOST: 'no-such-host.invalid', EMBEDDED_FILE: join(dir, 'other.json') }, /^latchkey: HOST: "no-such-host\.invalid" is not a known host name; expected an address of this machine/],
+          [{ PORT: '0', METRICS_PORT: String(server.port), EMBEDDED_FILE: join(dir, 'other.json'), KEYS_DIR: join(dir, 'other-keys') }, new RegExp(`^latchkey: METRICS_PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use`)],
+          [{ PORT: '0', HOST: 'no-such-host.invalid', EMBEDDED_FILE: join(dir, 'other.json'), KEYS_DIR: join(dir, 'other-keys') }, /^latchkey: HOST: "no-such-host\.invalid" is not a known host name; expected an address of this machine/],
         ];
         for (const [extra, pattern] of cases) {
           const run = await latchkey({ ...env, LOG_LEVEL: 'silent', ...extra }, ['serve']);
