@@ -7,7 +7,7 @@ import type { Kv } from '../store/kv.js';
 import type { RotationPolicy } from './lifecycle.js';
 import { Sealer } from './sealing.js';
 import { KeyringService } from './service.js';
-import { ringUsedElsewhere } from '../store/control.js';
+import { ringUsedElsewhere, ringUser } from '../store/control.js';
 import { FileRingStore, KvRingStore, RingUnusable, type RingStore } from './stores.js';
 
 /**
@@ -80,7 +80,32 @@ export async function openKeyring(config: Config, kv: Kv, logger?: Logger, publi
     policy: rotationPolicy(config),
     rsaBits: config.keys.rsaBits,
     refreshInterval: config.keys.refreshInterval,
-    ...(kv.kind === 'redis' ? { importFrom: new FileRingStore(resolve(config.keys.dir)) } : {}),
+    ...(kv.kind === 'redis' ? { importFrom: new ImportedRing(config, logger) } : {}),
     ...(logger ? { logger } : {}),
   });
+}
+
+/**
+ * keys/keyring.json as a server on Redis imports it when the store holds no ring, unless a running
+ * embedded server (one from the same directory) signs with it: the two issuers signed with one private
+ * key, and a key revoked or rotated on Redis went on signing there (twelfth newcomer pass). Said, as
+ * the store then makes a ring of its own.
+ */
+class ImportedRing extends FileRingStore {
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger | undefined,
+  ) {
+    super(resolve(config.keys.dir));
+  }
+
+  override async readRaw(): Promise<string | undefined> {
+    const user = ringUser(this.config);
+    if (!user) return super.readRaw();
+    this.logger?.warn(
+      { ring: user.ring, pid: user.pid },
+      `not importing the signing keys of ${user.ring}: the latchkey server at ${user.issuer} (pid ${user.pid}, on the embedded store ${user.file}) signs with them; the store gets a key ring of its own (stop that server first to move its keys to Redis)`,
+    );
+    return undefined;
+  }
 }

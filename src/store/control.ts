@@ -190,16 +190,22 @@ function ringRunPath(config: Config): string {
   return join(resolve(config.keys.dir), 'keyring.json.server');
 }
 
-/** The server running now on another embedded store than `config`'s that uses `config`'s key ring, if any. */
-export function ringUsedElsewhere(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
+/** The server on the embedded store running now that uses `config`'s key ring (keys.dir), if any; `ring`: the ring's file, for messages. */
+export function ringUser(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
   let info: RingRunInfo;
   try {
     info = JSON.parse(readFileSync(ringRunPath(config), 'utf8')) as RingRunInfo;
   } catch {
     return undefined;
   }
-  if (!Number.isSafeInteger(info.pid) || typeof info.file !== 'string' || !alive(info.pid) || samePath(info.file, resolve(config.embedded.file))) return undefined;
+  if (!Number.isSafeInteger(info.pid) || typeof info.file !== 'string' || typeof info.issuer !== 'string' || !alive(info.pid)) return undefined;
   return { ...info, ring: join(config.keys.dir, 'keyring.json') };
+}
+
+/** The server running now on another embedded store than `config`'s that uses `config`'s key ring, if any. */
+export function ringUsedElsewhere(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
+  const user = ringUser(config);
+  return user && !samePath(user.file, resolve(config.embedded.file)) ? user : undefined;
 }
 
 /** At a start on the embedded store: the key ring another running server on another store uses, said in one line. */

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey, serveProcess, type Run, type ServerProcess } from '../helpers/process.js';
-import { freePort } from '../helpers/redis.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
 import { testDir, testEnv } from '../helpers/server.js';
 
 /** `latchkey serve` expected to refuse: its run, or a failure if it started instead (stopped by the pid its run file names). */
@@ -91,5 +91,26 @@ describe('a newcomer, twelfth pass', function () {
     assert.equal((await latchkey(elsewhere, ['users', 'list'])).status, 0);
     const listed = await latchkey(env, ['keys', 'list']);
     assert.equal(listed.status, 0, listed.stderr);
+  });
+
+  it("a server on Redis started beside the running embedded one does not import the embedded one's keys/keyring.json: the two issuers signed with one private key, and a key revoked on Redis went on signing there", async () => {
+    const redis = await startRedisServer();
+    try {
+      const port = await freePort();
+      const ringBefore = readFileSync(ringFile(), 'utf8');
+      const onRedis = await serveProcess({ ...env, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_URL: redis.url, LOG_LEVEL: 'info' });
+      try {
+        const kids = async (url: string) => ((await (await fetch(`${url}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+        const [embedded, shared] = await Promise.all([kids(first.url), kids(onRedis.url)]);
+        assert.deepEqual(embedded.filter((kid) => shared.includes(kid)), [], 'no key of the embedded server is in the Redis one\'s JWKS');
+        assert.match(onRedis.stdout(), /not importing the signing keys of .*keyring\.json: the latchkey server at http:\/\/localhost:\d+ \(pid \d+, on the embedded store .*store\.json\) signs with them; the store gets a key ring of its own/);
+        assert.doesNotMatch(onRedis.stdout(), /delete it once this server runs/);
+      } finally {
+        await onRedis.stop();
+      }
+      assert.equal(readFileSync(ringFile(), 'utf8'), ringBefore, "the embedded server's key ring is as it was");
+    } finally {
+      await redis.stop();
+    }
   });
 });
