@@ -14,7 +14,7 @@
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type ApiDefinition, type Apis, type ClientGrant } from '../apis/apis.js';
 import { predatesClient } from './consents.js';
-import { COMMA_RULE, joinedWithCommas } from './scope-commas.js';
+import { COMMA_RULE, joinedWithCommas } from '../apis/scope-commas.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
 import { grantGivenAt } from './patches/grant-given-at.js';

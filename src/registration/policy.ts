@@ -14,6 +14,7 @@ import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 import { isLoopback } from '../http/this-machine.js';
+import { COMMA_RULE, joinedWithCommas } from '../apis/scope-commas.js';
 import { listLimitProblem } from './metadata-limits.js';
 import { uriHostProblem } from './uri-hosts.js';
 
@@ -498,7 +499,9 @@ export function enforcePolicy(
     if (apiScopes !== ALREADY_CHECKED && !apiScopes.includes(scope)) {
       // What the registrant may ask for: an operator-only scope is not listed to a self-service registrant.
       const offered = [...new Set([...policy.scopes, ...apiScopes])].filter((name) => !(selfService && policy.privilegedScopes.includes(name)));
-      throw quoting(`scope "${scope}" is not offered here; allowed: ${offered.join(' ')}`, `scope: one is not offered here; allowed: ${offered.join(' ')}`);
+      // `--scope openid,profile` (twelfth newcomer pass): said to be separated by spaces, as the authorization endpoint says it.
+      const commas = joinedWithCommas([scope], (name) => offered.includes(name)) ? `; ${COMMA_RULE}` : '';
+      throw quoting(`scope "${scope}" is not offered here; allowed: ${offered.join(' ')}${commas}`, `scope: one is not offered here; allowed: ${offered.join(' ')}${commas}`);
     }
     setAside.push(scope);
   }

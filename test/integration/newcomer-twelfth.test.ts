@@ -93,6 +93,29 @@ describe('a newcomer, twelfth pass', function () {
     assert.equal(listed.status, 0, listed.stderr);
   });
 
+  it('a scope written with commas (--scope read,write) is refused at apis add, saying scopes are separated by spaces, and clients add says so of known scopes joined so (apis add made one scope "read,write"; clients add said only "not offered")', async () => {
+    const said = (stderr: string) => stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+    const api = await latchkey(env, ['apis', 'add', 'https://commas.example.com', '--scope', 'read,write']);
+    assert.equal(api.status, 1, api.stderr);
+    assert.deepEqual(said(api.stderr), ['latchkey: scope "read,write" holds a comma: scopes are separated by spaces, not commas (RFC 6749 section 3.3); name each on its own: read write']);
+    const apis = JSON.parse((await latchkey(env, ['apis', 'list'])).stdout) as { identifier: string }[];
+    assert.deepEqual(apis.filter((listed) => listed.identifier === 'https://commas.example.com'), []);
+
+    const client = await latchkey(env, ['clients', 'add', '--client-id', 'commas', '--redirect-uri', 'http://localhost:8080/callback', '--scope', 'openid,profile']);
+    assert.equal(client.status, 1, client.stderr);
+    const [line, ...more] = said(client.stderr);
+    assert.deepEqual(more, [], client.stderr);
+    assert.match(line!, /^latchkey: invalid_client_metadata: scope "openid,profile" is not offered here; allowed: .*; scopes are separated by spaces, not commas \(RFC 6749 section 3\.3\)$/);
+    // Words none of which is a scope here are not taken for a list.
+    const unknown = await latchkey(env, ['clients', 'add', '--client-id', 'commas', '--redirect-uri', 'http://localhost:8080/callback', '--scope', 'foo,bar']);
+    assert.equal(unknown.status, 1, unknown.stderr);
+    assert.doesNotMatch(unknown.stderr, /commas/);
+    // Space-separated, as the refusals say, both are taken.
+    const spaced = await latchkey(env, ['apis', 'add', 'https://commas.example.com', '--scope', 'read write']);
+    assert.equal(spaced.status, 0, spaced.stderr);
+    assert.deepEqual((JSON.parse(spaced.stdout) as { scopes: string[] }).scopes, ['read', 'write']);
+  });
+
   it("a server on Redis started beside the running embedded one does not import the embedded one's keys/keyring.json: the two issuers signed with one private key, and a key revoked on Redis went on signing there", async () => {
     const redis = await startRedisServer();
     try {

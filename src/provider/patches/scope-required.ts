@@ -25,7 +25,7 @@
  */
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import { shownAs } from '../../http/errors.js';
-import { COMMA_RULE, joinedWithCommas } from '../scope-commas.js';
+import { COMMA_RULE, joinedWithCommas } from '../../apis/scope-commas.js';
 import { beforeCheckScope } from './before-check-scope.js';
 
 /** The scopes a provider knows: its static ones, and those of the APIs in the store now. */
