@@ -49,8 +49,20 @@ export function reservedScopeProblem(scope: string): string | undefined {
   if (!RESERVED_SCOPES.has(scope)) return undefined;
   return `"${scope}" is reserved (an OpenID Connect scope, or a privileged API's) and cannot be an API's scope: name it for the API, such as "ledger:${scope}"`;
 }
+/** RFC 6749 §3.3's separator, said wherever scopes come joined with commas (apis/scope-commas.ts). */
+export const COMMA_RULE = 'scopes are separated by spaces, not commas (RFC 6749 section 3.3)';
+
+/**
+ * An API's scope holding a comma: `--scope read,write` (or `"scopes": ["read,write"]`) made one scope
+ * named so, which no client asks for by that name, and which the authorization endpoint reads as a
+ * mistake for a space (twelfth newcomer pass).
+ */
+export function commaScopeProblem(scope: string): string | undefined {
+  if (!scope.includes(',')) return undefined;
+  return `"${scope}" holds a comma: ${COMMA_RULE}; name each on its own: ${scope.split(',').filter(Boolean).join(' ')}`;
+}
 const apiScope = scopeToken.superRefine((scope, ctx) => {
-  const problem = reservedScopeProblem(scope);
+  const problem = reservedScopeProblem(scope) ?? commaScopeProblem(scope);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 

@@ -15,12 +15,11 @@
  * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids);
  * configured-apis → JSON { <identifier>: RecordedApi }, the configuration's as the last start saw them.
  */
-import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
+import { commaScopeProblem, RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
 import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY, CONFIGURED_APIS_KEY } from '../store/keys.js';
 import { isDeepStrictEqual } from 'node:util';
 import { epochSeconds, untilSecond } from '../clock.js';
-import { COMMA_RULE } from './scope-commas.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 
 /**
@@ -693,11 +692,8 @@ function checkIdentifier(identifier: unknown): string {
 function checkScopes(scopes: readonly unknown[]): string[] {
   for (const scope of scopes) {
     if (typeof scope !== 'string' || !SCOPE_TOKEN.test(scope)) throw new ApiError(`scope ${JSON.stringify(scope)} is not a scope token (RFC 6749 §3.3)`, 'invalid_request', 400);
-    // `--scope read,write` made one scope, "read,write", that no client asked for by that name (twelfth
-    // newcomer pass): a comma, which the authorization endpoint reads as a mistake for a space, names no API's scope.
-    if (scope.includes(',')) throw new ApiError(`scope ${JSON.stringify(scope)} holds a comma: ${COMMA_RULE}; name each on its own: ${scope.split(',').filter(Boolean).join(' ')}`, 'invalid_request', 400);
-    const reserved = reservedScopeProblem(scope);
-    if (reserved) throw new ApiError(`scope ${reserved}`, 'invalid_request', 400);
+    const problem = reservedScopeProblem(scope) ?? commaScopeProblem(scope);
+    if (problem) throw new ApiError(`scope ${problem}`, 'invalid_request', 400);
   }
   return scopes as string[];
 }

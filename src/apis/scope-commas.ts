@@ -5,7 +5,7 @@
  * refused, the description says so, rather than send the developer looking for a scope or a grant
  * already there.
  */
-export const COMMA_RULE = 'scopes are separated by spaces, not commas (RFC 6749 section 3.3)';
+export { COMMA_RULE } from '../config.js';
 
 /** Whether one of `words` holds a known scope (`known`) joined to others with commas. */
 export function joinedWithCommas(words: Iterable<string>, known: (scope: string) => boolean): boolean {

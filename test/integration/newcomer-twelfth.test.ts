@@ -93,7 +93,7 @@ describe('a newcomer, twelfth pass', function () {
     assert.equal(listed.status, 0, listed.stderr);
   });
 
-  it('a scope written with commas (--scope read,write) is refused at apis add, saying scopes are separated by spaces, and clients add says so of known scopes joined so (apis add made one scope "read,write"; clients add said only "not offered")', async () => {
+  it('a scope written with commas (--scope read,write) is refused at apis add and in resourceServers, saying scopes are separated by spaces, and clients add says so of known scopes joined so (apis add made one scope "read,write"; clients add said only "not offered")', async () => {
     const said = (stderr: string) => stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
     const api = await latchkey(env, ['apis', 'add', 'https://commas.example.com', '--scope', 'read,write']);
     assert.equal(api.status, 1, api.stderr);
@@ -110,6 +110,10 @@ describe('a newcomer, twelfth pass', function () {
     const unknown = await latchkey(env, ['clients', 'add', '--client-id', 'commas', '--redirect-uri', 'http://localhost:8080/callback', '--scope', 'foo,bar']);
     assert.equal(unknown.status, 1, unknown.stderr);
     assert.doesNotMatch(unknown.stderr, /commas/);
+    // The configuration's APIs are held to the same rule, at every start and CLI command.
+    const configured = await latchkey({ ...env, RESOURCE_SERVERS: JSON.stringify([{ identifier: 'https://configured.example.com', scopes: ['read,write'] }]) }, ['users', 'list']);
+    assert.equal(configured.status, 1, configured.stderr);
+    assert.deepEqual(said(configured.stderr), ['latchkey: resourceServers.0.scopes.0 (RESOURCE_SERVERS): "read,write" holds a comma: scopes are separated by spaces, not commas (RFC 6749 section 3.3); name each on its own: read write, got "read,write"']);
     // Space-separated, as the refusals say, both are taken.
     const spaced = await latchkey(env, ['apis', 'add', 'https://commas.example.com', '--scope', 'read write']);
     assert.equal(spaced.status, 0, spaced.stderr);
