@@ -509,31 +509,50 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/grants/refresh_token.js'), /RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\);[\s\S]*?if \(refreshToken\.isExpired\) \{/);
   });
 
-  it('lifetimes-as-configured.ts accessTokensAsConfigured: an opaque AccessToken and ClientCredentials are found through the static verify they inherit, with `aud` and the first save\'s `iat` in the stored payload; patched, one past its iat plus the lifetime read now is not found, one within it has its exp lowered, and a raised lifetime extends nothing', async () => {
+  it('lifetimes-as-configured.ts accessTokensAsConfigured: an opaque AccessToken and ClientCredentials are found through the static find (AccessToken\'s own calls BaseModel\'s), with `aud` and the first save\'s `iat` in the stored payload and isExpired read from `exp`; patched, one past its iat plus the lifetime read now is not found, one within it has its exp lowered, a raised lifetime extends nothing, and a failing read of the lifetime is not "not found"', async () => {
     for (const model of ['access_token', 'client_credentials']) assert.doesNotMatch(source(`models/${model}.js`), /static (async )?verify\(/, model);
     assert.match(source('models/access_token.js'), /static async find\(\.\.\.args\) \{\s*return checkSessionBinding\(provider, await super\.find\(\.\.\.args\), args\[1\]\);/);
     assert.doesNotMatch(source('models/client_credentials.js'), /static (async )?find\(/);
     assert.match(source('models/access_token.js'), /'aud',/);
     assert.match(source('models/client_credentials.js'), /'aud',/);
+    assert.match(source('models/base_model.js'), /get isExpired\(\) \{ return this\.exp <= epochTime\(\); \}/);
     const { accessTokensAsConfigured } = await import('../../src/provider/patches/lifetimes-as-configured.js');
     const keys = async () => ({ keys: [{ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' }] });
-    const patched = new Provider('http://localhost:3000', { clients: [], adapter, features: { devInteractions: { enabled: false } }, jwks: await keys() });
+    // The engine's adapter interface holding what a test put there (the patch is about what find does with a stored record, not the store).
+    const stored = new Map<string, object>();
+    const holding = class {
+      async find(id: string) {
+        return stored.get(id);
+      }
+    };
+    const patched = new Provider('http://localhost:3000', { clients: [], adapter: holding as never, features: { devInteractions: { enabled: false } }, jwks: await keys() });
     const asked: unknown[] = [];
+    let failing = false;
     accessTokensAsConfigured(patched, async (model, aud) => {
+      if (failing) throw new Error('the store is away');
       asked.push([model, aud]);
       return aud === 'https://api.example.test' ? 10 : 100;
     });
     const now = Math.floor(Date.now() / 1000);
-    type Verifying = { verify(stored: object, options?: object): Promise<{ exp?: number }> };
+    type Finding = { find(value: string, options?: object): Promise<{ exp?: number; isExpired: boolean } | undefined> };
     for (const name of ['AccessToken', 'ClientCredentials']) {
-      const model = (patched as unknown as Record<string, Verifying>)[name]!;
-      await assert.rejects(model.verify({ jti: 'id', kind: name, aud: 'https://api.example.test', iat: now - 20, exp: now + 3000 }), name);
-      assert.equal((await model.verify({ jti: 'id', kind: name, aud: 'https://api.example.test', iat: now - 20, exp: now + 3000 }, { ignoreExpiration: true })).exp, now - 10);
-      assert.equal((await model.verify({ jti: 'id', kind: name, iat: now - 20, exp: now + 3000 })).exp, now + 80);
-      assert.equal((await model.verify({ jti: 'id', kind: name, iat: now - 20, exp: now + 50 })).exp, now + 50, 'a raised lifetime extends nothing');
+      const model = (patched as unknown as Record<string, Finding>)[name]!;
+      const put = async (id: string, payload: object) => void stored.set(id, { jti: id, kind: name, ...payload });
+      await put(`${name}-past`, { aud: 'https://api.example.test', iat: now - 20, exp: now + 3000 });
+      await put(`${name}-within`, { iat: now - 20, exp: now + 3000 });
+      await put(`${name}-shorter`, { iat: now - 20, exp: now + 50 });
+      assert.equal(await model.find(`${name}-past`), undefined, name);
+      const ignoring = await model.find(`${name}-past`, { ignoreExpiration: true });
+      assert.equal(ignoring?.exp, now - 10);
+      assert.equal(ignoring?.isExpired, true);
+      assert.equal((await model.find(`${name}-within`))?.exp, now + 80);
+      assert.equal((await model.find(`${name}-shorter`))?.exp, now + 50, 'a raised lifetime extends nothing');
+      failing = true;
+      await assert.rejects(model.find(`${name}-within`), /the store is away/);
+      failing = false;
     }
     assert.deepEqual(asked[0], ['AccessToken', 'https://api.example.test']);
-    assert.deepEqual(asked[4], ['ClientCredentials', 'https://api.example.test']);
+    assert.ok(asked.some((entry) => JSON.stringify(entry) === JSON.stringify(['ClientCredentials', 'https://api.example.test'])));
   });
 
   it('exact-expiry.ts: every stored model is verified by the engine with its clockTolerance past exp (so a record past its exp was found); patched, a record whose exp has come is found only with ignoreExpiration, and ReplayDetection keeps the tolerance', async () => {

@@ -44,9 +44,6 @@ export function lifetimesAsConfigured(provider: Provider, lifetimes: ConfiguredL
   }
 }
 
-/** A stored access token as its lifetime is read: its audience (an API's identifier), when it has one. */
-export type StoredAccessToken = { readonly aud?: unknown };
-
 /**
  * How long an access token of `model` ('AccessToken': a person's; 'ClientCredentials': a client's
  * own) for the audience `aud` may live under the configuration as it is now (the API's own
@@ -54,27 +51,38 @@ export type StoredAccessToken = { readonly aud?: unknown };
  */
 export type AccessTokenLifetime = (model: 'AccessToken' | 'ClientCredentials', aud: unknown) => Promise<number>;
 
+type FoundAccessToken = { iat?: unknown; exp?: unknown; aud?: unknown };
+type Find = (value: unknown, options?: { ignoreExpiration?: boolean }) => Promise<FoundAccessToken | undefined>;
+
 /**
  * The same for opaque access tokens, whose lifetime is not one number but their API's (or the
  * default for people's or clients' own tokens): an operator who lowered ttl.accessToken,
  * ttl.clientCredentials or an API's accessTokenTTL and restarted ended no opaque token issued
  * before, which stayed active at introspection and userinfo to the `exp` stamped under the longer
- * lifetime (the eleventh fresh-eyes granting pass left it; the twelfth bounded it). The stored
- * token's `iat` is its issue; `lifetime` is read per token (an API's own lifetime: a cached read of
- * the stored APIs, none for a token without audience or for a configured API). JWT access tokens
- * are bounded alike where we answer for them (jwt-access-tokens.ts, introspection).
+ * lifetime (the eleventh fresh-eyes granting pass left it; the twelfth bounded it).
+ *
+ * What it changes in oidc-provider: the static `find` of AccessToken and ClientCredentials (which
+ * userinfo, introspection, revocation and our own bearer checks call) gives the token it found with
+ * its `exp` lowered to its `iat` (its issue) plus `lifetime` read now, and nothing once that has
+ * passed (unless asked with ignoreExpiration). Read after the engine's find, not in the `verify` it
+ * calls, whose failures it reads as "not found": a store outage reading a stored API's lifetime (a
+ * cached read; none for a configured or built-in API, or a token without audience) is a 503, as
+ * every other read of the request. JWT access tokens are bounded alike where we answer for them
+ * (jwt-access-tokens.ts, introspection).
  */
 export function accessTokensAsConfigured(provider: Provider, lifetime: AccessTokenLifetime): void {
   for (const name of ['AccessToken', 'ClientCredentials'] as const) {
-    const model = (provider as unknown as Record<string, { verify?: Verify }>)[name];
-    const verify = model?.verify;
-    if (typeof verify !== 'function') throw new Error(`oidc-provider ${name}.verify is gone: review src/provider/patches/lifetimes-as-configured.ts`);
-    model!.verify = async function (this: unknown, stored, options) {
-      if (typeof stored?.iat !== 'number') return verify.call(this, stored, options);
-      const bound = stored.iat + (await lifetime(name, (stored as StoredAccessToken).aud));
-      if (typeof stored.exp === 'number' && stored.exp <= bound) return verify.call(this, stored, options);
-      if (!options?.ignoreExpiration && bound <= machineSeconds()) throw new Error('past the lifetime configured now');
-      return verify.call(this, { ...stored, exp: bound }, options);
+    const model = (provider as unknown as Record<string, { find?: Find }>)[name];
+    const find = model?.find;
+    if (typeof find !== 'function') throw new Error(`oidc-provider ${name}.find is gone: review src/provider/patches/lifetimes-as-configured.ts`);
+    model!.find = async function (this: unknown, value, options) {
+      const token = await find.call(this, value, options);
+      if (!token || typeof token.iat !== 'number') return token;
+      const bound = token.iat + (await lifetime(name, token.aud));
+      if (typeof token.exp === 'number' && token.exp <= bound) return token;
+      if (!options?.ignoreExpiration && bound <= machineSeconds()) return undefined;
+      token.exp = bound;
+      return token;
     };
   }
 }
