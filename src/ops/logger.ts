@@ -16,6 +16,10 @@ const options = (level: string) => ({
       'password', '*.password', 'client_secret', '*.client_secret', 'token', '*.token',
       'code', '*.code', 'refresh_token', '*.refresh_token', 'access_token', '*.access_token',
       'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie',
+      // ioredis keeps the failed command on its errors ({ name, args }): the args are the key and the
+      // record written (an interaction's session id, an upstream sign-in's PKCE verifier, a sealed
+      // secret). An error logged (unhandled, a listener's) keeps the reply and the command's name.
+      'err.command.args', 'err.aggregateErrors[*].command.args', 'err.cause.command.args',
     ],
     censor: '[redacted]',
   },
