@@ -50,7 +50,7 @@ import { acceptedDocumentsKept } from './provider/provider.js';
 import { configuredClientsChanged } from './provider/client-endings.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
-import { mfaEverywhereChange } from './store/mfa-everywhere.js';
+import { mfaEverywhereChange, notRequiredNow, notRequiredSince } from './store/mfa-everywhere.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { CLOCK_AGREEMENT_MS, epochSeconds, followStoreClock, untilSecond } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
@@ -219,7 +219,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // How long what this server issues may live, said in the store before it issues anything and
   // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as
   // long as the tokens it ends, those issued under longer settings before a restart included.
-  const publishLifetimes = () => revocations.publishLifetimes(LIFETIMES_EVERY);
+  // An instance not requiring a second factor of everyone says so with them (store/mfa-everywhere.ts):
+  // one started with the requirement then ends what it issued meanwhile (a rolling restart).
+  const publishLifetimes = async () => {
+    await revocations.publishLifetimes(LIFETIMES_EVERY);
+    if (!config.accounts.mfa.required) await notRequiredNow(kv, (await revocations.accessLivesFor()) + LIFETIMES_EVERY);
+  };
   // It stamps the store's epoch first, if none (revocation/list.ts epoch).
   await publishLifetimes().catch(async (error: unknown) => {
     await keys.close();
@@ -281,7 +286,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     // at the token endpoint already (patches/step-up.ts). Once, as for the configured clients.
     {
       const change = await mfaEverywhereChange(kv, config.accounts.mfa.required);
-      if (change.turnedOn) {
+      // Or on already, while an instance not restarted yet without it signed people in after the
+      // last ending (a rolling restart): what it issued ends now too.
+      const issuedWithout = config.accounts.mfa.required && (await notRequiredSince(kv, await revocations.raisedEverywhereAt(), LIFETIMES_EVERY));
+      if (change.turnedOn || issuedWithout) {
         await revocations.revokeRaisedEverywhere();
         // A cutoff "issued at or before this second": what this instance issues next is of a later one.
         await untilSecond(epochSeconds() + 1);
@@ -577,6 +585,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       });
       clearTimeout(deadline);
       await metricsListener?.close();
+      // Answering nothing more: the last moment it issued without the requirement (store/mfa-everywhere.ts).
+      if (!config.accounts.mfa.required) await notRequiredNow(kv, (await revocations.accessLivesFor()) + LIFETIMES_EVERY, false).catch(() => {});
       await kv.close();
     },
   };

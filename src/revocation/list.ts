@@ -560,6 +560,17 @@ export class RevocationList {
     return this.#revokeUpToNow('people', () => REVOKED_RAISED_EVERYWHERE_KEY, '');
   }
 
+  /** When revokeRaisedEverywhere last ended people's access tokens (epoch seconds), if that still matters; read from Redis. */
+  async raisedEverywhereAt(): Promise<number | undefined> {
+    const mark = await this.#kv.get(REVOKED_RAISED_EVERYWHERE_KEY);
+    return mark === undefined ? undefined : Number(mark);
+  }
+
+  /** Seconds a token issued now may be accepted for: the longest access token lifetime any instance publishes, and the clock skew. */
+  async accessLivesFor(): Promise<number> {
+    return (await this.lifetimes()).access + this.#skew;
+  }
+
   /**
    * Revokes every token the client holds on people's behalf up to now that carries one of `scopes`:
    * they were taken from its `scope` metadata (an operator's update, or its own with RFC 7592).

@@ -97,6 +97,13 @@ export const CONFIGURED_APIS_KEY = 'configured-apis';
  * hold from before (store/mfa-everywhere.ts).
  */
 export const MFA_EVERYWHERE_KEY = 'mfa-everywhere';
+/**
+ * Epoch seconds an instance that does not require a second factor of everyone last said it runs
+ * (every minute, with its lifetimes), kept as long as a password-only access token it issued then may
+ * live: an instance started with the requirement ends what such an instance issued since the last
+ * ending (store/mfa-everywhere.ts).
+ */
+export const MFA_NOT_REQUIRED_KEY = 'mfa-everywhere:not-required-at';
 /** Set of the digests of outstanding initial access tokens. */
 export const OIDC_INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /** A client's metadata document fetched (by its URL's SHA-256), until it must be fetched again. */

@@ -38,6 +38,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],
   CONFIGURED_CLIENTS_KEY: [keys.CONFIGURED_CLIENTS_KEY, 'configured-clients'],
   MFA_EVERYWHERE_KEY: [keys.MFA_EVERYWHERE_KEY, 'mfa-everywhere'],
+  MFA_NOT_REQUIRED_KEY: [keys.MFA_NOT_REQUIRED_KEY, 'mfa-everywhere:not-required-at'],
   CONFIGURED_APIS_KEY: [keys.CONFIGURED_APIS_KEY, 'configured-apis'],
   OIDC_INITIAL_ACCESS_TOKENS_KEY: [keys.OIDC_INITIAL_ACCESS_TOKENS_KEY, 'oidc:initial-access-tokens'],
   clientMetadataDocumentKey: [keys.clientMetadataDocumentKey('https://app.example/client.json'), 'client-metadata-document:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
