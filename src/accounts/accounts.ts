@@ -67,7 +67,8 @@ export interface Account {
   /**
    * For an account an upstream's first sign-in made: that identity (links.ts identityMark, a digest of
    * the upstream's id, issuer and the person's sub there), so that a sign-in of it finds the account
-   * when the link was never written (the first sign-in cut off between the two writes).
+   * when the link was never written (the first sign-in cut off between the two writes); dropped when
+   * a link of the account is removed (forgetMadeFor).
    */
   readonly madeFor?: string;
 }
@@ -543,6 +544,18 @@ export class Accounts {
     if (problem) throw new AccountError(problem);
     const passwordHash = await this.#hash(password);
     return (await this.#update(sub, (stored) => (stored.passwordHash || stored.disabled ? undefined : { ...stored, passwordHash })))?.written === true;
+  }
+
+  /**
+   * Drops the account's madeFor, as a link of it is removed (links.ts remove): the identity it was made
+   * for then signs in afresh, as the removal says, instead of being linked to it again.
+   */
+  async forgetMadeFor(sub: string): Promise<void> {
+    await this.#update(sub, (stored) => {
+      if (stored.madeFor === undefined) return undefined;
+      const { madeFor: _dropped, ...rest } = stored;
+      return rest;
+    });
   }
 
   /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */

@@ -28,7 +28,8 @@
  * the link (#link), so a link is never without them; an entry of account:links:<sub> that no link
  * names (a link lost to another sign-in, or cut off before it was written) is skipped by list. An
  * account a first sign-in makes records the identity it is made for (Account.madeFor), so that one
- * whose link was never written (the sign-in cut off between the two) is linked by the next (#unlinked).
+ * whose link was never written (the sign-in cut off between the two) is linked by the next (#unlinked);
+ * removing a link of the account drops that record (remove), so the removal is not undone so.
  */
 import { createHash } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
@@ -147,6 +148,9 @@ export class UpstreamLinks {
     const key = upstreamLinkKey(id.slice(0, at), id.slice(at + 1));
     const json = await this.kv.get(key);
     if (!json || (JSON.parse(json) as Link).sub !== sub) return false;
+    // Before the link goes: an account still marked as made for the identity is linked to it again by
+    // its next sign-in (#unlinked), which the removal must not be (the review of the twelfth passes).
+    await this.accounts.forgetMadeFor(sub);
     const removed = await this.kv.deleteIfEquals(key, json);
     await this.kv.removeFromSet(accountLinksKey(sub), id);
     return removed;
