@@ -34,8 +34,11 @@ export interface ClientEndingDependencies {
  */
 export function clientEndings({ config, kv, apis, revocations, consents }: ClientEndingDependencies): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
   const grants = new GrantRevocation(kv, revocations);
-  // As long as a sign-in begun before a cutoff can live (its interaction record, kept that long past its end).
-  const signIns = config.ttl.interaction + CLOCK_TOLERANCE;
+  // As long as a sign-in begun before a cutoff can live (its interaction record, kept that long past its
+  // end), or a code issued before it (the token endpoint holds a code to the cutoff too: patches/
+  // current-registration.ts): with ttl.interaction alone, a code outliving it (ttl.authorizationCode
+  // may be longer) was redeemed once the cutoff had gone (the review of the twelfth passes).
+  const signIns = Math.max(config.ttl.interaction, config.ttl.authorizationCode) + CLOCK_TOLERANCE;
   return {
     // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
     // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made

@@ -952,7 +952,7 @@ export async function endPendingRequests(kv: Kv, clientId: string): Promise<void
 /**
  * A client's sign-ins in progress (interactions: at the login page, a second factor, an upstream
  * provider, consent), ended by a cutoff: the second now (the store's clock) is recorded for `lifetime`
- * seconds (as long as an interaction begun before can live), and a sign-in of the client begun at
+ * seconds (as long as an interaction, or a code, made before can live), and a sign-in of the client begun at
  * or before it ends as it resumes (clientNarrowedAt: patches/current-registration.ts). Sign-ins are
  * not indexed per client, so endPendingRequests does not reach them (twenty-fourth endings pass).
  * Returns the cutoff.

@@ -3,11 +3,15 @@
  * that day opened, each found with a test here before it was fixed.
  */
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { adminJson, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
+import { clientNarrowedAt } from '../../src/store/adapter.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'review of the twelfth passes test password';
@@ -75,3 +79,53 @@ describe('e2e: review of the twelfth passes: an upstream link the person removed
   });
 });
 
+describe('e2e: review of the twelfth passes: a code across its client narrowed and widened again, with codes outliving sign-ins', function () {
+  this.timeout(90_000);
+  const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+  const SPA = 'spa';
+  const LEGACY = 'https://spa.review.example.test/legacy-callback';
+  const CALLBACK = 'https://spa.review.example.test/callback';
+  const spa = (redirectUris: string[]) => ({ client_id: SPA, token_endpoint_auth_method: 'none', redirect_uris: redirectUris, grant_types: ['authorization_code'], response_types: ['code'], scope: 'openid' });
+  let server: TestServer;
+
+  before(async () => {
+    // A sign-in in progress lives 5 s, a code 120 s: the operator may well set codes to outlive sign-ins.
+    server = await startServer({ ownRedis: true, cheapHashing: true, clients: [machineClient(OPS)], env: { TTL_INTERACTION: '5', TTL_AUTHORIZATION_CODE: '120' } });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    await server.accounts.create('rhea', PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  async function operator(method: 'POST' | 'PUT', metadata: Record<string, unknown>) {
+    const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const { status, body } = await adminJson(server.url, token, method, method === 'POST' ? '/clients' : `/clients/${SPA}`, metadata);
+    assert.equal(status, method === 'POST' ? 201 : 200, JSON.stringify(body));
+  }
+
+  it('a code issued before its redirect URI was taken out and put back gets no tokens after the sign-ins’ cutoff would have lapsed (before the fix: the cutoff was kept ttl.interaction, not as long as a code lives)', async () => {
+    await operator('POST', spa([LEGACY, CALLBACK]));
+    const config = await oidc.discovery(new URL(server.issuer), SPA, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, LEGACY, { scope: 'openid' });
+    const back = await signInSteps(agent, page, { username: 'rhea', password: PASSWORD, stopAt: LEGACY });
+    const code = new URL(back.url).searchParams.get('code');
+    assert.ok(code, `a code: ${back.status} ${back.url}`);
+
+    await operator('PUT', spa([CALLBACK]));
+    await operator('PUT', spa([LEGACY, CALLBACK]));
+    // Past the lifetime of every sign-in begun before the narrowing (ttl.interaction and the clock
+    // tolerance), the code still alive: whatever the store keeps of the cutoff for sign-ins is gone by now.
+    await delay((5 + 15 + 2) * 1000);
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: SPA, code, redirect_uri: LEGACY, code_verifier: verifier }),
+    });
+    const body = (await response.json()) as { error?: string };
+    assert.equal(response.status, 400, `the code from before the narrowing got tokens: ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'invalid_grant', JSON.stringify(body));
+    assert.ok((await clientNarrowedAt(server.kv, SPA)) !== undefined, 'the cutoff is kept while a code issued before it lives');
+  });
+});
