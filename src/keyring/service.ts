@@ -174,6 +174,15 @@ export class KeyringService implements SigningGate {
   #following: Promise<void> | undefined;
   /** A revoked current key whose replacing ring was waited for in vain (replacing): not waited for again. */
   #waitedOut: string | undefined;
+  /**
+   * Reads of the stored ring, numbered as they begin, and the number of the read whose ring is in
+   * service: a read's ring is taken only if no read begun after it was taken first. The timer's look
+   * and a signer's (ready, after a revocation) may run at once, and the one begun first may end last
+   * (its ring opened, key by key, after the other's): taken last, it put an older ring back into
+   * service, a key revoked since published again until the next look (twelfth fresh-eyes passes).
+   */
+  #reads = 0;
+  #inService = 0;
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
@@ -328,9 +337,14 @@ export class KeyringService implements SigningGate {
 
   /** Picks up the stored ring if it changed; true when it did. */
   async refresh(): Promise<boolean> {
+    const read = ++this.#reads;
     const raw = await this.#options.store.readRaw();
-    if (raw === undefined || raw === this.#snapshot.raw) return false;
-    return this.#adopt({ raw, ring: await this.#options.store.parse(raw) });
+    if (raw === undefined) return false;
+    if (raw === this.#snapshot.raw) {
+      this.#inService = Math.max(this.#inService, read); // the ring in service is as new as this read
+      return false;
+    }
+    return this.#adopt({ raw, ring: await this.#options.store.parse(raw) }, read);
   }
 
   /** Does what the schedule asks for now, if anything (under the lock; another instance may do it). */
@@ -341,7 +355,9 @@ export class KeyringService implements SigningGate {
     if (isEmpty(plan(this.ring, Date.now(), this.#options.policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
     const policy = await this.#policyNow();
     if (isEmpty(plan(this.ring, Date.now(), policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
+    let read = 0;
     const outcome = await store.locked(async () => {
+      read = ++this.#reads;
       const latest = await readRing(store);
       if (!latest) return undefined;
       const now = Date.now();
@@ -352,7 +368,7 @@ export class KeyringService implements SigningGate {
       if (written && !isEmpty(work)) this.#changesMade += 1;
       return written ?? latest;
     });
-    return outcome !== LOCKED && outcome !== undefined && this.#adopt(outcome);
+    return outcome !== LOCKED && outcome !== undefined && this.#adopt(outcome, read);
   }
 
   /** On-demand rotation from this instance (the CLI uses rotateRing directly). */
@@ -375,7 +391,10 @@ export class KeyringService implements SigningGate {
     }
   }
 
-  #adopt(snapshot: RingSnapshot): boolean {
+  /** Puts the ring of read number `read` into service, unless a read begun after it is in service already. */
+  #adopt(snapshot: RingSnapshot, read: number): boolean {
+    if (read < this.#inService) return false;
+    this.#inService = read;
     if (snapshot.raw === this.#snapshot.raw) return false;
     const before = this.#snapshot.ring;
     this.#snapshot = snapshot;

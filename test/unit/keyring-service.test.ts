@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apply, plan, type RotationPolicy } from '../../src/keyring/lifecycle.js';
-import { KeyringService, rotateRing, SigningKeyRevoked } from '../../src/keyring/service.js';
+import { KeyringService, revokeFromRing, rotateRing, SigningKeyRevoked } from '../../src/keyring/service.js';
 import { FileRingStore } from '../../src/keyring/stores.js';
 
 describe('key ring service: a revoked current key with no ring to replace it', function () {
@@ -59,5 +59,49 @@ describe('key ring service: keys rotate --now beside a server whose clock runs a
     assert.match(said[0]!, /waiting [12] s$/, 'the next key was written before this read of the ring: published everywhere within keys.refreshInterval of it');
     const { after } = await rotated;
     assert.equal(after.current!.kid, ring.next!.kid);
+  });
+});
+
+describe('key ring service: two reads of the ring at once (the timer\'s and a signer\'s after a revocation)', function () {
+  this.timeout(20_000);
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-ring-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a read that began before the ring a signer followed, and ends after it, is not taken: a key revoked in between does not come back into the JWKS nor into service (before the fix: the older ring was taken last, publishing the revoked key again until the next look)', async () => {
+    const store = new FileRingStore(dir);
+    const policy: RotationPolicy = { interval: 86_400, lead: 3_600, retention: 3_600, refresh: 0.05 };
+    const service = await KeyringService.open({ store, policy, rsaBits: 2048, refreshInterval: 300 });
+    const revokedKids = new Set<string>();
+    service.guardSigning(async (kid) => revokedKids.has(kid));
+    // Elsewhere (the CLI): the current key revoked; the key that replaced it revoked a moment after.
+    const first = service.ring.current!.kid;
+    revokedKids.add(first);
+    const { after: once } = await revokeFromRing(store, [first], 2048);
+    // Between the two, this instance's timer reads the ring; its opening is slow (a busy event loop).
+    let release!: () => void;
+    const held = new Promise<void>((done) => (release = done));
+    const parse = store.parse.bind(store);
+    let hold = true;
+    store.parse = async (raw) => {
+      if (hold) {
+        hold = false;
+        await held;
+      }
+      return parse(raw);
+    };
+    const slowLook = service.refresh();
+    await new Promise((done) => setTimeout(done, 20));
+    const second = once.current!.kid;
+    revokedKids.add(second);
+    const { after: twice } = await revokeFromRing(store, [second], 2048);
+    // A signer meets the first kid entry and follows the newest ring.
+    await service.ready();
+    assert.equal(service.ring.current!.kid, twice.current!.kid);
+    release();
+    await slowLook;
+    assert.equal(service.ring.current!.kid, twice.current!.kid, 'the ring in service is still the newest one read');
+    assert.ok(!service.jwks.body.includes(second), 'the key revoked second is not published again');
+    assert.ok(!service.publicKeys().keys.some((key) => key.kid === second));
+    await service.close();
   });
 });
