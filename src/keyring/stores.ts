@@ -102,6 +102,11 @@ function withLegacyDates(keys: StoredKey[]): StoredKey[] {
 async function checked(keys: StoredKey[], where: string): Promise<Keyring> {
   if (!keys.length) throw new RingUnusable(`${where} holds no keys`);
   if (keys.filter((key) => key.state === 'current').length > 1) throw new RingUnusable(`${where} has more than one current key`);
+  // A kid names one key (its thumbprint, so one entry twice is one key in two states): the engine
+  // refused such a ring with a stack trace at start, and a running server took it into its JWKS,
+  // where oauth4webapi and openid-client find two keys for the kid and refuse every token it signs.
+  const twice = keys.find((key, index) => keys.findIndex((other) => other.kid === key.kid) !== index);
+  if (twice) throw new RingUnusable(`${where} holds the key ${twice.kid} twice; keep one entry for it`);
   for (const key of keys) await checkKey(key);
   return new Keyring(withLegacyDates(keys));
 }
