@@ -81,16 +81,19 @@ describe('key ring service: two reads of the ring at once (the timer\'s and a si
     let release!: () => void;
     const held = new Promise<void>((done) => (release = done));
     const parse = store.parse.bind(store);
+    let reached!: () => void;
+    const opening = new Promise<void>((done) => (reached = done));
     let hold = true;
     store.parse = async (raw) => {
       if (hold) {
         hold = false;
+        reached();
         await held;
       }
       return parse(raw);
     };
     const slowLook = service.refresh();
-    await new Promise((done) => setTimeout(done, 20));
+    await opening; // it has read the ring revoked once, and is opening it
     const second = once.current!.kid;
     revokedKids.add(second);
     const { after: twice } = await revokeFromRing(store, [second], 2048);
