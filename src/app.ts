@@ -11,6 +11,7 @@ import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
 import { clientErrorAnswers, connectAnswers } from './http/client-errors.js';
 import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
+import { ownAnswerCors } from './http/own-answer-cors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
@@ -126,6 +127,8 @@ function flowPaths(provider: ProviderHost['current']): RegExp {
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
 function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter, providers: ProviderHost, failurePages: FailurePages, shuttingDown?: () => boolean): Middleware {
   const inFlow = flowPaths(providers.current);
+  // Our own refusals at the endpoints browser apps call, readable by their pages (http/own-answer-cors.ts).
+  const cors = ownAnswerCors(providers.current);
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(config, ctx.req.headers['x-request-id']);
@@ -154,6 +157,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
       }
     } finally {
+      cors(ctx);
       // A request in flight when the server began to shut down: its answer closes the connection too.
       if (shuttingDown?.() && !ctx.res.headersSent) ctx.res.setHeader('connection', 'close');
       const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string; params?: { grant_type?: unknown } } }).oidc;
