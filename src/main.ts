@@ -499,6 +499,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         secondFactors,
         mfaRequired: config.accounts.mfa.required,
         accountPage: '/account',
+        managesItself: (clientId) => new AdapterIndexes(kv).managesItself(clientId),
       }),
     ],
   });

@@ -37,6 +37,21 @@ export interface ClientBranding {
   readonly returnsTo?: string;
   /** The web hosts the client registered (http/image-origins.ts registeredHosts): what the device page shows, having no redirect URI to name. */
   readonly hosts?: readonly string[];
+  /**
+   * Whether the client registered itself (RFC 7591, or a developer on the developer page) and is no
+   * operator's: its name and logo are its own word, which the sign-in and consent pages say
+   * (views/client-return.eta), as the device page does. Set per request (interaction.ts clientBranding).
+   */
+  readonly selfRegistered?: boolean;
+}
+
+/**
+ * Whether a client's name and logo are its own word, vouched for by no operator: a developer's app
+ * (`owner`), or one that registered itself and holds registration access tokens (`managesItself`,
+ * store/adapter-indexes.ts: no operator has written it since).
+ */
+export async function registeredItself(client: Client, managesItself: (clientId: string) => Promise<boolean>): Promise<boolean> {
+  return client.metadata().owner !== undefined || (await managesItself(client.clientId));
 }
 
 

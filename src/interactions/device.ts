@@ -19,7 +19,7 @@ import type { Apis } from '../apis/apis.js';
 import type { DevicePages } from '../provider/provider.js';
 import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
-import { allowLogo, brandingOf } from './client-branding.js';
+import { allowLogo, brandingOf, registeredItself } from './client-branding.js';
 import { claimsAskedByName, describePermissions } from './consent.js';
 import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS, SUPPORTED_CLAIMS } from '../provider/id-token-claims.js';
 
@@ -187,7 +187,7 @@ export const devicePages = (apis: ApisFound, managesItself: (clientId: string) =
     page(ctx, 'device-confirm', {
       title: 'Connect a device',
       client: branding,
-      selfRegistered: client.metadata().owner !== undefined || (await managesItself(client.clientId)),
+      selfRegistered: await registeredItself(client, managesItself),
       permissions: await permissionsOf(apis, ctx, client),
       userCode,
       deviceIp: typeof device.ip === 'string' ? device.ip : undefined,

@@ -12,7 +12,7 @@ import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { DEVICE_SIGN_IN_EXPIRED, respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
-import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
+import { allowLogo, brandingOf, registeredItself, type ClientBranding } from './client-branding.js';
 import { returnedTo } from '../http/image-origins.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { OfferedLink } from './link-confirmation.js';
@@ -94,6 +94,8 @@ export function interactions(
   extras: readonly LoginPageExtra[],
   upstreamVouches: (signedIn: FederatedSession) => Promise<boolean>,
   confirmLink: (link: OfferedLink) => Promise<void>,
+  /** Whether a client holds registration access tokens (store/adapter-indexes.ts managesItself): it registered itself. */
+  managesItself: (clientId: string) => Promise<boolean>,
 ): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
@@ -193,8 +195,14 @@ export function interactions(
 
   async function clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding> {
     const clientId = String(interaction.params.client_id);
-    const branding = brandingOf(await providers.current.Client.find(clientId), clientId);
+    const client = await providers.current.Client.find(clientId);
+    const branding = brandingOf(client, clientId);
     allowLogo(ctx, branding);
+    // An app that registered itself names itself: the pages say that nobody vouches for its name and
+    // logo (before the twelfth fresh-eyes passes only the device page did, so an app registered as
+    // "Orange Notes" with the operator's logo read as the operator's app on the sign-in and consent
+    // pages). A URL client_id says so with its domain already (views/client-return.eta).
+    const own = !branding.domain && client !== undefined && (await registeredItself(client, managesItself));
     // Where this request sends the person. Not Latchkey's own pages (the developer and account pages)
     // sending the person back to Latchkey's own address: that is where they are already, and with an
     // issuer on localhost it read "a program on this device". Every other client's loopback redirect
@@ -202,7 +210,7 @@ export function interactions(
     // when that is not the domain (a program or an app on this device, which any program there can
     // be: the domain says who wrote the document, not who listens; tenth pass at the new clients).
     const returnsTo = ownPageReturn(providers.current.issuer, clientId, interaction.params.redirect_uri) ? undefined : returnedTo(interaction.params.redirect_uri);
-    return returnsTo && returnsTo !== branding.domain ? { ...branding, returnsTo } : branding;
+    return { ...branding, ...(returnsTo && returnsTo !== branding.domain && { returnsTo }), ...(own && { selfRegistered: true }) };
   }
 
   async function signedInAccount(interaction: Interaction) {

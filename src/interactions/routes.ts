@@ -46,6 +46,8 @@ interface Options {
   readonly accountPage: string;
   /** Signing in through upstream providers (upstream.ts). */
   readonly upstream: Omit<UpstreamStepOptions, 'logger'>;
+  /** Whether a client registered itself (store/adapter-indexes.ts managesItself): the pages say its name is its own word. */
+  readonly managesItself: (clientId: string) => Promise<boolean>;
 }
 
 /** The interaction routes, and the upstream step's routes outside /interaction (its callback, its logout). */
@@ -62,7 +64,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   };
   const upstreamVouches = async (signedIn: FederatedSession) =>
     (await upstreamOptions.upstreams.has(signedIn.upstream)) && !(await upstreamOptions.federated.loggedOutSince(signedIn));
-  const steps = interactions(providers, accounts, csrfKey, extras, upstreamVouches, confirmLink);
+  const steps = interactions(providers, accounts, csrfKey, extras, upstreamVouches, confirmLink, options.managesItself);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   const afterFirst = afterFirstFactor(steps, options);
