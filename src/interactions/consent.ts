@@ -90,31 +90,41 @@ export function claimsAskedByName(parameter: unknown): string[] {
 /**
  * What the page lists: what the app asks for that the person has not given it yet (the engine's
  * "missing" details, and the claims asked by name the client may have). When the app asks for
- * consent again (prompt=consent) and nothing is new, the page lists what the app asks for again
- * from the earlier consent, which confirming gives it: its OpenID scopes, each API's scopes and the
- * claims it asks for by name that the grant holds (left out before the eighteenth granting pass, so
- * the page read "Know who you are" while the tokens carried the email and name asked by name).
+ * consent again (prompt=consent), the page lists also what the app asks for again from the earlier
+ * consent, which confirming gives it: its OpenID scopes, each API's scopes and the claims it asks
+ * for by name that the grant holds (left out before the eighteenth granting pass when nothing was
+ * new, so the page read "Know who you are" while the tokens carried the email and name asked by
+ * name; and, until the twelfth fresh-eyes passes, when something was new: the page listed the new
+ * scope alone while the code's tokens carried the earlier ones beside it).
  */
 async function listed({ providers }: Interactions, interaction: Interaction, asked: string[]): Promise<{ details: Record<string, unknown>; claims: string[] }> {
   const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
   const missing = details.missingOIDCScope?.length || details.missingOIDCClaims?.length || Object.keys(details.missingResourceScopes ?? {}).length;
-  const grant = !missing && interaction.grantId ? await providers.current.Grant.find(interaction.grantId) : undefined;
+  // prompt=consent as the app sent it (the engine's consent_prompt reason); one added for offline
+  // access alone asks only what is missing (patches/offline-access.ts skips that check).
+  const again = !missing || interaction.prompt.reasons.includes('consent_prompt');
+  const grant = again && interaction.grantId ? await providers.current.Grant.find(interaction.grantId) : undefined;
   if (!grant) return { details, claims: asked };
   const requested = new Set(words(interaction.params.scope as string | undefined));
-  const again = (scope: string | undefined) => words(scope).filter((name) => requested.has(name));
+  const askedAgain = (scope: string | undefined) => words(scope).filter((name) => requested.has(name));
   const resources = [interaction.params.resource].flat().filter((resource): resource is string => typeof resource === 'string');
-  const openid = again(grant.getOIDCScope());
+  const union = (held: readonly string[], more: readonly string[] | undefined) => [...new Set([...held, ...(more ?? [])])];
+  const openid = union(askedAgain(grant.getOIDCScope()), details.missingOIDCScope);
   // The claims by name the grant holds, as issuance gives them: within the client's scope, and not
-  // those the scopes listed again already say.
+  // those the scopes listed already say.
   const client = await providers.current.Client.find(String(interaction.params.client_id));
   const beyond = claimsBeyondScope(client);
   const byScope = claimsOfScopes(openid);
   const held = new Set(grant.getOIDCClaims());
-  const claims = [...new Set(claimsAskedByName(interaction.params.claims))].filter((claim) => held.has(claim) && !beyond.has(claim) && !byScope.has(claim));
+  const claims = union([...new Set(claimsAskedByName(interaction.params.claims))].filter((claim) => held.has(claim) && !beyond.has(claim) && !byScope.has(claim)), asked);
   return {
     details: {
       missingOIDCScope: openid,
-      missingResourceScopes: Object.fromEntries(resources.map((resource) => [resource, again(grant.getResourceScope(resource))]).filter(([, scopes]) => scopes!.length)),
+      missingResourceScopes: Object.fromEntries(
+        [...new Set([...resources, ...Object.keys(details.missingResourceScopes ?? {})])]
+          .map((resource) => [resource, union(askedAgain(grant.getResourceScope(resource)), details.missingResourceScopes?.[resource])])
+          .filter(([, scopes]) => scopes!.length),
+      ),
     },
     claims,
   };

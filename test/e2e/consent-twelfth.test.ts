@@ -3,7 +3,9 @@
  * docs/security-passes.md, "what the consent page says vs what is granted"), black box. Found and
  * fixed here: the sign-in and consent pages of an app that registered itself (RFC 7591 open
  * registration, the developer page) showed its name and logo as the app's, with nothing saying that
- * Latchkey does not vouch for them (the device page said so since the tenth passes).
+ * Latchkey does not vouch for them (the device page said so since the tenth passes); and
+ * `prompt=consent` asking for one thing more listed the new thing alone, while the code's tokens
+ * carried what the app asked again beside it.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -49,5 +51,21 @@ describe('e2e: twelfth fresh-eyes pass, what the consent page says against what 
     const other = await signInSteps(agent, (await startAuthorization(agent, operators, REDIRECT, { scope: 'openid' })).page, { username: 'olga', password: PASSWORD, consent: 'stop' });
     assert.match(text(other), new RegExp(`${NAME} asks to:`), text(other));
     assert.doesNotMatch(text(other), UNVOUCHED, 'the operator\'s app');
+  });
+
+  it('prompt=consent asking for one thing more lists what the app asks again beside it, as its tokens carry both (not the new one alone)', async () => {
+    const app = await registerPublicClient(server.url, server.issuer, REDIRECT, { client_name: 'Plum Diary', scope: 'openid email profile' });
+    const agent = new Agent();
+    const items = (page: Page) => [...page.html.matchAll(/<li>([^<]*)<\/li>/g)].map((match) => match[1]);
+    const first = await signInSteps(agent, (await startAuthorization(agent, app.config, REDIRECT, { scope: 'openid email' })).page, { username: 'olga', password: PASSWORD, consent: 'stop' });
+    assert.deepEqual(items(first), ['Know who you are (your account identifier)', 'See your email address']);
+    await agent.submit(first, '/confirm', {}, REDIRECT);
+    const asked = await startAuthorization(agent, app.config, REDIRECT, { scope: 'openid email profile', prompt: 'consent' });
+    assert.ok(asked.page.url.includes('/interaction/'), asked.page.url);
+    // Before: ['See your name and profile details'] alone, while the code's tokens gave the email too.
+    assert.deepEqual(items(asked.page), ['Know who you are (your account identifier)', 'See your email address', 'See your name and profile details']);
+    const back = await agent.submit(asked.page, '/confirm', {}, REDIRECT);
+    const tokens = await oidc.authorizationCodeGrant(app.config, new URL(back.url), { pkceCodeVerifier: asked.verifier, expectedState: oidc.skipStateCheck });
+    assert.deepEqual(tokens.scope?.split(' ').sort(), ['email', 'openid', 'profile']);
   });
 });
