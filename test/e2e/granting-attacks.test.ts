@@ -1222,7 +1222,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.notEqual(userinfo.acr, 'phr');
   });
 
-  it("a consent page left open while the browser signs out and signs in as someone else grants nothing when sent: no grant or remembered consent for the page's person, nothing for the new one, a clear page and no code (Chromium, two tabs; OIDC Core §3.1.2.4)", async () => {
+  it("a consent page left open while the browser signs out and signs in as someone else grants nothing when sent: no grant or remembered consent for the page's person, nothing for the new one, a clear page and no code (Chromium, two tabs; OIDC Core §3.1.2.4)", async function () {
+    // Chromium and two sign-ins: 25–40 s at a load of 20 on two cores, near the file's minute.
+    this.timeout(180_000);
     const browser = await launchChromium();
     try {
       const context = await browser.newContext();
@@ -1295,7 +1297,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     }
   });
 
-  it("a device confirmation page left open while the browser signs out and signs in as someone else approves nothing when sent: the device is approved for no one, and the answer is a page, not a 500 (Chromium, two tabs; RFC 8628 §3.3)", async () => {
+  it("a device confirmation page left open while the browser signs out and signs in as someone else approves nothing when sent: the device is approved for no one, and the answer is a page, not a 500 (Chromium, two tabs; RFC 8628 §3.3)", async function () {
+    // Chromium and two sign-ins: 25–40 s at a load of 20 on two cores, near the file's minute.
+    this.timeout(180_000);
     const browser = await launchChromium();
     try {
       const context = await browser.newContext();
