@@ -15,7 +15,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, holding, STILL_HELD, type Kv } from '../store/kv.js';
-import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, emailClaimKey, emailLookKey, EMAILS_INDEXED_KEY, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
+import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, emailClaimKey, emailLookKey, EMAILS_INDEXED_KEY, SKELETONS_INDEXED_KEY, usernameKey, usernameMakingKey, usernameSkeletonKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
@@ -179,6 +179,12 @@ const UPDATE_ATTEMPTS = 8;
  */
 const EMAIL_CLAIM_TTL = 30;
 const EMAIL_CLAIM_WAIT = 10_000;
+/**
+ * A make's reservation of its username's skeletons (#reserving): held at most this many seconds (a
+ * make cut off half-way lets go when it expires), waited for at most MAKING_WAIT ms.
+ */
+const MAKING_TTL = 30;
+const MAKING_WAIT = 10_000;
 
 /** Characters that change how text looks or reads without being seen themselves. */
 const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Control}\p{Cf}]/gu;
@@ -266,7 +272,11 @@ export class Accounts {
     // Checked and made with the address claimed: an upstream's first sign-in bringing it at the same
     // moment reads the accounts after this one is made, or this one after that one's.
     const made = await this.withEmailClaimed(email, async () => {
-      const holder = (await this.findByEmail(email)).find((other) => other.claims.email_verified === true);
+      // A holder no name finds is a make cut off half-way (every make giving an account an address
+      // verified holds its claim, as this one does now): it is taken back, not "holding" it for ever.
+      const holders = [];
+      for (const other of await this.findByEmail(email)) if (!(await this.#halfMade(other))) holders.push(other);
+      const holder = holders.find((other) => other.claims.email_verified === true);
       if (holder) throw new AccountError(`the email address ${email} is held, verified, by the account "${holder.username}": apps would take one person for the other; change or remove that account first, or add this one with the address unverified`, true);
       return this.#make(username, passwordHash, claims);
     });
@@ -312,17 +322,49 @@ export class Accounts {
     // Listed before the record too (list and every reader of the set skip a sub with no account): listed
     // after its name was taken, a make cut off at the listing (503) left a person no list showed, whose
     // name was taken for ever (twelfth fresh-eyes passes).
-    await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
-    await this.#save(account);
-    try {
-      await this.#claimUsername(account.sub, username, enforced.username);
-    } catch (error) {
-      await this.kv.del([accountKey(account.sub)]);
-      await this.#unindexEmail(account.sub, claims.email);
-      await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
-      throw error;
-    }
-    return account;
+    // With the username's skeletons reserved (#reserving), so that a skeleton found held by an
+    // account no name finds is a make cut off half-way, not one in progress (#claimSkeleton).
+    const made = await this.#reserving(username, async () => {
+      await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
+      await this.#save(account);
+      try {
+        await this.#claimUsername(account.sub, username, enforced.username);
+      } catch (error) {
+        await this.kv.del([accountKey(account.sub)]);
+        await this.#unindexEmail(account.sub, claims.email);
+        await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
+        throw error;
+      }
+      return account;
+    });
+    if (made === STILL_HELD) throw new AccountError(`the username "${username}" (or one like it) is being given to another account at this moment; try again`, true);
+    return made;
+  }
+
+  /**
+   * Runs `work` (a make) with each of `username`'s skeletons reserved (set-if-absent with a TTL, in
+   * one order for every make). A make holds them from before its record to after its name key, so
+   * a skeleton held by an account no name finds, found by a make that holds that skeleton's
+   * reservation, is one whose make was cut off (its taking back lost too: a connection cut after a
+   * write), not one in progress: it is taken back (#claimSkeleton). Before the twelfth fresh-eyes
+   * passes' leftovers, such a make left the username "taken" for ever, by a record no name found.
+   */
+  async #reserving<T>(username: string, work: () => Promise<T>): Promise<T | typeof STILL_HELD> {
+    const keys = [...new Set(usernameSkeletons(username))].sort().map(usernameMakingKey);
+    const from = (index: number): Promise<T | typeof STILL_HELD> =>
+      index === keys.length ? work() : holding(this.kv, keys[index]!, () => from(index + 1), { ttl: MAKING_TTL, wait: MAKING_WAIT });
+    return from(0);
+  }
+
+  /**
+   * Whether `account` is a make cut off half-way: its record written, its name (the last write of a
+   * make) not naming it. Only for a caller that holds what that make held (its skeletons'
+   * reservations, or its address's claim): otherwise it may be a make in progress.
+   */
+  async #halfMade(account: Account): Promise<boolean> {
+    if ((await this.findByUsername(account.username))?.sub === account.sub) return false;
+    await this.#erase(account);
+    return true;
   }
 
   /** Takes the username's skeletons and its name for `sub`, or explains whose they are. */
@@ -358,8 +400,12 @@ export class Accounts {
   async #claimSkeleton(key: string, sub: string): Promise<boolean> {
     if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
     const holder = await this.kv.get(key);
-    // A skeleton left behind by an account that is gone (e.g. removal interrupted) is free again.
-    return holder !== undefined && !(await this.find(holder)) && this.kv.compareAndSet(key, holder, sub);
+    if (holder === undefined) return false;
+    // A skeleton left behind by an account that is gone (e.g. removal interrupted) is free again, and
+    // so is one held by a make cut off half-way (taken back: this make holds its reservation).
+    const account = await this.find(holder);
+    if (account && !(await this.#halfMade(account))) return false;
+    return this.kv.compareAndSet(key, holder, sub);
   }
 
   #skeletonsIndexed: Promise<void> | undefined;
@@ -733,13 +779,18 @@ export class Accounts {
 
   async remove(username: string): Promise<Account> {
     const account = await this.#require(username);
+    await this.#erase(account);
+    return account;
+  }
+
+  /** Takes `account` away: its record, then its address's index entry, its names and skeletons, its listing. */
+  async #erase(account: Account): Promise<void> {
     const forms = new Set([normalizeUsername(account.username), legacyUsernameForm(account.username)]);
     await this.kv.del([accountKey(account.sub)]);
     await this.#unindexEmail(account.sub, account.claims.email);
     for (const form of forms) await this.kv.deleteIfEquals(usernameKey(form), account.sub);
     for (const skeleton of usernameSkeletons(account.username)) await this.kv.deleteIfEquals(usernameSkeletonKey(skeleton), account.sub);
     await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
-    return account;
   }
 
   async #require(username: string): Promise<Account> {

@@ -143,6 +143,12 @@ export const accountKey = (sub: string) => `${ACCOUNT_PREFIX}${sub}`;
 export const usernameKey = (form: string) => `account:name:${form}`;
 /** A username's lookalike skeleton → the sub that holds it, durable. */
 export const usernameSkeletonKey = (skeleton: string) => `account:skeleton:${skeleton}`;
+/**
+ * A username's lookalike skeleton being reserved by a make in progress (its holder's token), with a
+ * TTL (accounts.ts #reserving): a skeleton held by an account no name finds, while this is not held
+ * by another, is a make cut off half-way.
+ */
+export const usernameMakingKey = (skeleton: string) => `account:making:${skeleton}`;
 /** Set of every account's sub, durable. */
 export const ACCOUNTS_KEY = 'accounts';
 /** Set once every account made before skeletons existed has its skeleton indexed. */

@@ -52,6 +52,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   accountKey: [keys.accountKey('sub-1'), 'account:sub-1'],
   usernameKey: [keys.usernameKey('alice'), 'account:name:alice'],
   usernameSkeletonKey: [keys.usernameSkeletonKey('aiice'), 'account:skeleton:aiice'],
+  usernameMakingKey: [keys.usernameMakingKey('aiice'), 'account:making:aiice'],
   ACCOUNTS_KEY: [keys.ACCOUNTS_KEY, 'accounts'],
   SKELETONS_INDEXED_KEY: [keys.SKELETONS_INDEXED_KEY, 'accounts:skeletons'],
   upstreamLinkKey: [keys.upstreamLinkKey('corp', 'u-9'), 'account:link:corp:u-9'],
