@@ -421,4 +421,26 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
     const replayed = await fetch(`${server.url}/account`, { headers: { cookie: signedIn, accept: 'text/html' }, redirect: 'manual' });
     assert.equal(replayed.status, 302, 'the old cookie signs no one in');
   });
+
+  it('a password change on the account page gives the browser its session under a new id in a cookie that is __Host-, Secure, HttpOnly and SameSite=Lax, as the sign-in set it (mutation audit, twelfth passes)', async () => {
+    // Latchkey sets this cookie itself (AccountSessions.renewId), not through the engine, whose own
+    // defaults would otherwise fill in what SESSION_COOKIE leaves out.
+    await server.accounts.create('quinn', PASSWORD);
+    const agent = new Agent();
+    const request = agent.request.bind(agent);
+    agent.request = (url: string, init?: RequestInit) => request(url.replace(ISSUER, server.url), init);
+    const form = await signInSteps(agent, await agent.follow(`${ISSUER}/account`), { username: 'quinn', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(form.url, `${ISSUER}/account`);
+    const before = agent.cookieHeader(server.url).match(/__Host-lk_session=([^;]+)/)?.[1];
+    assert.ok(before, 'signed in');
+    const mark = agent.setCookies.length;
+    const done = await agent.submit(form, '/account/password', { current_password: PASSWORD, new_password: `${PASSWORD} changed`, confirm_password: `${PASSWORD} changed` }, `${ISSUER}/account`);
+    assert.ok(done.status < 400, `${done.status} ${done.url}`);
+    const renewed = agent.setCookies.slice(mark).filter((line) => line.startsWith('__Host-lk_session=') && !/expires=Thu, 01 Jan 1970|max-age=0/i.test(line));
+    assert.equal(renewed.length, 1, `the session cookie is set anew: ${agent.setCookies.slice(mark).map((line) => line.replace(/=[^;]*/, '=…')).join(' | ')}`);
+    assert.notEqual(renewed[0]!.match(/^__Host-lk_session=([^;]+)/)?.[1], before, 'under a new id');
+    const attributes = renewed[0]!.split(';').slice(1).map((a) => a.trim().toLowerCase());
+    for (const wanted of ['secure', 'path=/', 'httponly', 'samesite=lax']) assert.ok(attributes.includes(wanted), `${wanted}: ${renewed[0]!.replace(/=[^;]*/, '=…')}`);
+    assert.ok(!attributes.some((a) => a.startsWith('domain=')), renewed[0]);
+  });
 });
