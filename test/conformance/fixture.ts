@@ -208,6 +208,18 @@ export class RelyingParty {
 
 
 /** The query parameters the front channel brought back to the client. */
+/** An HTTP answer with its JSON body read (an empty body as {}), for checks of status, headers and members. */
+export interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Record<string, unknown>;
+}
+
+export async function answerOf(response: Response): Promise<Answer> {
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
 export const callbackParams = (flow: Flow) => new URL(flow.page.url).searchParams;
 
 export { Agent, isConsent, isLogin };

@@ -6,21 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, RelyingParty, startOp, webClient, type Op, answerOf } from './fixture.js';
 
 const SECRET = 'spec-letter-eleventh-client-secret-with-plenty-of-entropy';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: Record<string, unknown>;
-}
-
-async function answerOf(response: Response): Promise<Answer> {
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
 describe('Spec-letter pass, eleventh (the engine-side letters left open, and a sweep)', function () {
   this.timeout(60_000);

@@ -10,21 +10,10 @@ import { request } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, RelyingParty, startOp, webClient, type Op, answerOf, type Answer } from './fixture.js';
 
 const SECRET = 'spec-letter-tenth-client-secret-with-plenty-of-entropy';
 const now = () => Math.floor(Date.now() / 1000);
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: Record<string, unknown>;
-}
-
-async function answerOf(response: Response): Promise<Answer> {
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
 describe('Spec-letter pass, tenth (conformance cases no other file pins)', function () {
   this.timeout(60_000);

@@ -6,20 +6,9 @@
 import assert from 'node:assert/strict';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent, ALICE, callbackParams, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, callbackParams, RelyingParty, startOp, webClient, type Op, answerOf } from './fixture.js';
 
 const SECRET = 'spec-letter-twelfth-client-secret-with-plenty-of-entropy';
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: Record<string, unknown>;
-}
-
-async function answerOf(response: Response): Promise<Answer> {
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
 describe('Spec-letter pass, twelfth (left open before, and letters no check covered)', function () {
   this.timeout(60_000);
