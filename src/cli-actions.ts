@@ -217,7 +217,7 @@ type Opened = Awaited<ReturnType<typeof sessionsOn>>;
  * servers' recheck ends at their next use, but whose apps this command cannot tell: said on stderr).
  */
 async function sessionsOn(kv: Kv, settings: Config) {
-  const snapshot = await readRing(ringStore(settings, kv));
+  const snapshot = await readRing(await ringStore(settings, kv));
   if (!snapshot) {
     console.error('latchkey: the store has no key ring (no server has started on it, or it lost everything): no session was ended here and no app told; a running server ends them at their next use. After a loss, restart the servers and run this again (docs/operating.md)');
     return undefined;
@@ -312,7 +312,7 @@ const scopesOf = (values: string[] | undefined) => (values ?? []).flatMap((value
 
 /** `keys revoke`: kid entries on the revocation list first (if the ring cannot be written, running again finishes the job), then the ring. */
 async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Promise<void> {
-  const store = ringStore(settings, kv);
+  const store = await ringStore(settings, kv);
   const snapshot = await readRing(store);
   if (!snapshot) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
   planRevocation(snapshot.ring, kids); // refuses an unknown kid before anything is written
@@ -601,7 +601,7 @@ const actions: Record<string, Action> = {
 
   'keys list': async () =>
     withStore(async (kv, settings) => {
-      const snapshot = await readRing(ringStore(settings, kv));
+      const snapshot = await readRing(await ringStore(settings, kv));
       print(snapshot ? describeRing(snapshot.ring, await publishedRotationPolicy(settings, revocationList(kv, settings))) : []);
     }),
 
@@ -609,12 +609,12 @@ const actions: Record<string, Action> = {
     withStore(async (kv, settings) => {
       if (options.revokeCurrent) {
         if (!options.now) throw new UsageError('--revoke-current goes with --now');
-        const current = (await readRing(ringStore(settings, kv)))?.ring.current?.kid;
+        const current = (await readRing(await ringStore(settings, kv)))?.ring.current?.kid;
         if (!current) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
         return revokeKeys(kv, settings, [current]);
       }
       const policy = await publishedRotationPolicy(settings, revocationList(kv, settings));
-      const { before, after } = await rotateRing(ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now), (message) => console.error(`latchkey: ${message}`));
+      const { before, after } = await rotateRing(await ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now), (message) => console.error(`latchkey: ${message}`));
       print({
         current: after.current?.kid,
         retired: before.current?.kid,
@@ -747,7 +747,7 @@ const actions: Record<string, Action> = {
       if (!clientSecret) throw new UsageError("--client-secret-stdin reads Latchkey's client secret at the upstream from standard input, and none came: e.g. printf '%s' \"$SECRET\" | latchkey upstreams add … --client-secret-stdin");
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
       // it so that the server can open it (and not, say, under the public development default).
-      await readRing(ringStore(settings, kv));
+      await readRing(await ringStore(settings, kv));
       const added = await new Upstreams(kv, settings.keys.secrets).add({
         id: options.id,
         issuer: options.issuer,

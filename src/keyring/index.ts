@@ -61,9 +61,9 @@ export function keyRevocationHorizon(config: Config, published: { readonly lead?
  * another embedded store uses that ring (a CLI given another EMBEDDED_FILE, or run on a store file no
  * server serves, rotated or revoked that server's keys while it said it acted on the other store).
  */
-export function ringStore(config: Config, kv: Kv): RingStore {
+export async function ringStore(config: Config, kv: Kv): Promise<RingStore> {
   if (kv.kind === 'redis') return new KvRingStore(kv, new Sealer(config.keys.secrets));
-  const other = ringUsedElsewhere(config);
+  const other = await ringUsedElsewhere(config);
   if (other) {
     throw new RingUnusable(
       `keys.dir (KEYS_DIR): ${other.ring} is the signing key ring of the latchkey server at ${other.issuer} (pid ${other.pid}, on ${other.file}), not of ${resolve(config.embedded.file)}: unset EMBEDDED_FILE to act on that server, or give this store its own KEYS_DIR (as its server is given)`,
@@ -76,7 +76,7 @@ export function ringStore(config: Config, kv: Kv): RingStore {
 export async function openKeyring(config: Config, kv: Kv, logger?: Logger, published?: LifetimesSaid): Promise<KeyringService> {
   return KeyringService.open({
     ...(published ? { policyNow: () => publishedRotationPolicy(config, published) } : {}),
-    store: ringStore(config, kv),
+    store: await ringStore(config, kv),
     policy: rotationPolicy(config),
     rsaBits: config.keys.rsaBits,
     refreshInterval: config.keys.refreshInterval,
@@ -100,7 +100,7 @@ class ImportedRing extends FileRingStore {
   }
 
   override async readRaw(): Promise<string | undefined> {
-    const user = ringUser(this.config);
+    const user = await ringUser(this.config);
     if (!user) return super.readRaw();
     this.logger?.warn(
       { ring: user.ring, pid: user.pid },

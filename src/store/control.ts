@@ -190,8 +190,14 @@ function ringRunPath(config: Config): string {
   return join(resolve(config.keys.dir), 'keyring.json.server');
 }
 
-/** The server on the embedded store running now that uses `config`'s key ring (keys.dir), if any; `ring`: the ring's file, for messages. */
-export function ringUser(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
+/**
+ * The server on the embedded store running now that uses `config`'s key ring (keys.dir), if any; `ring`: the ring's file, for messages.
+ * Running: its store's control socket answers, as servedElsewhere asks. A live pid alone is not one:
+ * the record of a server killed (kill -9, an OOM kill) stays, and its pid is another process's next
+ * (in a container started again, pid 1: the new server itself), which refused the start on another
+ * store file and kept the move to Redis from importing the keys (second review of the twelfth passes).
+ */
+export async function ringUser(config: Config): Promise<(RingRunInfo & { readonly ring: string }) | undefined> {
   let info: RingRunInfo;
   try {
     info = JSON.parse(readFileSync(ringRunPath(config), 'utf8')) as RingRunInfo;
@@ -199,18 +205,19 @@ export function ringUser(config: Config): (RingRunInfo & { readonly ring: string
     return undefined;
   }
   if (!Number.isSafeInteger(info.pid) || typeof info.file !== 'string' || typeof info.issuer !== 'string' || !alive(info.pid)) return undefined;
+  if (!(await answers(`${info.file}.sock`))) return undefined;
   return { ...info, ring: join(config.keys.dir, 'keyring.json') };
 }
 
 /** The server running now on another embedded store than `config`'s that uses `config`'s key ring, if any. */
-export function ringUsedElsewhere(config: Config): (RingRunInfo & { readonly ring: string }) | undefined {
-  const user = ringUser(config);
+export async function ringUsedElsewhere(config: Config): Promise<(RingRunInfo & { readonly ring: string }) | undefined> {
+  const user = await ringUser(config);
   return user && !samePath(user.file, resolve(config.embedded.file)) ? user : undefined;
 }
 
 /** At a start on the embedded store: the key ring another running server on another store uses, said in one line. */
-export function ringServedElsewhere(config: Config): StoreAccessError | undefined {
-  const other = ringUsedElsewhere(config);
+export async function ringServedElsewhere(config: Config): Promise<StoreAccessError | undefined> {
+  const other = await ringUsedElsewhere(config);
   if (!other) return undefined;
   return new StoreAccessError(
     `KEYS_DIR: ${other.ring} is the signing key ring of the latchkey server at ${other.issuer} (pid ${other.pid}, on ${other.file}); two embedded stores on one key ring rotate and revoke each other's keys: give this one its own, e.g. KEYS_DIR=keys/other (or stop that one)`,

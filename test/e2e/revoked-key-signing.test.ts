@@ -153,7 +153,7 @@ describe('e2e: an instance signs nothing with a key revoked through another', fu
     const answer = clientCredentialsToken(second.url, MACHINE);
     // The ring, as `keys revoke` writes it after its kid entry (here a little later than the CLI would).
     await new Promise((done) => setTimeout(done, 100));
-    await revokeFromRing(ringStore(first.config, first.kv), [signing], first.config.keys.rsaBits);
+    await revokeFromRing(await ringStore(first.config, first.kv), [signing], first.config.keys.rsaBits);
     const token = await answer;
     assert.notEqual(decodeProtectedHeader(token).kid, signing, 'signed by the revoked key');
     assert.equal(decodeProtectedHeader(token).kid, second.keys.ring.current!.kid);

@@ -39,7 +39,7 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
 
   /** Retires the current key `seconds` ago in the store (its next key current since then), as a rotation there would have. */
   const retireCurrentSecondsAgo = async (seconds: number) => {
-    const store = ringStore(server.config, server.kv);
+    const store = await ringStore(server.config, server.kv);
     const before = (await readRing(store))!;
     const retiredAt = new Date(Date.now() - seconds * 1000).toISOString();
     const old = before.ring.current!;
@@ -54,7 +54,7 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
   it('keys rotate run without the servers\' KEYS_PUBLISH_LEAD refuses a next key published 2 days ago (the servers\' JWKS is cached 3.5 days); keys list says when it may sign by the servers\' lead', async () => {
     const jwks = await fetch(new URL('/jwks', server.url));
     assert.equal(jwks.headers.get('cache-control'), `public, max-age=${WEEK / 2}`);
-    const store = ringStore(server.config, server.kv);
+    const store = await ringStore(server.config, server.kv);
     const before = (await readRing(store))!;
     const createdAt = new Date(Date.now() - 2 * 24 * 3600 * 1000).toISOString();
     const next = before.ring.next!;
@@ -75,7 +75,7 @@ describe('key ring: the publish lead the servers said holds for a rotation or re
 
   it('keys revoke run without the servers\' KEYS_PUBLISH_LEAD keeps the kid entry at least as long as the servers\' JWKS may be cached (3.5 days)', async () => {
     const { KEYS_PUBLISH_LEAD: _lead, ...withoutLead } = server.env;
-    const revokedKid = (await readRing(ringStore(server.config, server.kv)))!.ring.next!.kid;
+    const revokedKid = (await readRing(await ringStore(server.config, server.kv)))!.ring.next!.kid;
     const revokedAt = Math.floor(Date.now() / 1000);
     const revoked = await latchkey(withoutLead, ['keys', 'revoke', revokedKid]);
     assert.equal(revoked.status, 0, revoked.stderr);

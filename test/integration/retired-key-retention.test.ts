@@ -29,7 +29,7 @@ describe('key ring: a retired key is kept as long as the servers said their toke
   });
 
   it('keys rotate run without the servers\' TTL settings keeps a key retired 4,000 s ago (its ID tokens live 7,200 s); keys list says it goes after the servers\' lifetime, not the CLI\'s', async () => {
-    const store = ringStore(server.config, server.kv);
+    const store = await ringStore(server.config, server.kv);
     const before = (await readRing(store))!;
     // The current key retired 4,000 s ago, a new current beside it: past the CLI's own retention
     // (3,600 + skew + refresh), within the servers' (7,200 + ...).
