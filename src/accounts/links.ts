@@ -284,24 +284,33 @@ export class UpstreamLinks {
   /**
    * A new account for the upstream identity, named after it; named after its issuer too when that
    * name is taken (by the account of a provider removed since whose id this one was given, whose
-   * person had the same sub).
+   * person had the same sub), and then counted on: each link the person removes leaves its account
+   * holding a name, and the next sign-in through the identity makes another (remove), which, both
+   * names taken, failed with a 500 (second review of the twelfth passes).
    */
   async #created(upstream: { id: string; issuer: string }, upstreamSub: string, claims: Claims): Promise<Account> {
-    const [name, issuersName] = namesFor(upstream, upstreamSub);
     const madeFor = identityMark(upstream, upstreamSub);
-    try {
-      return await this.accounts.createWithoutPassword(name, claims, madeFor);
-    } catch (error) {
-      if (!(error instanceof AccountError && error.conflict)) throw error;
-      return this.accounts.createWithoutPassword(issuersName, claims, madeFor);
+    for (const name of namesFor(upstream, upstreamSub)) {
+      try {
+        return await this.accounts.createWithoutPassword(name, claims, madeFor);
+      } catch (error) {
+        if (!(error instanceof AccountError && error.conflict)) throw error;
+      }
     }
+    throw new Error('unreachable: namesFor does not end');
   }
 
-  /** An account made for this identity (#created) that no link names: its first sign-in was cut off before its link. */
+  /**
+   * An account made for this identity (#created) that no link names: its first sign-in was cut off before its link.
+   * Looked for among the names #created takes, in order, up to the first not taken (where it would have made one).
+   */
   async #unlinked(upstream: { id: string; issuer: string }, upstreamSub: string): Promise<Account | undefined> {
     const madeFor = identityMark(upstream, upstreamSub);
-    const found = await Promise.all(namesFor(upstream, upstreamSub).map((name) => this.accounts.findByUsername(name)));
-    return found.find((account) => account?.madeFor === madeFor);
+    for (const name of namesFor(upstream, upstreamSub)) {
+      const account = await this.accounts.findByUsername(name);
+      if (!account || account.madeFor === madeFor) return account;
+    }
+    return undefined;
   }
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how'], iss?: string): Promise<Link | undefined> {
@@ -319,10 +328,12 @@ export class UpstreamLinks {
 /**
  * The names an account made by an upstream's first sign-in takes (#created): usernameFor its sub, or,
  * that one taken (by the account of a provider removed since whose id this one was given), its issuer
- * and sub.
+ * and sub, and then those counted on (the accounts of links the person removed hold the first ones).
  */
-function namesFor(upstream: { id: string; issuer: string }, upstreamSub: string): [string, string] {
-  return [usernameFor(upstream.id, upstreamSub), usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}`)];
+function* namesFor(upstream: { id: string; issuer: string }, upstreamSub: string): Generator<string, never> {
+  yield usernameFor(upstream.id, upstreamSub);
+  yield usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}`);
+  for (let count = 2; ; count += 1) yield usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}\n${count}`);
 }
 
 /** The identity an account was made for (Account.madeFor): a digest of the upstream's id, its issuer and the person's sub there. */

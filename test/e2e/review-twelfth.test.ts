@@ -77,6 +77,25 @@ describe('e2e: review of the twelfth passes: an upstream link the person removed
     assert.notEqual(now.sub, account.sub, 'not the account the link was removed from');
     assert.deepEqual(await links.list(account.sub), [], 'that account has no link to the upstream again');
   });
+
+  it('a link removed twice (from the account the first sign-in made, then from the one the next made) leaves the next sign-in through it an account of its own, not a failure (second review: both of the names an account made for the identity takes were taken)', async () => {
+    const { sub: upstreamSub } = await server.accounts.create('rosalind', PASSWORD);
+    const removeLink = async (agent: Agent) => {
+      const made = (await links.find('self', upstreamSub))!;
+      await server.accounts.setPassword((await server.accounts.find(made.sub))!.username, 'a password of the account made through the upstream');
+      let page = await agent.follow(`${server.issuer}/account`);
+      if (isConsent(page)) page = await agent.submit(page, '/confirm', {});
+      const removed = await agent.submit(page, '/account/links/remove', {});
+      assert.match(new URL(removed.url).search, /^\?done=links\.removed\./, `removed: ${removed.status} ${removed.url}`);
+      return made.sub;
+    };
+    const first = await removeLink((await throughUpstream('rosalind')).agent);
+    const second = await removeLink((await throughUpstream('rosalind')).agent);
+    await throughUpstream('rosalind');
+    const third = (await links.find('self', upstreamSub))?.sub;
+    assert.ok(third, 'the third sign-in has an account');
+    assert.ok(third !== first && third !== second, 'of its own');
+  });
 });
 
 describe('e2e: review of the twelfth passes: a code across its client narrowed and widened again, with codes outliving sign-ins', function () {
