@@ -272,11 +272,18 @@ export class Accounts {
     // Checked and made with the address claimed: an upstream's first sign-in bringing it at the same
     // moment reads the accounts after this one is made, or this one after that one's.
     const made = await this.withEmailClaimed(email, async () => {
-      // A holder no name finds is a make cut off half-way (every make giving an account an address
-      // verified holds its claim, as this one does now): it is taken back, not "holding" it for ever.
-      const holders = [];
-      for (const other of await this.findByEmail(email)) if (!(await this.#halfMade(other))) holders.push(other);
-      const holder = holders.find((other) => other.claims.email_verified === true);
+      // A holder (verified) no name finds is a make cut off half-way (every make giving an account an
+      // address verified holds its claim, as this one does now): it is taken back, not "holding" it for
+      // ever. Only a verified one: a make giving the address unverified does not hold its claim, so one
+      // no name finds yet may be in progress (the third review of the twelfth passes' changes: it was
+      // erased mid-make, and its add answered 201 for a person who did not exist).
+      let holder: Account | undefined;
+      for (const other of await this.findByEmail(email)) {
+        if (other.claims.email_verified === true && !(await this.#halfMade(other))) {
+          holder = other;
+          break;
+        }
+      }
       if (holder) throw new AccountError(`the email address ${email} is held, verified, by the account "${holder.username}": apps would take one person for the other; change or remove that account first, or add this one with the address unverified`, true);
       return this.#make(username, passwordHash, claims);
     });
