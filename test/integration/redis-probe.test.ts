@@ -29,10 +29,13 @@ describe('bench: the Redis probe', function () {
     heartbeat = setInterval(() => void connection.set(`probe:tracked-cache:abc:${(beats += 1)}`, '1', 'PX', 3000), 20);
     // Between the beats, a reading of Redis's clock as a server's each minute (clock.ts: TIME, no key).
     setTimeout(() => (clock = setInterval(() => void connection.time(), 20)), 10);
-    server = createServer((_request, response) => {
+    server = createServer((request, response) => {
       void (async () => {
         await connection.get('probe:one'); // two round trips: the second waits for the first
-        await connection.get('probe:two');
+        // /script: the second a script that reads Redis's clock, as the consumption of a code or a
+        // refresh token does (store/redis.ts): that TIME is the request's, not a timer's.
+        if (request.url === '/script') await connection.eval("redis.call('TIME'); return 1", 0);
+        else await connection.get('probe:two');
         response.end('ok');
       })();
     });
@@ -59,6 +62,21 @@ describe('bench: the Redis probe', function () {
     assert.equal(probe.steps.get!.maxRoundTrips, 2);
     assert.equal(probe.commandsPerIteration, 2);
     assert.deepEqual(probe.steps.get!.sample, ['GET×2']);
+  });
+
+  it("counts a TIME a request's script ran as the request's: no window is left out for it", async () => {
+    const { port } = server.address() as AddressInfo;
+    const workload = { steps: [{ name: 'script', request: () => ({ method: 'GET' as const, path: '/script' }), check: (r: { status: number }) => (r.status === 200 ? undefined : `status ${r.status}`) }] };
+    const probe = await probeRedis(inspector, `http://127.0.0.1:${port}`, workload, 60, 'probe:');
+    assert.equal(probe.errors, 0);
+    // Before, every window held the script's TIME, taken for a timer's: all 60 were left out, and the
+    // TIME subtracted from each made the request's 2 round trips read 1 (refresh's 3 read 2, the code
+    // exchange's 2 read 1, since the consumption's bound: store/redis.ts).
+    assert.ok(probe.backgroundWindows < 30, `windows left out: ${probe.backgroundWindows} of 60`);
+    assert.equal(probe.roundTripsPerIteration, 2);
+    assert.equal(probe.steps.script!.maxRoundTrips, 2);
+    assert.equal(probe.commandsPerIteration, 3);
+    assert.deepEqual(probe.steps.script!.sample, ['EVAL', 'GET', 'TIME']);
   });
 
   it('puts the slow log\'s settings back', async () => {
