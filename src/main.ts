@@ -68,6 +68,7 @@ import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
 import { AdapterIndexes } from './store/adapter-indexes.js';
+import { unlessConfigured } from './interactions/client-branding.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
@@ -499,7 +500,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         secondFactors,
         mfaRequired: config.accounts.mfa.required,
         accountPage: '/account',
-        managesItself: (clientId) => new AdapterIndexes(kv).managesItself(clientId),
+        managesItself: unlessConfigured(config, (clientId) => new AdapterIndexes(kv).managesItself(clientId)),
       }),
     ],
   });

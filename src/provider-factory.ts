@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { renderProviderError } from './http/errors.js';
 import { RateLimits } from './http/rate-limits.js';
 import { devicePages } from './interactions/device.js';
+import { unlessConfigured } from './interactions/client-branding.js';
 import { logoutPages } from './interactions/logout.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { SigningGate } from './keyring/service.js';
@@ -102,7 +103,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       rateLimits: limits,
       renderError: (ctx, out, error) => renderProviderError(ctx, out, error),
       logoutPages,
-      devicePages: devicePages(apis, (clientId) => new AdapterIndexes(kv).managesItself(clientId)),
+      devicePages: devicePages(apis, unlessConfigured(config, (clientId) => new AdapterIndexes(kv).managesItself(clientId))),
       federated,
       upstreamLogout,
       upstreamKnown: (id) => upstreams.has(id),

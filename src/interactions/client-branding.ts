@@ -23,6 +23,8 @@
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { allowImagesFrom, registeredHosts, webUrl } from '../http/image-origins.js';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import type { Config } from '../config.js';
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
@@ -52,6 +54,16 @@ export interface ClientBranding {
  */
 export async function registeredItself(client: Client, managesItself: (clientId: string) => Promise<boolean>): Promise<boolean> {
   return client.metadata().owner !== undefined || (await managesItself(client.clientId));
+}
+
+/**
+ * `managesItself` that asks the store only of a client no operator configured: a configured client
+ * (CLIENTS) or one of Latchkey's own is the operator's whatever the store holds (the engine finds it
+ * before any stored client of that id), and the login page of such a client stays one round trip.
+ */
+export function unlessConfigured(config: Pick<Config, 'clients'>, managesItself: (clientId: string) => Promise<boolean>): (clientId: string) => Promise<boolean> {
+  const ids = new Set([...FIRST_PARTY_CLIENT_IDS, ...config.clients.map((client) => client.client_id)]);
+  return (clientId) => (ids.has(clientId) ? Promise.resolve(false) : managesItself(clientId));
 }
 
 
