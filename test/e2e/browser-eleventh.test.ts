@@ -106,7 +106,8 @@ describe('e2e (Chromium): flows a person clicks that no pass drove in a browser 
     }
 
     async function allowUntilDone() {
-      await page.waitForLoadState();
+      // The consent page or the end, whichever comes: a load state alone may be the page before them.
+      await page.waitForSelector('h1:has-text("Allow access?"), h1:has-text("Device connected")');
       if ((await page.locator('h1:has-text("Allow access?")').count()) > 0) await page.click('button:has-text("Allow")');
       await page.waitForSelector('h1:has-text("Device connected")');
     }
