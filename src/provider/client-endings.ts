@@ -38,7 +38,8 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
   // end), or a code issued before it (the token endpoint holds a code to the cutoff too: patches/
   // current-registration.ts): with ttl.interaction alone, a code outliving it (ttl.authorizationCode
   // may be longer) was redeemed once the cutoff had gone (the review of the twelfth passes).
-  const signIns = Math.max(config.ttl.interaction, config.ttl.authorizationCode) + CLOCK_TOLERANCE;
+  // Or a device code asked for before it (approved against the cutoff too, however late in its lifetime).
+  const signIns = Math.max(config.ttl.interaction, config.ttl.authorizationCode, config.ttl.deviceCode) + CLOCK_TOLERANCE;
   return {
     // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
     // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made

@@ -37,7 +37,11 @@
  *   Last, a sign-in that resumes (`resume`) ends when its client was narrowed or removed since its
  *   interaction began (at or before the client's cutoff, `narrowedAt`: client-endings.ts clientEndings
  *   records it), though the client is as wide again now: invalid_request, sent to the redirect URI
- *   the client has again. A sign-in left at the login page across a redirect URI taken out and put
+ *   the client has again. So does the approval of a device code asked for at or before the cutoff
+ *   (its `requestedAt`), at /device (the device is told): the narrowing ends the client's device
+ *   codes (endPendingRequests), but one whose device authorization read the client before the
+ *   narrowing and wrote its code after was left, and approved and redeemed once the client was
+ *   widened again (thirteenth fresh-eyes passes of 2026-12-07, test/e2e/device-flow-thirteenth.test.ts). A sign-in left at the login page across a redirect URI taken out and put
  *   back (a configured client restarted twice, the admin API, the developer page, RFC 7592, a Client
  *   ID Metadata Document read again) ended in a code to it: each check above sees only the client
  *   as it is, and sign-ins are not indexed per client to be ended with its pending requests
@@ -95,6 +99,15 @@ interface RegisteredClient {
 }
 
 /**
+ * When the device code being approved was asked for (its `requestedAt`, on the store's clock as the
+ * cutoff: patches/device-fresh-login.ts), or the engine's `iat` for one stored without it.
+ */
+function deviceRequestedAt(ctx: KoaContextWithOIDC): unknown {
+  const code = (ctx.oidc as { deviceCode?: { requestedAt?: unknown; iat?: unknown } }).deviceCode;
+  return code?.requestedAt ?? code?.iat;
+}
+
+/**
  * `policy` with the check of a picked-up request against the client as registered now.
  * `staticScopes`: the engine's `scopes` setting; as at the authorization endpoint, a runtime API's
  * scope outside the client's metadata is not refused here (the API's token never carries it).
@@ -135,8 +148,8 @@ export function withCurrentRegistration(
       const asked = typeof params.scope === 'string' ? params.scope.split(' ').filter((scope) => statics.has(scope)) : [];
       const beyond = scopesBeyond(client, asked);
       if (beyond.length) throw new errors.InvalidScope('requested scope is not allowed', beyond.join(' '));
-      if (route === 'resume' && narrowedAt) {
-        const began = (ctx.oidc.entities.Interaction as { iat?: unknown } | undefined)?.iat;
+      if (narrowedAt) {
+        const began = route === 'resume' ? (ctx.oidc.entities.Interaction as { iat?: unknown } | undefined)?.iat : deviceRequestedAt(ctx);
         const cutoff = await narrowedAt(client.clientId);
         if (cutoff !== undefined && (typeof began !== 'number' || began <= cutoff)) {
           throw new errors.InvalidRequest('the client registration changed since the request began; make the request again');
