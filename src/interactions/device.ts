@@ -78,11 +78,19 @@ function toldTheDevice(name: string, error: string): { error: string } {
 }
 
 /**
+ * Where the engine tells the device an error (deviceUserFlowErrors): as the person presses Continue
+ * (`code_verification`: the request checked against its client as registered now, refused) and as
+ * their sign-in resumes. Only the second was read, so a refusal at Continue said "enter the code
+ * again", which then said "already used", while the device had stopped (thirteenth fresh-eyes passes).
+ */
+const TOLD_AT = new Set(['code_verification', 'device_resume']);
+
+/**
  * The error the device code of this page's ended sign-in holds, if the engine told the device one
  * (access_denied has its own AbortedError), with the name of the app it was for.
  */
 async function errorToldTheDevice(ctx: KoaContextWithOIDC, err: EngineError | undefined): Promise<{ error: string; clientName: string } | undefined> {
-  if (!err || err.name === 'AbortedError' || ctx.oidc.route !== 'device_resume') return undefined;
+  if (!err || err.name === 'AbortedError' || !TOLD_AT.has(ctx.oidc.route)) return undefined;
   const id = (ctx.oidc.entities.Interaction as { deviceCode?: string } | undefined)?.deviceCode;
   // Found as the engine found it to save the error (its types leave out ignoreSessionBinding).
   const code = ctx.oidc.deviceCode ?? (id ? await ctx.oidc.provider.DeviceCode.find(id, { ignoreExpiration: true, ignoreSessionBinding: true } as { ignoreExpiration: boolean }) : undefined);

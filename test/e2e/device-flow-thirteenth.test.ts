@@ -3,7 +3,8 @@
  * docs/security-passes.md, "thirteenth fresh-eyes passes of 2026-12-07: device authorization grant"):
  * a device code held to its client's cutoff as a sign-in is (a device authorization caught in flight,
  * deterministically by the test relay, while another instance narrows the client and widens it again;
- * a person's approval caught so, which held already).
+ * a person's approval caught so, which held already), and what the person is told when the device's
+ * request is refused as they press Continue.
  */
 import assert from 'node:assert/strict';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -102,5 +103,18 @@ describe('e2e: the device authorization grant attacked, thirteenth fresh-eyes pa
     const page = await held.release();
     assert.ok(page.status < 500, `never a 5xx (${page.status})`);
     assert.notEqual(await poll('console', device_code), 'tokens', 'a device code approved across the narrowing got tokens');
+  });
+
+  it('a request refused as the person presses Continue (a scope taken from the app since) tells them the app was not connected, not to type the code again', async () => {
+    const metadata = device('radio', { scope: 'openid profile email' });
+    await other.clients.add(metadata);
+    const { device_code, user_code } = await authorize(other.url, 'radio', 'openid email');
+    await other.clients.update('radio', { ...metadata, scope: 'openid profile' });
+    const agent = new Agent();
+    const confirm = await typed(agent, relayed.server.url, user_code);
+    const page = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.equal(await poll('radio', device_code), 'invalid_scope', 'the device is told');
+    assert.match(page.html, /App radio<\/bdi> was not connected|App radio was not connected/, `the person is told: ${page.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`);
+    assert.doesNotMatch(page.html, /Enter the code again/);
   });
 });
