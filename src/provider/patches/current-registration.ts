@@ -37,18 +37,21 @@
  *   Last, a sign-in that resumes (`resume`) ends when its client was narrowed or removed since its
  *   interaction began (at or before the client's cutoff, `narrowedAt`: client-endings.ts clientEndings
  *   records it), though the client is as wide again now: invalid_request, sent to the redirect URI
- *   the client has again. So does the approval of a device code asked for at or before the cutoff
- *   (its `requestedAt`), at /device (the device is told): the narrowing ends the client's device
- *   codes (endPendingRequests), but one whose device authorization read the client before the
- *   narrowing and wrote its code after was left, and approved and redeemed once the client was
- *   widened again (thirteenth fresh-eyes passes of 2026-12-07, test/e2e/device-flow-thirteenth.test.ts). A sign-in left at the login page across a redirect URI taken out and put
+ *   the client has again. A sign-in left at the login page across a redirect URI taken out and put
  *   back (a configured client restarted twice, the admin API, the developer page, RFC 7592, a Client
  *   ID Metadata Document read again) ended in a code to it: each check above sees only the client
  *   as it is, and sign-ins are not indexed per client to be ended with its pending requests
  *   (twenty-fourth endings pass). Each interaction of a sign-in is made as the one before resumes, so
  *   one made after the cutoff follows one resumed after it: only the first can predate the cutoff.
- *   One read, on the resume alone (started with the resume's own reads, store/adapter.ts
+ *   One read, on the resume (started with the resume's own reads, store/adapter.ts
  *   readInteractionAhead, where a credential check reads them).
+ *   So does the approval of a device code asked for at or before the cutoff (its `requestedAt`, at
+ *   Continue and as its sign-in resumes at /device; the device is told): the narrowing ends the
+ *   client's device codes (endPendingRequests), but one whose device authorization read the client
+ *   before the narrowing and wrote its code after was left, and approved and redeemed once the client
+ *   was widened again (thirteenth fresh-eyes passes of 2026-12-07, test/e2e/device-flow-thirteenth.test.ts).
+ *   One read more on those two steps of a person's, none at the token endpoint: an approval written
+ *   over a device code the narrowing ended is refused already (store/adapter.ts RecordChangedMeanwhile).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant, and so is a code
  *   issued without PKCE to a client that must use it now (`pkce.required` as configured now, or the
@@ -63,7 +66,7 @@
  *   issued to a redirect URI taken out and put back, or before the code grant was taken away and
  *   given back, was refused while narrowed and redeemed once widened again (twelfth fresh-eyes passes
  *   of 2026-12-07); its `grantedAt` (the store's clock) is compared, read with its grant (store/adapter.ts
- *   readAheadFor). Device codes end with such a narrowing already (endPendingRequests).
+ *   readAheadFor). Device codes end with such a narrowing already (endPendingRequests), and their approval is held to the cutoff (above).
  * Pinned by test/e2e/endings-twelfth.test.ts, test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
  * "a code issued before an operator narrowed …"), test/e2e/redteam-granted-4.test.ts and
  * test/unit/provider-patches.test.ts.
