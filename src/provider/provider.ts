@@ -72,6 +72,7 @@ import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
 import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
+import { hintsOfRemovedKeysNameTheirClient } from './patches/hints-of-removed-keys.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, OPENID_CLAIMS, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
@@ -656,7 +657,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing, keepLogoutRetry }: ProviderDependencies,
+  { config, kv, keyring, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing, keepLogoutRetry }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   // A stored client's secret is compared by its digest (the store keeps no other); then, failing
@@ -694,6 +695,8 @@ function applyPatches(
   // One live device code per user code (unique-user-codes.ts).
   layers.push(uniqueUserCodes(provider, USER_CODE_CHARSET, USER_CODE_MASK));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
+  // At end-session, a hint signed by a key that has left the ring names its client, as client_id would (see the patch).
+  hintsOfRemovedKeysNameTheirClient(provider, new Set(keyring.keys.map((key) => key.kid)));
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.
   noNonceInRefreshedIdTokens(provider);
