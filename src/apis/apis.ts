@@ -341,6 +341,7 @@ export class Apis {
       if (!taken.length) return;
       scopesTaken.push(identifier);
       await this.options.endings?.apiScopesTaken(identifier, taken);
+      await this.#endEmptied(identifier, before, after);
     };
     for (const identifier of removed) {
       // A stored API of the identifier (the configured one was put over it) goes on as it is, with
@@ -397,6 +398,24 @@ export class Apis {
     // passed, so that what it issues under the new configuration is of a later second.
     if (removed.length || narrowed.length || scopesTaken.length) await untilSecond(epochSeconds() + 1);
     return { removed, added, scopesTaken, narrowed, now };
+  }
+
+  /**
+   * The clients whose grant at an API held some of the scopes it offered `before` and holds none of
+   * those it offers `after` (taken out of its configuration): they may no longer call it
+   * (resource-servers.ts: a grant with none of an API's scopes is no leave to), so the tokens they got
+   * there end whole, those got without naming a scope too (which carry none of the scopes taken), as
+   * when an operator narrows a grant to none of them (#endTaken). An API left with no scopes is
+   * reached by a grant alone: nothing ends.
+   */
+  async #endEmptied(identifier: string, before: readonly string[], after: readonly string[]): Promise<void> {
+    const { endings } = this.options;
+    if (!endings || !after.length) return;
+    const configured = [...this.#staticGrants].filter(([, held]) => held[identifier]).map(([clientId]) => clientId);
+    for (const clientId of new Set([...(await this.kv.members(apiGranteesKey(identifier))), ...configured])) {
+      const scopes = (await this.grantAt(clientId, identifier))?.scopes ?? [];
+      if (scopes.some((scope) => before.includes(scope)) && !scopes.some((scope) => after.includes(scope))) await endings.clientGrantNarrowed(clientId, identifier, undefined);
+    }
   }
 
   /** A configured API's addedAt, as recorded (configurationChanged). */

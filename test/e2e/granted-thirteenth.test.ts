@@ -1,0 +1,81 @@
+/**
+ * The thirteenth fresh-eyes pass at "more than was granted" (2026-12-07, docs/security-passes.md,
+ * "more than was granted, thirteenth pass"), black box. Found and fixed here: a scope taken out of a
+ * configured API across a restart, leaving a client's operator grant there with none of the API's
+ * scopes, left the tokens that client got there without naming a scope good (introspection and the
+ * feed), where its new ones are refused as "no leave to call it" (resource-servers.ts), as an
+ * operator's narrowing of the grant to none of them ends them whole (apis.ts #endTaken).
+ */
+import assert from 'node:assert/strict';
+import { createResourceServer } from '../../src/resource-server/index.js';
+import { serverRestarts } from '../helpers/restarts.js';
+import { acceptedBy, basic, grantFeed, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
+
+/** A JWT API whose `read` the operator takes out, keeping `write`. */
+const NOTES = 'https://notes.thirteenth.example.test';
+/** An opaque API, the same change. */
+const LEDGER = 'https://ledger.thirteenth.example.test';
+/** Serves as both APIs: introspects their tokens, follows the feed for NOTES. */
+const API: ClientCredentials = { id: 'thirteenth-api', secret: 'thirteenth-api-secret-with-plenty-of-entropy-0123456789' };
+/** Granted `read` at both APIs at runtime (`latchkey apis grant`), in the store. */
+const MACHINE: ClientCredentials = { id: 'thirteenth-machine', secret: 'thirteenth-machine-secret-with-plenty-of-entropy-0123456789' };
+/** Granted `read write` at NOTES: keeps `write` there, the control. */
+const OTHER: ClientCredentials = { id: 'thirteenth-other', secret: 'thirteenth-other-secret-with-plenty-of-entropy-0123456789' };
+
+/** client_credentials at `resource` naming no scope: the token, or the error. */
+async function ownToken(url: string, client: ClientCredentials, resource: string): Promise<{ status: number; token?: string; error?: string }> {
+  const response = await fetch(`${url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource }),
+  });
+  const body = (await response.json()) as { access_token?: string; error?: string };
+  return { status: response.status, token: body.access_token, error: body.error };
+}
+
+describe('e2e: thirteenth fresh-eyes pass, more than was granted', function () {
+  this.timeout(60_000);
+
+  describe("a scope taken out of a configured API, leaving a client's grant there with none of its scopes", () => {
+    const restarts = serverRestarts('test');
+    const settings = (scopes: string[]) => ({
+      env: {
+        RESOURCE_SERVERS: JSON.stringify([
+          { identifier: NOTES, scopes, format: 'jwt', grants: [{ client_id: API.id, introspect: true }] },
+          { identifier: LEDGER, scopes, format: 'opaque', grants: [{ client_id: API.id, introspect: true }] },
+        ]),
+      },
+      clients: [machineClient(API), machineClient(MACHINE), machineClient(OTHER)],
+    });
+
+    it('ends the tokens the client got there without naming a scope, at introspection and on the feed, as its new ones are refused; a client still holding a scope there keeps its own', async () => {
+      const server = await restarts.start(settings(['read', 'write']));
+      await grantFeed(server, API.id);
+      await server.apis.grant(MACHINE.id, NOTES, { scopes: ['read'] });
+      await server.apis.grant(MACHINE.id, LEDGER, { scopes: ['read'] });
+      await server.apis.grant(OTHER.id, NOTES, { scopes: ['read', 'write'] });
+      const jwt = await ownToken(server.url, MACHINE, NOTES);
+      const opaque = await ownToken(server.url, MACHINE, LEDGER);
+      const kept = await ownToken(server.url, OTHER, NOTES);
+      for (const got of [jwt, opaque, kept]) assert.equal(got.status, 200, got.error);
+
+      // The operator takes `read` out of both APIs (`write` stays) and restarts.
+      const narrowed = await restarts.start(settings(['write']));
+      // What the client may get now: nothing (it holds none of the APIs' scopes), as resource-servers.ts says.
+      assert.equal((await ownToken(narrowed.url, MACHINE, NOTES)).error, 'invalid_scope');
+      assert.equal((await ownToken(narrowed.url, MACHINE, LEDGER)).error, 'invalid_scope');
+      // And what it got before, without naming a scope, is no more leave to call them.
+      assert.equal((await introspect(narrowed.url, API, jwt.token!)).active, false, "the client's JWT at introspection");
+      assert.equal((await introspect(narrowed.url, API, opaque.token!)).active, false, "the client's opaque token at introspection");
+      const helper = await createResourceServer({ issuer: narrowed.issuer, audience: NOTES, clientId: API.id, clientSecret: API.secret });
+      try {
+        assert.equal(await acceptedBy(helper, jwt.token!), false, 'an API verifying locally (the feed)');
+        // A client that still holds `write` there keeps the token it got without naming a scope.
+        assert.equal(await acceptedBy(helper, kept.token!), true);
+        assert.equal((await introspect(narrowed.url, API, kept.token!)).active, true);
+      } finally {
+        helper.close();
+      }
+    });
+  });
+});
