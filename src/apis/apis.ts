@@ -401,20 +401,21 @@ export class Apis {
   }
 
   /**
-   * The clients whose grant at an API held some of the scopes it offered `before` and holds none of
-   * those it offers `after` (taken out of its configuration): they may no longer call it
-   * (resource-servers.ts: a grant with none of an API's scopes is no leave to), so the tokens they got
-   * there end whole, those got without naming a scope too (which carry none of the scopes taken), as
-   * when an operator narrows a grant to none of them (#endTaken). An API left with no scopes is
-   * reached by a grant alone: nothing ends.
+   * The clients whose grant at an API let them call it with the scopes it offered `before` and no
+   * longer does with those it offers `after` (taken out of its configuration): none of its scopes
+   * held, or a grant that only makes them serve as an API left with no scopes (resource-servers.ts
+   * resourceServerInfo, what may be called). The tokens they got there end whole, those got without
+   * naming a scope too (which carry none of the scopes taken), as when an operator narrows a grant
+   * to none of them (#endTaken).
    */
   async #endEmptied(identifier: string, before: readonly string[], after: readonly string[]): Promise<void> {
     const { endings } = this.options;
-    if (!endings || !after.length) return;
+    if (!endings) return;
+    const calls = (grant: ClientGrant, offered: readonly string[]) => (offered.length ? grant.scopes.some((scope) => offered.includes(scope)) : grant.introspect !== true);
     const configured = [...this.#staticGrants].filter(([, held]) => held[identifier]).map(([clientId]) => clientId);
     for (const clientId of new Set([...(await this.kv.members(apiGranteesKey(identifier))), ...configured])) {
-      const scopes = (await this.grantAt(clientId, identifier))?.scopes ?? [];
-      if (scopes.some((scope) => before.includes(scope)) && !scopes.some((scope) => after.includes(scope))) await endings.clientGrantNarrowed(clientId, identifier, undefined);
+      const grant = await this.grantAt(clientId, identifier);
+      if (grant && calls(grant, before) && !calls(grant, after)) await endings.clientGrantNarrowed(clientId, identifier, undefined);
     }
   }
 

@@ -15,10 +15,14 @@ import { acceptedBy, basic, grantFeed, introspect, machineClient, type ClientCre
 const NOTES = 'https://notes.thirteenth.example.test';
 /** An opaque API, the same change. */
 const LEDGER = 'https://ledger.thirteenth.example.test';
-/** Serves as both APIs: introspects their tokens, follows the feed for NOTES. */
+/** An opaque API whose only scope the operator takes out: then reached by a grant alone, but for one that only makes a client serve as it. */
+const BARE = 'https://bare.thirteenth.example.test';
+/** Serves as the three APIs: introspects their tokens, follows the feed for NOTES. */
 const API: ClientCredentials = { id: 'thirteenth-api', secret: 'thirteenth-api-secret-with-plenty-of-entropy-0123456789' };
 /** Granted `read` at both APIs at runtime (`latchkey apis grant`), in the store. */
 const MACHINE: ClientCredentials = { id: 'thirteenth-machine', secret: 'thirteenth-machine-secret-with-plenty-of-entropy-0123456789' };
+/** Granted `read` at BARE and serves as it (introspection): no leave to call it once it has no scopes. */
+const SERVING: ClientCredentials = { id: 'thirteenth-serving', secret: 'thirteenth-serving-secret-with-plenty-of-entropy-0123456789' };
 /** Granted `read write` at NOTES: keeps `write` there, the control. */
 const OTHER: ClientCredentials = { id: 'thirteenth-other', secret: 'thirteenth-other-secret-with-plenty-of-entropy-0123456789' };
 
@@ -38,35 +42,45 @@ describe('e2e: thirteenth fresh-eyes pass, more than was granted', function () {
 
   describe("a scope taken out of a configured API, leaving a client's grant there with none of its scopes", () => {
     const restarts = serverRestarts('test');
-    const settings = (scopes: string[]) => ({
+    const settings = (scopes: string[], bare: string[]) => ({
       env: {
         RESOURCE_SERVERS: JSON.stringify([
           { identifier: NOTES, scopes, format: 'jwt', grants: [{ client_id: API.id, introspect: true }] },
           { identifier: LEDGER, scopes, format: 'opaque', grants: [{ client_id: API.id, introspect: true }] },
+          { identifier: BARE, scopes: bare, format: 'opaque', grants: [{ client_id: API.id, introspect: true }] },
         ]),
       },
-      clients: [machineClient(API), machineClient(MACHINE), machineClient(OTHER)],
+      clients: [machineClient(API), machineClient(MACHINE), machineClient(OTHER), machineClient(SERVING)],
     });
 
-    it('ends the tokens the client got there without naming a scope, at introspection and on the feed, as its new ones are refused; a client still holding a scope there keeps its own', async () => {
-      const server = await restarts.start(settings(['read', 'write']));
+    it('ends the tokens the client got there without naming a scope, at introspection and on the feed, as its new ones are refused; a client still allowed to call the API keeps its own', async () => {
+      const server = await restarts.start(settings(['read', 'write'], ['read']));
       await grantFeed(server, API.id);
       await server.apis.grant(MACHINE.id, NOTES, { scopes: ['read'] });
       await server.apis.grant(MACHINE.id, LEDGER, { scopes: ['read'] });
       await server.apis.grant(OTHER.id, NOTES, { scopes: ['read', 'write'] });
+      await server.apis.grant(SERVING.id, BARE, { scopes: ['read'], introspect: true });
+      await server.apis.grant(MACHINE.id, BARE, { scopes: ['read'] });
       const jwt = await ownToken(server.url, MACHINE, NOTES);
       const opaque = await ownToken(server.url, MACHINE, LEDGER);
       const kept = await ownToken(server.url, OTHER, NOTES);
-      for (const got of [jwt, opaque, kept]) assert.equal(got.status, 200, got.error);
+      const serving = await ownToken(server.url, SERVING, BARE);
+      const bareKept = await ownToken(server.url, MACHINE, BARE);
+      for (const got of [jwt, opaque, kept, serving, bareKept]) assert.equal(got.status, 200, got.error);
 
-      // The operator takes `read` out of both APIs (`write` stays) and restarts.
-      const narrowed = await restarts.start(settings(['write']));
+      // The operator takes `read` out of NOTES and LEDGER (`write` stays) and out of BARE (none stays), and restarts.
+      const narrowed = await restarts.start(settings(['write'], []));
       // What the client may get now: nothing (it holds none of the APIs' scopes), as resource-servers.ts says.
       assert.equal((await ownToken(narrowed.url, MACHINE, NOTES)).error, 'invalid_scope');
       assert.equal((await ownToken(narrowed.url, MACHINE, LEDGER)).error, 'invalid_scope');
+      assert.equal((await ownToken(narrowed.url, SERVING, BARE)).error, 'invalid_scope');
       // And what it got before, without naming a scope, is no more leave to call them.
       assert.equal((await introspect(narrowed.url, API, jwt.token!)).active, false, "the client's JWT at introspection");
       assert.equal((await introspect(narrowed.url, API, opaque.token!)).active, false, "the client's opaque token at introspection");
+      assert.equal((await introspect(narrowed.url, API, serving.token!)).active, false, 'the token of a client that only serves as an API left with no scopes');
+      // An API left with no scopes is reached by a grant alone: a client granted more than serving as it keeps its token.
+      assert.equal((await ownToken(narrowed.url, MACHINE, BARE)).status, 200);
+      assert.equal((await introspect(narrowed.url, API, bareKept.token!)).active, true);
       const helper = await createResourceServer({ issuer: narrowed.issuer, audience: NOTES, clientId: API.id, clientSecret: API.secret });
       try {
         assert.equal(await acceptedBy(helper, jwt.token!), false, 'an API verifying locally (the feed)');
