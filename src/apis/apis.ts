@@ -336,19 +336,22 @@ export class Apis {
     // A scope an API that stays no longer offers: its tokens carrying it end, as introspection
     // refuses them already (resource-servers.ts heldByApiNow), at every API following the feed too.
     const scopesTaken: string[] = [];
-    const takeScopes = async (identifier: string, before: readonly string[], after: readonly string[]) => {
+    // Clients whose grant at an API no longer lets them call it since its scopes changed (#endEmptied).
+    const emptied: string[] = [];
+    const scopesChanged = async (identifier: string, before: readonly string[], after: readonly string[]) => {
+      if (before.length === after.length && before.every((scope) => after.includes(scope))) return;
+      emptied.push(...(await this.#endEmptied(identifier, before, after)));
       const taken = before.filter((scope) => !after.includes(scope));
       if (!taken.length) return;
       scopesTaken.push(identifier);
       await this.options.endings?.apiScopesTaken(identifier, taken);
-      await this.#endEmptied(identifier, before, after);
     };
     for (const identifier of removed) {
       // A stored API of the identifier (the configured one was put over it) goes on as it is, with
       // its own scopes: those only the configured one offered are taken.
       const stored = await this.kv.get(apiKey(identifier));
       if (stored) {
-        await takeScopes(identifier, recorded![identifier]!.scopes, withoutReserved(JSON.parse(stored) as ApiDefinition).scopes);
+        await scopesChanged(identifier, recorded![identifier]!.scopes, withoutReserved(JSON.parse(stored) as ApiDefinition).scopes);
         continue;
       }
       await this.options.endings?.apiRemoved(identifier);
@@ -362,12 +365,12 @@ export class Apis {
       for (const [clientId, held] of this.#staticGrants) if (held[identifier]) grants[clientId] = held[identifier];
       const before = recorded?.[identifier];
       let addedAt = before?.addedAt;
-      if (before) await takeScopes(identifier, before.scopes, scopes);
+      if (before) await scopesChanged(identifier, before.scopes, scopes);
       if (recorded && !before) {
         const stored = await this.kv.get(apiKey(identifier));
         const moved = stored ? (JSON.parse(stored) as ApiDefinition) : undefined;
         // A stored API moved into the configuration stays the same API, with the configured scopes.
-        if (moved) await takeScopes(identifier, moved.scopes, scopes);
+        if (moved) await scopesChanged(identifier, moved.scopes, scopes);
         addedAt = moved ? moved.addedAt : await this.#afterPredecessor(identifier);
         added.push(identifier);
       }
@@ -396,27 +399,31 @@ export class Apis {
     }
     // Each ending is a cutoff "issued at or before this second": the instance serves once it has
     // passed, so that what it issues under the new configuration is of a later second.
-    if (removed.length || narrowed.length || scopesTaken.length) await untilSecond(epochSeconds() + 1);
-    return { removed, added, scopesTaken, narrowed, now };
+    if (removed.length || narrowed.length || scopesTaken.length || emptied.length) await untilSecond(epochSeconds() + 1);
+    return { removed, added, scopesTaken, narrowed: [...new Set([...narrowed, ...emptied])], now };
   }
 
   /**
    * The clients whose grant at an API let them call it with the scopes it offered `before` and no
-   * longer does with those it offers `after` (taken out of its configuration): none of its scopes
-   * held, or a grant that only makes them serve as an API left with no scopes (resource-servers.ts
-   * resourceServerInfo, what may be called). The tokens they got there end whole, those got without
-   * naming a scope too (which carry none of the scopes taken), as when an operator narrows a grant
-   * to none of them (#endTaken).
+   * longer does with those it offers `after` (its configuration changed): none of the scopes it offers
+   * held (taken out, or the first ones added to an API a grant alone reached), or a grant that only
+   * makes them serve as an API left with no scopes (resource-servers.ts resourceServerInfo, what may be
+   * called). The tokens they got there end whole, those got without naming a scope too (which carry
+   * none of the scopes taken), as when an operator narrows a grant to none of them (#endTaken). Their ids.
    */
-  async #endEmptied(identifier: string, before: readonly string[], after: readonly string[]): Promise<void> {
+  async #endEmptied(identifier: string, before: readonly string[], after: readonly string[]): Promise<string[]> {
     const { endings } = this.options;
-    if (!endings) return;
+    if (!endings) return [];
     const calls = (grant: ClientGrant, offered: readonly string[]) => (offered.length ? grant.scopes.some((scope) => offered.includes(scope)) : grant.introspect !== true);
     const configured = [...this.#staticGrants].filter(([, held]) => held[identifier]).map(([clientId]) => clientId);
+    const ended: string[] = [];
     for (const clientId of new Set([...(await this.kv.members(apiGranteesKey(identifier))), ...configured])) {
       const grant = await this.grantAt(clientId, identifier);
-      if (grant && calls(grant, before) && !calls(grant, after)) await endings.clientGrantNarrowed(clientId, identifier, undefined);
+      if (!grant || !calls(grant, before) || calls(grant, after)) continue;
+      await endings.clientGrantNarrowed(clientId, identifier, undefined);
+      ended.push(clientId);
     }
+    return ended;
   }
 
   /** A configured API's addedAt, as recorded (configurationChanged). */
