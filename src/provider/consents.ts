@@ -20,6 +20,7 @@ import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { heldBy, type HeldByGrant } from '../revocation/grants.js';
+import { claimsOfScopes } from './id-token-claims.js';
 import type { Kv } from '../store/kv.js';
 import { consentHoldersKey, consentKey, consentsKey } from '../store/keys.js';
 import { epochSeconds } from '../clock.js';
@@ -66,6 +67,25 @@ export interface RememberedConsent {
   /** The same by kind, with the claims allowed by name. */
   readonly held: HeldByGrant;
   readonly at: number | undefined;
+}
+
+/**
+ * Adds to `grant` the claims the request asks for by name (the claims parameter) that its OpenID
+ * scopes give already; whether it added any. The person allowed the app those claims when they
+ * allowed the scope: `prompt=none` asking `email` by name after the `email` scope was allowed was
+ * consent_required, and without it the consent page asked again for what it had listed, because the
+ * engine's consent check (op_claims_missing) counts only claims given by name. They are given by name
+ * here, not just counted as given, since the engine releases a claim asked by name only if the grant
+ * names it (filter_claims.js): a client whose ID tokens leave scope claims out gets it where it asked.
+ * A claim the person refused (rejected) stays refused.
+ */
+function withClaimsOfItsScopes(grant: Grant, ctx: KoaContextWithOIDC): boolean {
+  const held = new Set(grant.getOIDCClaimsEncountered());
+  // openid's claims are every client's, never consented.
+  const byScope = claimsOfScopes(grant.getOIDCScope().split(' ').filter((scope) => scope !== 'openid'));
+  const added = [...ctx.oidc.requestParamClaims].filter((claim) => byScope.has(claim) && !held.has(claim));
+  if (added.length) grant.addOIDCClaims(added);
+  return added.length > 0;
 }
 
 export class Consents {
@@ -237,7 +257,10 @@ export class Consents {
           this.#anyStale(Object.keys(grant.resources ?? {}), grant.iat),
           this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx),
         ]);
-        if (!stale && !ended) return grant;
+        if (!stale && !ended) {
+          if (withClaimsOfItsScopes(grant, ctx)) await grant.save();
+          return grant;
+        }
       }
     }
     if (FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) {
@@ -266,6 +289,7 @@ export class Consents {
     for (const [indicator, scope] of Object.entries(remembered.resources)) {
       if (!(await this.stale(indicator, remembered.at))) grant.addResourceScope(indicator, scope);
     }
+    withClaimsOfItsScopes(grant, ctx);
     await grant.save();
     return grant;
   }
