@@ -136,6 +136,7 @@ import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, withoutUnusedSecret, type RegistrationPolicy } from '../registration/policy.js';
 import { predatesClient, type Consents } from './consents.js';
+import { assertClaimsRequests } from './claims-requests.js';
 import { clientEndings } from './client-endings.js';
 import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
@@ -541,7 +542,8 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       openid4vci: { enabled: false },
       clientCredentials: { enabled: true },
-      claimsParameter: { enabled: true },
+      // A claim request of the wrong type is invalid_request (claims-requests.ts).
+      claimsParameter: { enabled: true, assertClaimsParameter: assertClaimsRequests },
       introspection: {
         enabled: true,
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves

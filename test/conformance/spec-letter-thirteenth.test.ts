@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
-import { Agent, ALICE, callbackParams, isConsent, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, answerOf, callbackParams, isConsent, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'spec-letter-thirteenth-client-secret-with-plenty-of-entropy';
+const basic = `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`;
 
 describe('Spec-letter pass, thirteenth (left open before, and letters no check covered)', function () {
   this.timeout(60_000);
@@ -16,7 +17,11 @@ describe('Spec-letter pass, thirteenth (left open before, and letters no check c
   before(async () => {
     op = await startOp({
       people: [ALICE],
-      clients: [webClient('web', SECRET), webClient('conform', SECRET, { id_token_scope_claims: false })],
+      clients: [
+        webClient('web', SECRET),
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] },
+        webClient('conform', SECRET, { id_token_scope_claims: false }),
+      ],
     });
   });
   after(async () => {
@@ -25,6 +30,48 @@ describe('Spec-letter pass, thirteenth (left open before, and letters no check c
 
   const userinfo = async (accessToken: string) =>
     (await (await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${accessToken}` } })).json()) as Record<string, unknown>;
+
+  const postForm = async (url: string, params: Record<string, string>, headers: Record<string, string> = { authorization: basic }) =>
+    answerOf(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) }));
+
+  it("a claim request whose essential is not a boolean, or whose values is not an array, is invalid_request: at /auth at the redirect URI with state and iss, pushed and at device authorization; never a code whose acr another reader of the request took for unasked (Core §5.5.1 'essential', 'values'; RFC 6749 §4.1.2.1 malformed)", async () => {
+    const rp = await RelyingParty.create(op, 'web', { secret: SECRET });
+    const alice = new Agent();
+    await rp.signIn(alice, ALICE, { scope: 'openid email' });
+    const malformed = [
+      { id_token: { acr: { essential: 1, values: ['mfa'] } } },
+      { id_token: { acr: { essential: 'true', values: ['mfa'] } } },
+      { id_token: { acr: { essential: true, value: ['mfa'] } } },
+      { id_token: { acr: { values: 'mfa' } } },
+      { id_token: { email: { essential: 'yes' } } },
+      { userinfo: { email: { essential: null } } },
+      { userinfo: { name: { values: { en: 'Alice' } } } },
+      { id_token: { sub: { value: [op.subs.alice] } } },
+    ];
+    for (const request of malformed) {
+      const claims = JSON.stringify(request);
+      const flow = await rp.authorize(alice, { prompt: 'none', claims, state: 'malformed' });
+      const params = callbackParams(flow);
+      assert.equal(params.get('error'), 'invalid_request', `${claims}: ${flow.page.url}`);
+      assert.match(params.get('error_description') ?? '', /claims/, claims);
+      assert.equal(params.get('code'), null, claims);
+      assert.equal(params.get('state'), 'malformed', claims);
+      assert.equal(params.get('iss'), op.issuer, claims);
+      const pushed = await postForm(op.metadata.pushed_authorization_request_endpoint!, {
+        response_type: 'code', scope: 'openid', redirect_uri: rp.redirectUri, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', claims,
+      });
+      assert.equal(pushed.status, 400, `${claims}: ${JSON.stringify(pushed.body)}`);
+      assert.equal(pushed.body.error, 'invalid_request', claims);
+      const device = await postForm(op.metadata.device_authorization_endpoint!, { client_id: 'tv', scope: 'openid', claims }, {});
+      assert.equal(device.status, 400, `${claims}: ${JSON.stringify(device.body)}`);
+      assert.equal(device.body.error, 'invalid_request', claims);
+    }
+    // Well-formed requests go on as before: a boolean essential, values a list, value a string.
+    for (const request of [{ id_token: { acr: { essential: false, values: ['mfa'] }, email: { essential: true } } }, { id_token: { sub: { value: op.subs.alice } }, userinfo: { email: { value: ALICE.email } } }]) {
+      const flow = await rp.authorize(alice, { prompt: 'none', scope: 'openid email', claims: JSON.stringify(request) });
+      assert.ok(callbackParams(flow).get('code'), `${JSON.stringify(request)}: ${flow.page.url}`);
+    }
+  });
 
   describe('the claims parameter naming a claim the person gave through its scope (Core §5.4, §5.5, §3.1.2.6)', () => {
     it('prompt=none asking by name for a claim of a scope the person allowed gets a code, not consent_required, and the claim where it was asked: the ID token, even of a client whose ID tokens leave scope claims out', async () => {
