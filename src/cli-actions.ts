@@ -11,14 +11,8 @@ import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, type Config } from './config.js';
-import { keyRevocationHorizon, publishedRotationPolicy, ringStore } from './keyring/index.js';
-import { generateKey, Keyring } from './keyring/keyring.js';
-import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
 import { SealError, UnknownSecret } from './keyring/sealing.js';
-import { revokeFromRing, rotateRing } from './keyring/service.js';
-import { readRing } from './keyring/stores.js';
 import { StartConflicts } from './ops/listen.js';
-import { createServerLogger, logProcessWarnings } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from './lifetimes.js';
 import { epochSeconds, followStoreClock } from './clock.js';
@@ -33,9 +27,9 @@ import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
 
-/** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
+/** Failures a user can fix (by class name: ClientError's and RotationError's modules are loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
-  ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
+  ConfigError.name, AccountError.name, 'ClientError', 'ApiError', 'RotationError', SealError.name, StoreAccessError.name, 'StartupError',
   'UpstreamError', 'InitialAccessTokenError', 'RingUnusable', 'EmbeddedFileUnusable',
 ]);
 
@@ -133,6 +127,21 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   await kv.close();
 }
 
+/**
+ * The key ring's modules, loaded only by the commands that read, change or make a ring (keys,
+ * sessions, upstreams add, a throwaway provider): they load jose, which the rest need not.
+ */
+async function ringModules() {
+  const [index, keyring, lifecycle, service, stores] = await Promise.all([
+    import('./keyring/index.js'),
+    import('./keyring/keyring.js'),
+    import('./keyring/lifecycle.js'),
+    import('./keyring/service.js'),
+    import('./keyring/stores.js'),
+  ]);
+  return { ...index, ...keyring, ...lifecycle, ...service, ...stores };
+}
+
 /** The revocation list; `owed`: keeps a person's ending owed while it runs (commands that end a person's tokens: owedKeeperOn). */
 function revocationList(kv: Kv, settings: Config, owed?: KeepsOwed): RevocationList {
   return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant, signedLifetime: longestSignedLifetime(settings), ...(owed ? { owed } : {}) });
@@ -165,7 +174,7 @@ async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
  * throwaway key will do, and the real ring (sealed in Redis) is not opened.
  */
 async function validatingProvider(kv: Kv, settings: Config) {
-  const { providerFactory } = await import('./provider-factory.js');
+  const [{ providerFactory }, { generateKey, Keyring }] = await Promise.all([import('./provider-factory.js'), ringModules()]);
   return providerFactory(settings, kv).build(new Keyring([await generateKey(2048, 'current')]));
 }
 
@@ -217,6 +226,7 @@ type Opened = Awaited<ReturnType<typeof sessionsOn>>;
  * servers' recheck ends at their next use, but whose apps this command cannot tell: said on stderr).
  */
 async function sessionsOn(kv: Kv, settings: Config) {
+  const { readRing, ringStore } = await ringModules();
   const snapshot = await readRing(await ringStore(settings, kv));
   if (!snapshot) {
     console.error('latchkey: the store has no key ring (no server has started on it, or it lost everything): no session was ended here and no app told; a running server ends them at their next use. After a loss, restart the servers and run this again (docs/operating.md)');
@@ -312,6 +322,7 @@ const scopesOf = (values: string[] | undefined) => (values ?? []).flatMap((value
 
 /** `keys revoke`: kid entries on the revocation list first (if the ring cannot be written, running again finishes the job), then the ring. */
 async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Promise<void> {
+  const { ringStore, readRing, RotationError, planRevocation, keyRevocationHorizon, revokeFromRing, describeRing, publishedRotationPolicy } = await ringModules();
   const store = await ringStore(settings, kv);
   const snapshot = await readRing(store);
   if (!snapshot) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
@@ -402,6 +413,8 @@ const actions: Record<string, Action> = {
     if (!Number.isSafeInteger(workers) || workers < 0 || workers > MAX_WORKERS) {
       fail(new UsageError(`--workers: expected a number of processes from 0 (one per core) to ${MAX_WORKERS}, got "${options.workers}"`));
     }
+    // The log's modules (pino) are loaded by serve alone: a one-shot command writes to stderr.
+    const { createServerLogger, logProcessWarnings } = await import('./ops/logger.js');
     const logger = await createServerLogger(settings.log.level, settings.log.format);
     // In every server process (a --workers child runs this too), before the server's modules load: Node's warnings as log lines, not stderr text.
     logProcessWarnings(logger);
@@ -601,12 +614,14 @@ const actions: Record<string, Action> = {
 
   'keys list': async () =>
     withStore(async (kv, settings) => {
+      const { readRing, ringStore, describeRing, publishedRotationPolicy } = await ringModules();
       const snapshot = await readRing(await ringStore(settings, kv));
       print(snapshot ? describeRing(snapshot.ring, await publishedRotationPolicy(settings, revocationList(kv, settings))) : []);
     }),
 
   'keys rotate': async (options: { now?: boolean; revokeCurrent?: boolean }) =>
     withStore(async (kv, settings) => {
+      const { readRing, ringStore, RotationError, publishedRotationPolicy, rotateRing, describeRing } = await ringModules();
       if (options.revokeCurrent) {
         if (!options.now) throw new UsageError('--revoke-current goes with --now');
         const current = (await readRing(await ringStore(settings, kv)))?.ring.current?.kid;
@@ -747,6 +762,7 @@ const actions: Record<string, Action> = {
       if (!clientSecret) throw new UsageError("--client-secret-stdin reads Latchkey's client secret at the upstream from standard input, and none came: e.g. printf '%s' \"$SECRET\" | latchkey upstreams add … --client-secret-stdin");
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
       // it so that the server can open it (and not, say, under the public development default).
+      const { readRing, ringStore } = await ringModules();
       await readRing(await ringStore(settings, kv));
       const added = await new Upstreams(kv, settings.keys.secrets).add({
         id: options.id,
