@@ -24,6 +24,7 @@ import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
 import type { KeepsOwed } from './store/due-endings.js';
 import type { Kv } from './store/index.js';
+import type { Keyring } from './keyring/keyring.js';
 import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
 
@@ -226,16 +227,42 @@ type Opened = Awaited<ReturnType<typeof sessionsOn>>;
  * servers' recheck ends at their next use, but whose apps this command cannot tell: said on stderr).
  */
 async function sessionsOn(kv: Kv, settings: Config) {
+  const ring = await ringOfSessions(kv, settings);
+  return ring && sessionsWith(kv, settings, ring);
+}
+
+/** sessionsOn's ring (undefined, said on stderr, when there is none). */
+async function ringOfSessions(kv: Kv, settings: Config): Promise<Keyring | undefined> {
   const { readRing, ringStore } = await ringModules();
   const snapshot = await readRing(await ringStore(settings, kv));
   if (!snapshot) {
     console.error('latchkey: the store has no key ring (no server has started on it, or it lost everything): no session was ended here and no app told; a running server ends them at their next use. After a loss, restart the servers and run this again (docs/operating.md)');
     return undefined;
   }
+  return snapshot.ring;
+}
+
+async function sessionsWith(kv: Kv, settings: Config, ring: Keyring) {
   const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./provider-factory.js'), import('./accounts/sessions.js')]);
   const factory = providerFactory(settings, kv);
-  const provider = factory.build(snapshot.ring);
+  const provider = factory.build(ring);
   return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };
+}
+
+/**
+ * `users disable` and `users remove`: ends every session of a person. The ring is opened now, as
+ * sessionsOn's (before anything changes); the engine is built only when the person has a session
+ * to end (endAll reads the person's sessions before it touches the engine), since loading it is
+ * most of such a command's CPU and most people disabled or removed have no session open.
+ */
+async function allSessionsEnder(kv: Kv, settings: Config): Promise<((sub: string) => Promise<void>) | undefined> {
+  const ring = await ringOfSessions(kv, settings);
+  if (!ring) return undefined;
+  return async (sub) => {
+    const { AdapterIndexes } = await import('./store/adapter-indexes.js');
+    if (!(await new AdapterIndexes(kv).sessionIds(sub)).length) return;
+    await (await sessionsWith(kv, settings, ring)).sessions.endAll(sub);
+  };
 }
 
 /**
@@ -385,7 +412,7 @@ class ClientMissing extends Error {
 /** `users disable` and `users enable`. */
 function setUserDisabled(username: string, disabled: boolean): Promise<void> {
   return withStore(async (kv, settings) => {
-    const opened = disabled ? await sessionsOn(kv, settings) : undefined;
+    const endAll = disabled ? await allSessionsEnder(kv, settings) : undefined;
     // Disabling ends everything issued to the person up to now in its own write, one entry
     // first (accounts.ts endedAt): what follows, grant by grant and session by session, may
     // fail half-way and leave none of it working, enabled again or not.
@@ -394,7 +421,7 @@ function setUserDisabled(username: string, disabled: boolean): Promise<void> {
       // The remembered consents go too: enabled again, the person is asked by each app, and an
       // app someone else consented to in their name while the account was taken gets no code silently.
       await (await grantRevocation(kv, settings)).revokeAccountWithConsents(account.sub, await consentsOn(kv, settings));
-      await opened?.sessions.endAll(account.sub);
+      await endAll?.(account.sub);
       await untilEndingPassed(account);
     }
     console.log(`${disabled ? 'disable' : 'enable'}d ${username}`);
@@ -741,7 +768,7 @@ const actions: Record<string, Action> = {
   'users remove': async (username: string) =>
     withStore(async (kv, settings) => {
       const { factors } = await secondFactorsOf(kv, settings, username);
-      const opened = await sessionsOn(kv, settings);
+      const endAll = await allSessionsEnder(kv, settings);
       const accounts = new Accounts(kv, settings.accounts.argon2);
       // Disabled first (nothing more is issued to them), everything they hold ended, and only then
       // the account deleted: a failure half-way leaves a disabled account to remove again, where a
@@ -749,7 +776,7 @@ const actions: Record<string, Action> = {
       const account = await accounts.setDisabled(username, true, revocationList(kv, settings, await owedKeeperOn(kv, settings)));
       await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
-      await opened?.sessions.endAll(account.sub);
+      await endAll?.(account.sub);
       await accounts.remove(username);
       console.log(`removed ${username}`);
     }),
