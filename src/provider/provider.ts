@@ -125,12 +125,14 @@ import { clientResolves, resolveClientMetadataDocuments } from './patches/client
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
-import { developerClient } from '../registration/developer-pages.js';
+// The first-party clients from their own modules, not the pages': those load the pages and their
+// routes (about 90 modules), which a CLI command that builds an engine never serves.
+import { developerClient } from '../registration/developer-sign-in.js';
+import { accountClient } from '../accounts/page/account-client.js';
 import { registeredClientId } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { uniqueUserCodes } from './patches/unique-user-codes.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
-import { accountClient } from '../accounts/page/account-pages.js';
 import { CookieKeys } from '../http/cookie-keys.js';
 import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';

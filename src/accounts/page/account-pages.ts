@@ -6,8 +6,7 @@
  * AccountPage in account-page.ts).
  */
 import type { Middleware } from 'koa';
-import type { ClientMetadata as ClientMetadataInput } from 'oidc-provider';
-import { FIRST_PARTY_CLIENT_IDS, FIRST_PARTY_PAGES, firstPartyClient, firstPartySignIn } from '../../http/first-party-sign-in.js';
+import { FIRST_PARTY_CLIENT_IDS, FIRST_PARTY_PAGES, firstPartySignIn } from '../../http/first-party-sign-in.js';
 import { underPrefix } from '../../http/under-prefix.js';
 import { routesWithAllow } from '../../http/method-not-allowed.js';
 import type { Logger } from '../../ops/logger.js';
@@ -26,10 +25,7 @@ import { sessionsSection } from './sessions-section.js';
 const ACCOUNT_PAGE = FIRST_PARTY_PAGES.account;
 export const ACCOUNT_CLIENT_ID = ACCOUNT_PAGE.clientId;
 
-/** The page's own client (provider.ts registers it): public, code + PKCE, back to /account/callback. */
-export function accountClient(issuer: string): ClientMetadataInput {
-  return firstPartyClient(issuer, ACCOUNT_PAGE);
-}
+export { accountClient } from './account-client.js';
 
 /** A module that adds a section and its actions to the page (passkeys, authenticator app, …). */
 export type AccountPageExtension = (page: AccountPage) => void;
