@@ -42,8 +42,10 @@ function packagesLoaded(args: string[], env: Record<string, string> = {}) {
   return { status: result.status, output: result.stdout + result.stderr, packages: words(line), modules: words(modules) };
 }
 
-/** What the commands' actions load (settings, store, key ring, logger, password hashing). */
-const HEAVY = ['zod', 'yaml', 'ioredis', 'jose', 'pino', 'argon2'];
+/** What the commands' actions load (settings, store, password hashing). */
+const HEAVY = ['zod', 'yaml', 'ioredis', 'argon2'];
+/** Loaded only by the commands that use them: the key ring's (keys, sessions, an engine) and the log's (serve). */
+const RING_AND_LOG = ['jose', 'pino'];
 
 describe('CLI startup: help and usage errors load commander alone', function () {
   this.timeout(20_000);
@@ -61,6 +63,7 @@ describe('CLI startup: help and usage errors load commander alone', function () 
     assert.equal(status, 1, output);
     assert.match(output, /PORT/);
     for (const name of HEAVY) assert.ok(packages.includes(name), `${name} in ${packages.join(' ')}`);
+    for (const name of RING_AND_LOG) assert.ok(!packages.includes(name), `${name} in ${packages.join(' ')}`);
   });
 
   for (const args of [['users', 'disable', 'nobody'], ['grants', 'revoke', '--user', 'nobody']]) {
