@@ -6,7 +6,7 @@ import type { Context } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import { predatesClient, type Consents } from '../provider/consents.js';
-import { claimsBeyondScope, claimsOfScopes } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, claimsOfScopes } from '../provider/scope-claims.js';
 import { epochSeconds } from '../clock.js';
 import type { Interaction, Interactions } from './interaction.js';
 

@@ -21,7 +21,7 @@ import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf, registeredItself } from './client-branding.js';
 import { claimsAskedByName, describePermissions } from './consent.js';
-import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS, SUPPORTED_CLAIMS } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS, SUPPORTED_CLAIMS } from '../provider/scope-claims.js';
 
 interface EngineError {
   readonly name?: string;

@@ -20,7 +20,7 @@ import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { heldBy, type HeldByGrant } from '../revocation/grants.js';
-import { claimsOfScopes } from './id-token-claims.js';
+import { claimsOfScopes } from './scope-claims.js';
 import type { Kv } from '../store/kv.js';
 import { consentHoldersKey, consentKey, consentsKey } from '../store/keys.js';
 import { epochSeconds } from '../clock.js';

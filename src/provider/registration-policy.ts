@@ -8,7 +8,7 @@ import { resourceServers } from '../apis/builtin.js';
 import { FEED_SCOPE } from '../apis/feed-server.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { RegistrationPolicy } from '../registration/policy.js';
-import { SCOPE_CLAIMS } from './id-token-claims.js';
+import { SCOPE_CLAIMS } from './scope-claims.js';
 
 /** The OpenID scopes we offer; every client may register them. */
 export const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];

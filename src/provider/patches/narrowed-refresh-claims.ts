@@ -21,7 +21,7 @@
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/redteam-granted-6.test.ts.
  */
 import { Provider } from 'oidc-provider';
-import { SCOPE_CLAIMS } from '../id-token-claims.js';
+import { SCOPE_CLAIMS } from '../scope-claims.js';
 
 type ClaimsMember = Record<string, unknown>;
 type ClaimsParameter = { userinfo?: ClaimsMember; id_token?: ClaimsMember; [member: string]: unknown };
