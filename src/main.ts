@@ -59,6 +59,7 @@ import { SenderConstraint } from './http/sender-constraint.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { tellLoweredLifetimes } from './revocation/lowered-lifetimes.js';
 import { UpstreamLinks } from './accounts/links.js';
 import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
@@ -318,6 +319,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }
       if (!changed.recorded) {
         logger.warn({ event: 'apis.configuration_differs' }, 'another instance recorded other configured APIs while this one started: instances are running with different configurations (RESOURCE_SERVERS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
+      }
+    }
+    // An access token lifetime lowered since tokens were issued: the APIs verifying JWTs locally are told (revocation/lowered-lifetimes.ts).
+    {
+      const told = await tellLoweredLifetimes(apis, revocations, config.ttl);
+      if (told.length) {
+        logger.info({ event: 'apis.lifetimes_bounded', apis: told }, `access tokens for ${told.length} API(s) may have been issued with a longer lifetime than configured now: APIs following the revocation feed end them at the lifetime configured now, as introspection does`);
       }
     }
     // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).

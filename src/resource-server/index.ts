@@ -16,7 +16,8 @@
  * deleted client's tokens (client_id), a client's own tokens for this API once an operator revoked
  * or narrowed its grant here (client_grant), every token for this API once it was removed (api), or
  * carrying a scope it no longer offers (api with `scope`), a person's token carrying a scope taken
- * from its client's `scope` (delegated with `scope`), and
+ * from its client's `scope` (delegated with `scope`), a token for this API issued before its lifetime
+ * was lowered, once that lifetime has passed since its `iat` (lifetime), and
  * every token signed by a revoked key (kid), which it refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones,
  * saying what its last try met. While polls fail it polls less often (see pollInterval).
@@ -123,7 +124,8 @@ type FeedEntry =
   | { type: 'sub'; sub: string; revoked_at: number; exp: number }
   | { type: 'withdrawn'; sub: string; client_id: string; revoked_at: number; exp: number }
   | { type: 'delegated'; client_id: string; scope?: string; revoked_at: number; exp: number }
-  | { type: 'people'; revoked_at: number; exp: number };
+  | { type: 'people'; revoked_at: number; exp: number }
+  | { type: 'lifetime'; aud: string; who: 'people' | 'clients'; seconds: number; revoked_at: number; exp: number };
 
 /** "Tokens issued up to revokedAt are revoked", until exp. */
 interface UpTo {
@@ -235,6 +237,8 @@ export class ResourceServer {
   readonly #removals = new Map<string, UpTo>();
   /** scope → up to when: the scope was taken out of this API, so every token for it carrying the scope, up to then */
   readonly #scopesTaken = new Map<string, UpTo>();
+  /** "<people|clients> <seconds>" → up to when: the lifetime of this API's tokens of people (a gid) or of clients for themselves was lowered to `seconds`, for every such token issued up to then */
+  readonly #lowered = new Map<string, UpTo>();
   /** Tokens issued up to this second are refused: the feed's `epoch`, where Latchkey's store begins (one that lost everything forgot what it had revoked). */
   #epoch: number | undefined;
   #cursor: string | undefined;
@@ -319,6 +323,7 @@ export class ResourceServer {
     // (ninth fresh-eyes passes of 2026-12-06, endings).
     this.#requireFresh(scheme);
     if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked', 'invalid_token', scheme);
+    if (this.#pastLoweredLifetime(claims)) throw new TokenRejected('the access token has expired (its lifetime was lowered since it was issued)', 'invalid_token', scheme);
     const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
     const missing = scopes.filter((scope) => !granted.has(scope));
     if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope', scheme);
@@ -394,6 +399,20 @@ export class ResourceServer {
       issuedUpTo(this.#removals.get(this.#options.audience)) ||
       (typeof claims.scope === 'string' && claims.scope.split(' ').some((scope) => issuedUpTo(this.#scopesTaken.get(scope))))
     );
+  }
+
+  /**
+   * Whether the token outlived a lifetime lowered since its issue (a lifetime entry): its `iat` plus
+   * that lifetime passed, with the tolerance jose gives its `exp`.
+   */
+  #pastLoweredLifetime(claims: Pick<AccessTokenClaims, 'iat' | 'gid'>): boolean {
+    const now = Date.now() / 1000 - this.#options.clockTolerance;
+    const who = claims.gid === undefined ? 'clients' : 'people';
+    for (const [key, { revokedAt }] of this.#lowered) {
+      const [kind, seconds] = key.split(' ');
+      if (kind === who && claims.iat <= revokedAt && claims.iat + Number(seconds) <= now) return true;
+    }
+    return false;
   }
 
   /** Epoch ms of the last successful poll of the feed: when its last page was asked for (what it says is at least that fresh). */
@@ -485,6 +504,7 @@ export class ResourceServer {
         // Only this API's: another API's grants, removals and scopes taken out do not concern the tokens verified here.
         else if (entry.type === 'client_grant' && entry.aud === this.#options.audience) raise(this.#clientGrants, `${entry.client_id} ${entry.scope ?? ''}`, entry);
         else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(entry.scope ? this.#scopesTaken : this.#removals, entry.scope ?? entry.aud, entry);
+        else if (entry.type === 'lifetime' && entry.aud === this.#options.audience && entry.seconds > 0) raise(this.#lowered, `${entry.who} ${entry.seconds}`, entry);
       }
       if (body.cursor) this.#cursor = body.cursor;
       if (!body.more) {
@@ -506,7 +526,7 @@ export class ResourceServer {
     for (const map of [this.#subjects, this.#withdrawals, this.#delegations, this.#narrowings, this.#people]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
-    for (const map of [this.#clientGrants, this.#removals, this.#scopesTaken]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
+    for (const map of [this.#clientGrants, this.#removals, this.#scopesTaken, this.#lowered]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
   }
 
   async #token(): Promise<string> {

@@ -47,6 +47,12 @@
  *           withdrew the app's access (the account page) or an operator revoked that person's grants
  *           to it (`latchkey grants revoke --user --client`). One entry first, as for `sub`, with the
  *           account's own cutoff for the client (accounts.ts clientGrantsEndedAt) for what outlives it.
+ *   lifetime
+ *           every token for one API (its `aud`) of people (under a grant) or of clients for themselves
+ *           (no grant), issued up to a moment, lives at most so many seconds from its `iat`: the
+ *           lifetime configured for them was lowered and the server restarted (lowerLifetime, main.ts
+ *           at start). Introspection bounds them already (provider/patches/lifetimes-as-configured.ts,
+ *           jwt-access-tokens.ts); this tells the APIs that verify JWTs locally.
  *   people  every access token issued to anyone on a person's behalf (under a grant), up to a moment: a
  *           second factor came to be required of everyone (accounts.mfa.required turned on at a start,
  *           revokeRaisedEverywhere), as `raised` below for one client. Refresh tokens are weighed at
@@ -75,6 +81,9 @@
  *   revoked:{rv}:api-scope:<aud>:<scope>
  *                                   epoch seconds the scope was last taken out of the API (both URI-encoded;
  *                                   a scoped api entry on the feed)
+ *   revoked:{rv}:lowered:<who>:<seconds>:<aud>
+ *                                   epoch seconds up to which the API's tokens of `who` ("people", "clients") were
+ *                                   bounded to `seconds` (aud URI-encoded; a lifetime entry on the feed)
  *   revoked:{rv}:sub:<sub>          epoch seconds of the latest ending of everything issued to the person
  *   revoked:{rv}:withdrawn:<sub>:<client_id>
  *                                   epoch seconds of the latest ending of what the person gave the client
@@ -103,7 +112,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedRaisedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, loweredLifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedRaisedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { NO_AUDIENCE } from '../apis/apis.js';
 
@@ -172,7 +181,14 @@ export type RevocationEntry =
    * Reject tokens that carry a `gid` (a person's, under a grant: never a client's own) and whose
    * `iat` is at or before `revoked_at` (a second factor came to be required of everyone). Matters until `exp`.
    */
-  | { readonly type: 'people'; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'people'; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `aud` is this, that carry a `gid` (`who` "people") or carry none ("clients":
+   * a client's own), whose `iat` is at or before `revoked_at`, once `seconds` have passed since their
+   * `iat` (the lifetime configured for them was lowered): as if their `exp` were `iat + seconds`.
+   * Matters until `exp`.
+   */
+  | { readonly type: 'lifetime'; readonly aud: string; readonly who: 'people' | 'clients'; readonly seconds: number; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -257,6 +273,9 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'withdrawn' && fields.value && fields.client_id) return { type: 'withdrawn', sub: fields.value, client_id: fields.client_id, revoked_at: Number(fields.at), exp };
   if (fields.type === 'people') return { type: 'people', revoked_at: Number(fields.at), exp };
+  if (fields.type === 'lifetime' && fields.value && (fields.who === 'people' || fields.who === 'clients') && Number(fields.seconds) > 0) {
+    return { type: 'lifetime', aud: fields.value, who: fields.who, seconds: Number(fields.seconds), revoked_at: Number(fields.at), exp };
+  }
   if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   return undefined;
 }
@@ -456,6 +475,16 @@ export class RevocationList {
   keyRevokedCheck(): ((kid: string) => Promise<boolean>) | undefined {
     if (this.#rareMarks === this.#kv && this.#kv.kind !== 'embedded') return undefined;
     return async (kid) => (await this.#rareMarks.get(revokedKidKey(kid))) !== undefined;
+  }
+
+  /**
+   * Bounds the tokens for API `aud` issued up to now, of people (`who` "people") or of clients for
+   * themselves ("clients"), to `seconds` from their `iat`: the lifetime configured for them now, lower
+   * than one they may have been issued with. A lifetime entry on the feed; the mark only makes it
+   * idempotent within a second (introspection bounds such tokens by the configuration itself).
+   */
+  async lowerLifetime(aud: string, who: 'people' | 'clients', seconds: number): Promise<boolean> {
+    return this.#revokeUpToNow('lifetime', () => loweredLifetimeKey(aud, who, seconds), aud, { extra: { who, seconds: String(seconds) } });
   }
 
   /**

@@ -317,6 +317,8 @@ export const revokedApiKey = (aud: string) => `${REVOKED_API_PREFIX}${aud}`;
 export const REVOKED_API_SCOPE_PREFIX = 'revoked:{rv}:api-scope:';
 /** An API's tokens (by audience) carrying a scope it no longer offers; both encoded, as either may hold a colon. */
 export const revokedApiScopeKey = (aud: string, scope: string) => `${REVOKED_API_SCOPE_PREFIX}${encodeURIComponent(aud)}:${encodeURIComponent(scope)}`;
+/** An API's tokens (by audience) of people (`who` 'people') or of clients for themselves ('clients'), issued up to the time it holds, live at most `seconds` (a lifetime lowered); the audience encoded. */
+export const loweredLifetimeKey = (aud: string, who: 'people' | 'clients', seconds: number) => `revoked:{rv}:lowered:${who}:${seconds}:${encodeURIComponent(aud)}`;
 /** A person's tokens issued up to the time it holds are revoked. */
 export const revokedSubjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
 /** A person's tokens for one client, after they withdrew it (a sub holds no colon). */

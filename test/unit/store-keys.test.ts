@@ -133,6 +133,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   revokedApiKey: [keys.revokedApiKey('https://api.example'), 'revoked:{rv}:api:https://api.example'],
   REVOKED_API_SCOPE_PREFIX: [keys.REVOKED_API_SCOPE_PREFIX, 'revoked:{rv}:api-scope:'],
   revokedApiScopeKey: [keys.revokedApiScopeKey('https://api.example', 'write:all'), 'revoked:{rv}:api-scope:https%3A%2F%2Fapi.example:write%3Aall'],
+  loweredLifetimeKey: [keys.loweredLifetimeKey('https://api.example', 'people', 300), 'revoked:{rv}:lowered:people:300:https%3A%2F%2Fapi.example'],
   revokedSubjectKey: [keys.revokedSubjectKey('sub-1'), 'revoked:{rv}:sub:sub-1'],
   withdrawnKey: [keys.withdrawnKey('sub-1', 'app-1'), 'revoked:{rv}:withdrawn:sub-1:app-1'],
   REVOKED_DELEGATED_PREFIX: [keys.REVOKED_DELEGATED_PREFIX, 'revoked:{rv}:delegated:'],

@@ -1,0 +1,117 @@
+/**
+ * The thirteenth fresh-eyes pass at endings when configuration lowers a lifetime (2026-12-07,
+ * docs/security-passes.md, "endings when configuration lowers a lifetime or a bound"), black box:
+ * issue, lower, restart, ask. Found and fixed here: an access token lifetime lowered and restarted
+ * (ttl.accessToken, ttl.clientCredentials, an API's accessTokenTTL) ended the JWTs issued before at
+ * introspection (twelfth passes) but not at an API verifying them locally with
+ * `latchkey/resource-server`, which took them to the `exp` stamped under the longer lifetime.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { createResourceServer } from '../../src/resource-server/index.js';
+import { Agent } from '../helpers/agent.js';
+import { serverRestarts } from '../helpers/restarts.js';
+import { signInSteps } from '../helpers/sign-in.js';
+import { acceptedBy, basic, clientCredentialsToken, grantFeed, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://thirteenth.example.test/callback';
+const PASSWORD = 'thirteenth fresh eyes lifetimes passphrase';
+const APP: ClientCredentials = { id: 'thirteenth', secret: 'thirteenth-client-secret-with-plenty-of-entropy-0123456789' };
+/** A JWT API whose own lifetime stays an hour at both starts: its tokens are the control. */
+const NOTES = 'https://notes.thirteenth.example.test';
+/** A JWT API whose own lifetime is lowered at the restart. */
+const FILES = 'https://files.thirteenth.example.test';
+/** A JWT API with no lifetime of its own: the defaults (ttl.accessToken, ttl.clientCredentials). */
+const DOCS = 'https://docs.thirteenth.example.test';
+/** Reads the revocation feed (the APIs' helpers) and introspects. */
+const RS: ClientCredentials = { id: 'thirteenth-api', secret: 'thirteenth-api-secret-with-plenty-of-entropy-0123456789' };
+/** A client acting for itself at the three APIs. */
+const MACHINE: ClientCredentials = { id: 'thirteenth-machine', secret: 'thirteenth-machine-secret-with-plenty-of-entropy-0123456789' };
+
+describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a lifetime', function () {
+  this.timeout(60_000);
+
+  describe('an access token lifetime lowered and restarted, at an API verifying JWTs locally', () => {
+    const restarts = serverRestarts('test');
+    const settings = (seconds: number) => ({
+      env: {
+        TTL_ACCESS_TOKEN: String(seconds),
+        TTL_CLIENT_CREDENTIALS: String(seconds),
+        RESOURCE_SERVERS: JSON.stringify(
+          [
+            { identifier: NOTES, scopes: ['read'], format: 'jwt', accessTokenTTL: 3600 },
+            { identifier: FILES, scopes: ['read'], format: 'jwt', accessTokenTTL: seconds },
+            { identifier: DOCS, scopes: ['read'], format: 'jwt' },
+          ].map((api) => ({ ...api, grants: [{ client_id: RS.id, introspect: true }, { client_id: MACHINE.id, scopes: ['read'] }] })),
+        ),
+      },
+      cheapHashing: true,
+      clients: [
+        { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+        machineClient(RS),
+        machineClient(MACHINE),
+      ],
+    });
+
+    /** Whether `token` is accepted now by a helper for `audience` that tolerates 1 s of skew (the default 15 s would outlast the test's 2 s). */
+    const acceptedAt = async (issuer: string, audience: string, token: string) => {
+      const helper = await createResourceServer({ issuer, audience, clientId: RS.id, clientSecret: RS.secret, clockTolerance: 1, onError: () => {} });
+      try {
+        await helper.sync();
+        return await acceptedBy(helper, token);
+      } finally {
+        helper.close();
+      }
+    };
+
+    it("ends the JWTs issued before at the lifetime configured now, people's and clients' own, at latchkey/resource-server; a token whose lifetime stayed, and one issued after, are kept", async () => {
+      const server = await restarts.start(settings(3600));
+      await grantFeed(server, RS.id);
+      await server.accounts.create('ines', PASSWORD, { email: 'ines@example.test' });
+      const app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+      const call = async (url: string, params: Record<string, string>) => {
+        const response = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(APP) }, body: new URLSearchParams(params) });
+        return { status: response.status, body: (await response.json()) as Record<string, string> };
+      };
+      const agent = new Agent();
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid offline_access read', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      for (const resource of [NOTES, FILES, DOCS]) url.searchParams.append('resource', resource);
+      const back = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'ines', password: PASSWORD, stopAt: REDIRECT });
+      const code = new URL(back.url).searchParams.get('code');
+      assert.ok(code, back.url);
+      const first = await call(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      let refreshToken = first.body.refresh_token!;
+      const people: Record<string, string> = {};
+      for (const [name, resource] of Object.entries({ notes: NOTES, files: FILES, docs: DOCS })) {
+        const refreshed = await call(server.url, { grant_type: 'refresh_token', refresh_token: refreshToken, resource });
+        assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+        people[name] = refreshed.body.access_token!;
+        refreshToken = refreshed.body.refresh_token!;
+      }
+      assert.equal(decodeJwt(people.docs!).exp! - decodeJwt(people.docs!).iat!, 3600);
+      const own = { notes: await clientCredentialsToken(server.url, MACHINE, NOTES), files: await clientCredentialsToken(server.url, MACHINE, FILES), docs: await clientCredentialsToken(server.url, MACHINE, DOCS) };
+      const issuedBy = Date.now();
+
+      // The operator lowers the lifetimes to 2 s (NOTES keeps its own hour) and restarts; 2 s and the helpers' 1 s of skew pass.
+      const lowered = await restarts.start(settings(2));
+      await sleep(Math.max(0, issuedBy + 4_500 - Date.now()));
+      const accepted = (audience: string, token: string) => acceptedAt(lowered.issuer, audience, token);
+      assert.equal((await introspect(lowered.url, RS, people.files!)).active, false, 'introspection ends it (twelfth passes)');
+      assert.equal(await accepted(FILES, people.files!), false, "a person's JWT at an API whose own lifetime was lowered");
+      assert.equal(await accepted(DOCS, people.docs!), false, "a person's JWT at an API of the default lifetime (ttl.accessToken)");
+      assert.equal(await accepted(FILES, own.files), false, "a client's own JWT at the API whose lifetime was lowered");
+      assert.equal(await accepted(DOCS, own.docs), false, "a client's own JWT at an API of the default lifetime (ttl.clientCredentials)");
+      // Those whose lifetime stayed (NOTES's own hour) are kept.
+      assert.equal(await accepted(NOTES, people.notes!), true);
+      assert.equal(await accepted(NOTES, own.notes), true);
+      // A token issued under the new lifetime is taken within it.
+      const fresh = await call(lowered.url, { grant_type: 'refresh_token', refresh_token: refreshToken, resource: DOCS });
+      assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
+      assert.equal(await accepted(DOCS, fresh.body.access_token!), true);
+    });
+  });
+});
