@@ -668,7 +668,7 @@ function applyPatches(
   // A stored client's secret is compared by its digest (the store keeps no other); then, failing
   // that, a rotated-out one within its grace.
   clientSecretDigests(provider);
-  acceptPreviousSecrets(provider, kv);
+  acceptPreviousSecrets(provider, kv, config.registration.secretRotationGrace);
   // A client's keys read from its jwks_uri verify nothing once they are clientJwks.maxAge old: it is read again (see the patch).
   staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).

@@ -65,27 +65,39 @@ const OWNER_CLAIM_TTL = 30;
 
 /**
  * A rotated-out secret, by its SHA-256 digest (a copy of the store acts as no client with it;
- * `secret`: one rotated out by an earlier release, in clear), and when its grace ends (epoch
- * seconds; unknown for one kept before this was recorded).
+ * `secret`: one rotated out by an earlier release, in clear), when its grace ends (epoch seconds;
+ * unknown for one kept before this was recorded), and when it was rotated out (`at`; unknown for one
+ * kept before the thirteenth fresh-eyes passes), which bounds its grace by the one configured now.
  */
 export type PreviousSecret = ({ readonly digest: string; readonly secret?: undefined } | { readonly secret: string; readonly digest?: undefined }) & {
   readonly until?: number;
+  readonly at?: number;
   /**
    * Secrets rotated out before this one whose grace had not ended when it was (a rotation's retry
    * after a 503 whose write ran, its answer lost, rotates from a secret nobody was shown: the
    * deployed one keeps its grace, seventh blips pass). Newest first, at most EARLIER_KEPT.
    */
-  readonly earlier?: readonly { readonly digest: string; readonly until: number }[];
+  readonly earlier?: readonly { readonly digest: string; readonly until: number; readonly at?: number }[];
 };
 
 /** Earlier rotated-out secrets kept beside the latest (PreviousSecret.earlier). */
 const EARLIER_KEPT = 4;
 
-/** Each rotated-out secret a record keeps, the latest first: what client authentication compares (provider/patches/previous-secrets.ts). */
-export function previousSecrets(previous: PreviousSecret, now: number): PreviousSecret[] {
-  // The latest's record lives as long as its longest grace: the latest counts until its own end.
-  const latest = previous.until === undefined || previous.until > now || !previous.earlier?.length ? [previous] : [];
-  return [...latest, ...(previous.earlier ?? []).filter((earlier) => earlier.until > now).map(({ digest, until }) => ({ digest, until }))];
+/**
+ * Each rotated-out secret a record keeps, the latest first, with its grace ending no later than
+ * `grace` (registration.secretRotationGrace as configured now) after its rotation: what client
+ * authentication compares (provider/patches/previous-secrets.ts). The grace given at a rotation is
+ * at most the configured one, and an operator who lowered it and restarted had the secrets rotated
+ * out before go on to the end of the longer one (thirteenth fresh-eyes passes).
+ */
+export function previousSecrets(previous: PreviousSecret, now: number, grace = Infinity): PreviousSecret[] {
+  const bounded = <T extends { until?: number; at?: number }>(one: T): T => (one.at !== undefined && one.until !== undefined && one.at + grace < one.until ? { ...one, until: one.at + grace } : one);
+  const last = bounded(previous);
+  // The latest's record lives as long as its longest grace: the latest counts until its own end (the
+  // record's TTL, when it is alone and its grace not lowered since).
+  const latest = last.until === undefined || last.until > now || (last === previous && !previous.earlier?.length) ? [last] : [];
+  const earlier = (previous.earlier ?? []).map(bounded).filter((one) => one.until > now);
+  return [...latest, ...earlier.map(({ digest, until, at }) => ({ digest, until, ...(at === undefined ? {} : { at }) }))];
 }
 
 /** The rotated-out secret of a client, while its grace period lasts (provider/patches/previous-secrets.ts). */
@@ -271,9 +283,9 @@ export class Clients {
     const digest = secretDigestOf(secret);
     const kept = await previousSecret(this.kv, id);
     const earlier = (kept ? previousSecrets(kept, now) : [])
-      .flatMap((one) => (one.digest !== undefined && one.until !== undefined && one.until > now && one.digest !== digest ? [{ digest: one.digest, until: one.until }] : []))
+      .flatMap((one) => (one.digest !== undefined && one.until !== undefined && one.until > now && one.digest !== digest ? [{ digest: one.digest, until: one.until, ...(one.at === undefined ? {} : { at: one.at }) }] : []))
       .slice(0, EARLIER_KEPT);
-    const record: PreviousSecret = earlier.length ? { digest, until: now + grace, earlier } : { digest, until: now + grace };
+    const record: PreviousSecret = earlier.length ? { digest, until: now + grace, at: now, earlier } : { digest, until: now + grace, at: now };
     return { text: JSON.stringify(record), ttl: Math.max(grace, ...earlier.map((one) => one.until - now)) };
   }
 

@@ -4,7 +4,9 @@
  * issue, lower, restart, ask. Found and fixed here: an access token lifetime lowered and restarted
  * (ttl.accessToken, ttl.clientCredentials, an API's accessTokenTTL) ended the JWTs issued before at
  * introspection (twelfth passes) but not at an API verifying them locally with
- * `latchkey/resource-server`, which took them to the `exp` stamped under the longer lifetime.
+ * `latchkey/resource-server`, which took them to the `exp` stamped under the longer lifetime; a
+ * rotated-out client secret went on authenticating its client to the end of the grace given at its
+ * rotation after registration.secretRotationGrace, which bounds every grace, was lowered.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,6 +114,31 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       const fresh = await call(lowered.url, { grant_type: 'refresh_token', refresh_token: refreshToken, resource: DOCS });
       assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
       assert.equal(await accepted(DOCS, fresh.body.access_token!), true);
+    });
+  });
+
+  describe('the secret rotation grace lowered and restarted', () => {
+    const restarts = serverRestarts('test');
+    const settings = (grace: number) => ({
+      env: { REGISTRATION_SECRET_ROTATION_GRACE: String(grace), RESOURCE_SERVERS: JSON.stringify([{ identifier: FILES, scopes: ['read'], format: 'jwt' }]) },
+      cheapHashing: true,
+    });
+    const token = (url: string, client: ClientCredentials) =>
+      fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: new URLSearchParams({ grant_type: 'client_credentials', resource: FILES, scope: 'read' }) });
+
+    it('ends the grace of a secret rotated out before at the grace configured now; the new secret works', async () => {
+      const server = await restarts.start(settings(3600));
+      await server.clients.add(machineClient(MACHINE));
+      await server.apis.grant(MACHINE.id, FILES, { scopes: ['read'] });
+      const fresh = (await server.clients.rotateSecret(MACHINE.id, 3600)).client_secret as string;
+      assert.equal((await token(server.url, MACHINE)).status, 200, 'the old secret in its grace');
+      const rotatedBy = Date.now();
+
+      // The operator lowers the grace every rotation gets to a second and restarts; 2 s pass.
+      const lowered = await restarts.start(settings(1));
+      await sleep(Math.max(0, rotatedBy + 2_500 - Date.now()));
+      assert.equal((await token(lowered.url, MACHINE)).status, 401, 'the old secret past the grace configured now');
+      assert.equal((await token(lowered.url, { id: MACHINE.id, secret: fresh })).status, 200, 'the new secret');
     });
   });
 });

@@ -10,7 +10,9 @@
  * does not match, the client's previous secret, kept by registration/clients.ts as its SHA-256
  * digest (one rotated out by an earlier release: in clear), is compared in constant time with the
  * presented secret's digest (or with the secret). The store is read only when the current secret
- * did not match, so the token endpoint's usual path is untouched.
+ * did not match, so the token endpoint's usual path is untouched. A grace is bounded by
+ * registration.secretRotationGrace as configured now (`grace`), from the rotation: lowered and
+ * restarted, a secret rotated out before under the longer one stops at the shorter.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Provider } from 'oidc-provider';
@@ -33,14 +35,14 @@ export function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
+export function acceptPreviousSecrets(provider: Provider, kv: Kv, grace: number): void {
   const prototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> | boolean };
   const compareCurrent = prototype.compareClientSecret;
   const comparePrevious = async (clientId: string, actual: string) => {
     const kept = await previousSecret(kv, clientId);
     if (kept === undefined) return false;
     // The latest rotated-out secret, and earlier ones still in their grace (PreviousSecret.earlier).
-    const previous = previousSecrets(kept, epochSeconds()).find((one) => (one.digest === undefined ? sameSecret(one.secret, actual) : sameSecret(one.digest, digestOf(actual))));
+    const previous = previousSecrets(kept, epochSeconds(), grace).find((one) => (one.digest === undefined ? sameSecret(one.secret, actual) : sameSecret(one.digest, digestOf(actual))));
     if (previous === undefined) return false;
     const ctx = Provider.ctx;
     if (ctx && previous.until !== undefined) graceEnds.set(ctx, previous.until);
