@@ -289,7 +289,7 @@ export class ClientMetadataDocuments {
 
   /** The checked metadata for a document URL (from the cache when fresh), or DocumentRefused. */
   async metadata(url: string): Promise<Record<string, unknown>> {
-    const cached = await this.cache.get(url);
+    const cached = await this.cache.get(url, this.settings.cacheMax);
     if (cached) {
       if ('refused' in cached) throw new DocumentRefused(cached.refused, cached.shown ?? REFUSED_SHOWN);
       return cached.metadata;

@@ -3,7 +3,11 @@
  * what a client_id URL's document said, or why it was refused, for as long as the fetch's
  * caching rules allow. Every instance reads the same entries, so one fetch serves them all.
  *
- * Layout: client-metadata-document:<sha256 of the URL, base64url> → JSON, always with a TTL.
+ * Layout: client-metadata-document:<sha256 of the URL, base64url> → JSON, always with a TTL, and
+ * with the second it was cached (`at`): a copy cached under a longer clientMetadataDocuments.cacheMax
+ * than the one configured now is read as gone once that has passed (get's maxAge), so that an operator
+ * who lowered it and restarted has changed documents read within it (thirteenth fresh-eyes passes; an
+ * entry an earlier release cached, without `at`, lives to its TTL).
  *
  * Beside it, the metadata last accepted at the URL (client-metadata-document-accepted:<sha256>):
  * what the next accepted document is compared with (its changes end what a write's would), gone
@@ -21,6 +25,7 @@
  * That set (client-metadata-documents-accepted), left by the release before, is read beside it
  * until it expires, `keep` after its last add; nothing adds to it now.
  */
+import { epochSeconds } from '../clock.js';
 import type { Kv } from './kv.js';
 import { CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
 
@@ -38,13 +43,16 @@ export class ClientMetadataDocumentCache {
     private readonly keep: number,
   ) {}
 
-  async get(url: string): Promise<CachedDocument | undefined> {
+  /** The cached entry, unless cached `maxAge` seconds ago or more (clientMetadataDocuments.cacheMax as configured now). */
+  async get(url: string, maxAge = Infinity): Promise<CachedDocument | undefined> {
     const json = await this.kv.get(clientMetadataDocumentKey(url));
-    return json === undefined ? undefined : (JSON.parse(json) as CachedDocument);
+    if (json === undefined) return undefined;
+    const { at, ...entry } = JSON.parse(json) as CachedDocument & { at?: number };
+    return at !== undefined && at + maxAge <= epochSeconds() ? undefined : entry;
   }
 
   async put(url: string, entry: CachedDocument, ttl: number): Promise<void> {
-    await this.kv.set(clientMetadataDocumentKey(url), JSON.stringify(entry), { ttl });
+    await this.kv.set(clientMetadataDocumentKey(url), JSON.stringify({ ...entry, at: epochSeconds() }), { ttl });
   }
 
   /** The metadata last accepted at the URL, as written (JSON), if any. */

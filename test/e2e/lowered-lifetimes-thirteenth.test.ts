@@ -6,7 +6,9 @@
  * introspection (twelfth passes) but not at an API verifying them locally with
  * `latchkey/resource-server`, which took them to the `exp` stamped under the longer lifetime; a
  * rotated-out client secret went on authenticating its client to the end of the grace given at its
- * rotation after registration.secretRotationGrace, which bounds every grace, was lowered.
+ * rotation after registration.secretRotationGrace, which bounds every grace, was lowered; a Client ID
+ * Metadata Document cached before clientMetadataDocuments.cacheMax was lowered was taken to the end
+ * of the longer cache lifetime, its changes unread.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +16,7 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
+import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { acceptedBy, basic, clientCredentialsToken, grantFeed, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
@@ -139,6 +142,34 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       await sleep(Math.max(0, rotatedBy + 2_500 - Date.now()));
       assert.equal((await token(lowered.url, MACHINE)).status, 401, 'the old secret past the grace configured now');
       assert.equal((await token(lowered.url, { id: MACHINE.id, secret: fresh })).status, 200, 'the new secret');
+    });
+  });
+
+  describe('the Client ID Metadata Documents cache lifetime lowered and restarted', () => {
+    const restarts = serverRestarts('test');
+    const host = documentHost('openid');
+    const settings = (seconds: number) => ({
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: 'true', CLIENT_METADATA_DOCUMENTS_CACHE_MIN: String(seconds), CLIENT_METADATA_DOCUMENTS_CACHE_MAX: String(seconds) },
+      cheapHashing: true,
+    });
+    /** The authorization endpoint's answer to a code request of the document's client at `redirect`: 303 to the sign-in, or 400. */
+    const authorize = async (url: string, redirect: string) => {
+      const query = new URLSearchParams({ client_id: `${host.base}/agent.json`, redirect_uri: redirect, response_type: 'code', scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+      return (await fetch(`${url}/auth?${query}`, { redirect: 'manual' })).status;
+    };
+
+    it('reads a document cached before again once the lifetime configured now has passed: its redirect URI taken out is refused', async () => {
+      const server = await restarts.start(settings(3600));
+      host.change(undefined);
+      assert.equal(await authorize(server.url, `${host.base}/callback`), 303, 'the document read and cached for an hour');
+      const cachedBy = Date.now();
+      host.change({ redirect_uris: [`${host.base}/elsewhere`] });
+
+      // The operator lowers the cache lifetime to a second and restarts; 2 s pass.
+      const lowered = await restarts.start(settings(1));
+      await sleep(Math.max(0, cachedBy + 2_500 - Date.now()));
+      assert.equal(await authorize(lowered.url, `${host.base}/callback`), 400, 'the redirect URI the document no longer lists');
+      assert.equal(await authorize(lowered.url, `${host.base}/elsewhere`), 303, 'the one it lists now');
     });
   });
 });
