@@ -26,6 +26,7 @@ import type { SessionGrantEndings } from '../revocation/grants.js';
 import { storeClockOffset } from '../clock.js';
 import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
 import { deliverOnce, deliveryFailed, type LogoutRetries } from './patches/backchannel-retry.js';
+import { STORED_EXP } from './patches/session-idle.js';
 import { OwedEndings } from '../accounts/owed-endings.js';
 
 /**
@@ -90,7 +91,11 @@ export interface BackchannelDeliveryOptions {
   readonly owed: Pick<OwedEndings, 'finish'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** ttl.sessionMax as configured now: a session ends then after its sign-in, whatever expiry it was saved with. */
+  readonly sessionMax: number;
 }
+
+type Bounds = { exp?: unknown; loginTs?: unknown; [STORED_EXP]?: unknown };
 
 export class BackchannelDelivery {
   readonly #options: BackchannelDeliveryOptions;
@@ -114,6 +119,40 @@ export class BackchannelDelivery {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#sweeping;
+  }
+
+  /**
+   * Sessions whose end comes earlier under the configuration now than the one they were saved with
+   * (ttl.session or ttl.sessionMax lowered and restarted) are due then, not at their stored expiry:
+   * their grants without offline access, and so the JWTs bound to them (at introspection and at the
+   * APIs following the feed), end with them (thirteenth fresh-eyes passes). A session reader saw them
+   * end already (session-idle.ts, session-max.ts); the sweep ended them only at their stored expiry.
+   * Each scheduled session is read once, in batches; what moved is counted.
+   */
+  async endsAsConfigured(): Promise<number> {
+    const { due, providers } = this.#options;
+    if (!due.shared) return 0;
+    const scheduled = await due.scheduledSessions();
+    let moved = 0;
+    for (let at = 0; at < scheduled.length && !this.#stopped; at += BATCH) {
+      await Promise.all(
+        scheduled.slice(at, at + BATCH).map(async ({ member, id }) => {
+          const session = (await (providers.current.Session as unknown as SessionFinder).find(id, { ignoreExpiration: true })) as Bounds | undefined;
+          const stored = session?.[STORED_EXP] ?? session?.exp;
+          const end = session && this.#end(session);
+          if (end === undefined || typeof stored !== 'number' || end >= stored) return;
+          await due.moveSession(member, end * 1000);
+          moved += 1;
+        }),
+      );
+    }
+    return moved;
+  }
+
+  /** When a session ends as configured now (epoch seconds): its expiry (idle, lowered by session-idle.ts) and ttl.sessionMax after its sign-in. */
+  #end(session: Bounds): number | undefined {
+    const ends = [session.exp, typeof session.loginTs === 'number' ? session.loginTs + this.#options.sessionMax : undefined].filter((value): value is number => typeof value === 'number');
+    return ends.length ? Math.min(...ends) : undefined;
   }
 
   /** One sweep now (tests; the timer's own otherwise). */
@@ -205,8 +244,10 @@ export class BackchannelDelivery {
     const session = await (providers.current.Session as unknown as SessionFinder).find(id, { ignoreExpiration: true });
     // Gone, or ended otherwise (signed out, its person disabled): nothing left to end or tell.
     if (!session) return void (await due.settleSession(member, until));
-    // Used since, with a later expiry (written before this claim moved it): due then.
-    if (typeof session.exp === 'number' && session.exp * 1000 > storeNow()) return void (await due.settleSession(member, until, session.exp * 1000));
+    // Used since, with a later expiry (written before this claim moved it): due then. Its end as
+    // configured now: a session read past ttl.sessionMax after its sign-in has ended, whatever its stored expiry.
+    const end = this.#end(session as Bounds);
+    if (end !== undefined && end * 1000 > storeNow()) return void (await due.settleSession(member, until, end * 1000));
     await sessions.endExpired(session, grants);
     await due.settleSession(member, until);
     metrics.backchannelLogouts.inc({ outcome: 'expired' });

@@ -109,6 +109,16 @@ export class DueEndings {
     await (until === undefined ? this.kv.schedule!(OWED_ENDINGS_KEY, undefined, 0, 1, member) : this.kv.settleDue!(OWED_ENDINGS_KEY, member, until));
   }
 
+  /** The sessions whose end is scheduled after now (the store's clock): each member, and the id Session.find takes. */
+  async scheduledSessions(): Promise<{ member: string; id: string }[]> {
+    return (await this.kv.liveMembers(OIDC_SESSION_ENDS_KEY)).map((member) => ({ member, id: sessionHandleOf(member) }));
+  }
+
+  /** Moves a scheduled session end to `at` (epoch ms): one that comes earlier under the configuration now. */
+  async moveSession(member: string, at: number): Promise<void> {
+    await this.kv.schedule!(OIDC_SESSION_ENDS_KEY, member, at, 1);
+  }
+
   /** A claimed session end settled: dropped, or (`at`: saved since with a later expiry) due then. Only while still at the claim's `until`. */
   settleSession(member: string, until: number, at?: number): Promise<boolean> {
     return this.kv.settleDue!(OIDC_SESSION_ENDS_KEY, member, until, at);

@@ -8,7 +8,9 @@
  * rotated-out client secret went on authenticating its client to the end of the grace given at its
  * rotation after registration.secretRotationGrace, which bounds every grace, was lowered; a Client ID
  * Metadata Document cached before clientMetadataDocuments.cacheMax was lowered was taken to the end
- * of the longer cache lifetime, its changes unread.
+ * of the longer cache lifetime, its changes unread; a session-bound JWT (no offline_access) outlived
+ * its session's end under a lowered ttl.sessionMax, at introspection and at latchkey/resource-server,
+ * to the session's stored expiry, when the sweep ends its grant.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +19,7 @@ import * as oidc from 'openid-client';
 import { createResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
 import { documentHost } from '../helpers/document-host.js';
+import { eventually } from '../helpers/eventually.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { acceptedBy, basic, clientCredentialsToken, grantFeed, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
@@ -170,6 +173,50 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       await sleep(Math.max(0, cachedBy + 2_500 - Date.now()));
       assert.equal(await authorize(lowered.url, `${host.base}/callback`), 400, 'the redirect URI the document no longer lists');
       assert.equal(await authorize(lowered.url, `${host.base}/elsewhere`), 303, 'the one it lists now');
+    });
+  });
+
+  describe('the session maximum lowered and restarted', () => {
+    const restarts = serverRestarts('test');
+    const settings = (seconds: number) => ({
+      env: {
+        TTL_SESSION: String(seconds),
+        TTL_SESSION_MAX: String(seconds),
+        TTL_ACCESS_TOKEN: '3600',
+        BACKCHANNEL_SWEEP_INTERVAL: '0.2',
+        RESOURCE_SERVERS: JSON.stringify([{ identifier: FILES, scopes: ['read'], format: 'jwt', grants: [{ client_id: RS.id, introspect: true }] }]),
+      },
+      cheapHashing: true,
+      clients: [{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] }, machineClient(RS)],
+    });
+
+    it("ends a session-bound JWT issued before at its session's end as configured now, at introspection and at latchkey/resource-server", async () => {
+      const server = await restarts.start(settings(3600));
+      await grantFeed(server, RS.id);
+      await server.accounts.create('ines', PASSWORD);
+      const app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid read', resource: FILES, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const back = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'ines', password: PASSWORD, stopAt: REDIRECT });
+      const code = new URL(back.url).searchParams.get('code');
+      assert.ok(code, back.url);
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(APP) }, body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: FILES }) });
+      const body = (await response.json()) as Record<string, string>;
+      assert.equal(response.status, 200, JSON.stringify(body));
+      const jwt = body.access_token!;
+      assert.ok(decodeJwt(jwt).exp! - decodeJwt(jwt).iat! > 3000, 'bound to a session of an hour');
+
+      // The operator lowers the session lifetimes to 2 s and restarts; the session ends 2 s after the sign-in.
+      const lowered = await restarts.start(settings(2));
+      const helper = await createResourceServer({ issuer: lowered.issuer, audience: FILES, clientId: RS.id, clientSecret: RS.secret, clockTolerance: 1, onError: () => {} });
+      try {
+        await eventually(async () => assert.equal((await introspect(lowered.url, RS, jwt)).active, false, 'at introspection'));
+        await helper.sync();
+        assert.equal(await acceptedBy(helper, jwt), false, 'at latchkey/resource-server');
+      } finally {
+        helper.close();
+      }
     });
   });
 });
