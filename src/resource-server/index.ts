@@ -297,12 +297,14 @@ export class ResourceServer {
     if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
     this.#requireFresh(scheme);
     let claims: AccessTokenClaims;
+    let kid: string;
     try {
       // Before the signature: a revoked key may still be in the cached JWKS, and a forgery made with it verifies.
       // Latchkey names the key of every token it signs; one without kid would pass this check, and
       // jose would try the JWKS's only key (the revoked one, say) for it.
-      const { kid } = decodeProtectedHeader(token);
-      if (typeof kid !== 'string') throw new TokenRejected('the access token names no signing key (kid)', 'invalid_token', scheme);
+      const header = decodeProtectedHeader(token);
+      if (typeof header.kid !== 'string') throw new TokenRejected('the access token names no signing key (kid)', 'invalid_token', scheme);
+      kid = header.kid;
       if (this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)', 'invalid_token', scheme);
       ({ payload: claims } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
         issuer: this.#options.issuer,
@@ -322,7 +324,9 @@ export class ResourceServer {
     // DPoP replay store), and a check begun just inside maxStaleness took a revoked token past it
     // (ninth fresh-eyes passes of 2026-12-06, endings).
     this.#requireFresh(scheme);
-    if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked', 'invalid_token', scheme);
+    // The key too: its revocation may have been read while the checks above waited (thirteenth
+    // fresh-eyes passes of 2026-12-07: a DPoP proof's replay store answering slowly).
+    if (this.isRevoked(claims, { kid })) throw new TokenRejected('the access token has been revoked', 'invalid_token', scheme);
     if (this.#pastLoweredLifetime(claims)) throw new TokenRejected('the access token has expired (its lifetime was lowered since it was issued)', 'invalid_token', scheme);
     const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
     const missing = scopes.filter((scope) => !granted.has(scope));
