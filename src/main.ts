@@ -563,8 +563,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     sessionMax: config.ttl.sessionMax,
   });
   backchannel.start();
-  // Sessions that end earlier under lowered session lifetimes are due then (in the background: one read per session holding an app).
-  backchannel.endsAsConfigured().then(
+  // Sessions that end earlier under lowered session lifetimes are due then: only when an instance
+  // said longer ones that sessions may still live under (revocation/list.ts lifetimes), as the scan
+  // reads every session holding an app (in the background).
+  revocations.lifetimes().then(({ sessionIdle, sessionMax }) => (sessionIdle > config.ttl.session || sessionMax > config.ttl.sessionMax ? backchannel.endsAsConfigured() : 0)).then(
     (moved) => moved && logger.info({ event: 'sessions.ends_moved', sessions: moved }, `${moved} session(s) end earlier under the session lifetimes configured now: their apps' session-bound tokens end with them`),
     (error: unknown) => logger.warn({ event: 'sessions.ends_move_failed', err: (error as Error).message }, 'moving the ends of sessions under the session lifetimes configured now failed: they end at their stored expiry'),
   );

@@ -40,7 +40,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   // What a change ends between two writes (a person's, an API's, a client's) is kept owed while it runs (accounts/owed-endings.ts).
   const owed = new OwedKeeper(kv, config.ttl);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant, signedLifetime: longestSignedLifetime(config), publishLead: config.keys.publishLead, refreshInterval: config.keys.refreshInterval, owed });
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant, signedLifetime: longestSignedLifetime(config), publishLead: config.keys.publishLead, refreshInterval: config.keys.refreshInterval, sessionLifetimes: { idle: config.ttl.session, max: config.ttl.sessionMax }, owed });
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,

@@ -233,6 +233,9 @@ export interface Lifetimes {
   readonly lead: number;
   /** Not a token's: the longest `keys.refreshInterval` of the instances (0: none said), how long one may sign with a key retired elsewhere. */
   readonly refresh: number;
+  /** Not a token's: the longest ttl.session and ttl.sessionMax of the instances (0: none said), whose sessions may still live. */
+  readonly sessionIdle: number;
+  readonly sessionMax: number;
 }
 
 export interface RevocationListOptions {
@@ -248,6 +251,8 @@ export interface RevocationListOptions {
   readonly publishLead?: number;
   /** A server's `keys.refreshInterval`, in seconds, said with its lifetimes (Lifetimes.refresh); none: not said. */
   readonly refreshInterval?: number;
+  /** A server's ttl.session and ttl.sessionMax, in seconds, said with its lifetimes (Lifetimes.sessionIdle, sessionMax); none: not said. */
+  readonly sessionLifetimes?: { readonly idle: number; readonly max: number };
   /**
    * Keeps a person's ending owed while the account write between its two entries runs (accounts.ts
    * #endingEverything: one cut off after the write is finished by the sweep); without it, nothing is.
@@ -295,11 +300,13 @@ export class RevocationList {
   readonly #signedLifetime: number;
   readonly #publishLead: number;
   readonly #refreshInterval: number;
+  readonly #sessionIdle: number;
+  readonly #sessionMax: number;
 
   /** Keeps a person's ending owed while it runs (RevocationListOptions.owed). */
   readonly owed: KeepsOwed | undefined;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, owed }: RevocationListOptions) {
+  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, sessionLifetimes, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
     this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
@@ -309,6 +316,8 @@ export class RevocationList {
     this.#signedLifetime = Math.max(signedLifetime ?? 0, accessTokenLifetime);
     this.#publishLead = publishLead ?? 0;
     this.#refreshInterval = Math.ceil(refreshInterval ?? 0);
+    this.#sessionIdle = sessionLifetimes?.idle ?? 0;
+    this.#sessionMax = sessionLifetimes?.max ?? 0;
   }
 
   /**
@@ -327,6 +336,10 @@ export class RevocationList {
     if (this.#publishLead > 0) await this.#publish('lead', this.#publishLead, Math.ceil(this.#publishLead / 2) + every + this.#skew);
     // As long as what this server signed with a key retired elsewhere, before it noticed, may live.
     if (this.#refreshInterval > 0) await this.#publish('refresh', this.#refreshInterval, this.#signedLifetime + this.#refreshInterval + every + this.#skew);
+    // As long as a session saved under them may live: one restarted with shorter ones then knows
+    // that sessions may end earlier than they were saved to (provider/backchannel-delivery.ts endsAsConfigured).
+    if (this.#sessionIdle > 0) await this.#publish('session-idle', this.#sessionIdle, this.#sessionIdle + every + this.#skew);
+    if (this.#sessionMax > 0) await this.#publish('session-max', this.#sessionMax, this.#sessionMax + every + this.#skew);
   }
 
   /**
@@ -356,7 +369,7 @@ export class RevocationList {
   }
 
   /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
-  async #publish(kind: 'access' | 'grant' | 'feed' | 'signed' | 'lead' | 'refresh', seconds: number, ttl: number): Promise<void> {
+  async #publish(kind: 'access' | 'grant' | 'feed' | 'signed' | 'lead' | 'refresh' | 'session-idle' | 'session-max', seconds: number, ttl: number): Promise<void> {
     const member = `${kind}:${seconds}`;
     // The key first: a member whose key is gone is read as gone.
     await this.#kv.set(lifetimeKey(member), '1', { ttl });
@@ -374,6 +387,8 @@ export class RevocationList {
     let signed = this.#signedLifetime;
     let lead = this.#publishLead;
     let refresh = this.#refreshInterval;
+    let sessionIdle = this.#sessionIdle;
+    let sessionMax = this.#sessionMax;
     let feed = 0;
     const published = await this.#rareMarks.members(LIFETIMES_KEY);
     const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
@@ -387,8 +402,10 @@ export class RevocationList {
       if (kind === 'signed') signed = Math.max(signed, seconds);
       if (kind === 'lead') lead = Math.max(lead, seconds);
       if (kind === 'refresh') refresh = Math.max(refresh, seconds);
+      if (kind === 'session-idle') sessionIdle = Math.max(sessionIdle, seconds);
+      if (kind === 'session-max') sessionMax = Math.max(sessionMax, seconds);
     }
-    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access), lead, refresh };
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access), lead, refresh, sessionIdle, sessionMax };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */

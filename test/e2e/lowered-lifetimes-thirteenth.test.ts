@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer } from '../../src/resource-server/index.js';
+import { RevocationList } from '../../src/revocation/list.js';
 import { Agent } from '../helpers/agent.js';
 import { documentHost } from '../helpers/document-host.js';
 import { eventually } from '../helpers/eventually.js';
@@ -188,6 +189,15 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       },
       cheapHashing: true,
       clients: [{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] }, machineClient(RS)],
+    });
+
+    it('a start reads the sessions to move their ends only when an instance said longer session lifetimes in the store (it reads every session holding an app)', async () => {
+      const server = await restarts.start(settings(3600));
+      // What a start with these settings reads (main.ts: the scan runs when the store's are longer).
+      const said = (idle: number, max: number) => new RevocationList(server.kv, { skew: 0, accessTokenLifetime: 60, sessionLifetimes: { idle, max } }).lifetimes();
+      assert.deepEqual(await said(2, 2).then(({ sessionIdle, sessionMax }) => ({ sessionIdle, sessionMax })), { sessionIdle: 3600, sessionMax: 3600 }, 'lowered: longer ones said');
+      assert.deepEqual(await said(3600, 3600).then(({ sessionIdle, sessionMax }) => ({ sessionIdle, sessionMax })), { sessionIdle: 3600, sessionMax: 3600 }, 'the same: none longer');
+      assert.deepEqual(await said(7200, 3600).then(({ sessionIdle, sessionMax }) => ({ sessionIdle, sessionMax })), { sessionIdle: 7200, sessionMax: 3600 }, 'raised: its own');
     });
 
     it("ends a session-bound JWT issued before at its session's end as configured now, at introspection and at latchkey/resource-server", async () => {
