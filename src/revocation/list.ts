@@ -101,7 +101,8 @@
  *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
  *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon),
  *                                   and the servers' keys.publishLead and keys.refreshInterval ("lead:<seconds>",
- *                                   "refresh:<seconds>", keyring/index.ts rotationPolicy)
+ *                                   "refresh:<seconds>", keyring/index.ts rotationPolicy), and their session lifetimes
+ *                                   ("session-idle:<seconds>", "session-max:<seconds>", main.ts: a start with shorter ones moves sessions' ends)
  *   revoked:{rv}:lifetime:<kind>:<seconds>
  *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
  *                                   or while a kid entry of that horizon matters (revokeKey)
