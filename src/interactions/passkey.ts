@@ -13,7 +13,7 @@ import { PASSKEY_SCRIPTS } from '../http/scripts.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 import { linkFor } from './link-confirmation.js';
 import { showLogin } from './login.js';
-import { firstFactorPassed, showSecondFactor, type SecondFactorOptions } from './second-factor.js';
+import { answeredFor, firstFactorPassed, showMovedOn, showSecondFactor, type SecondFactorOptions } from './second-factor.js';
 import { finishSignIn } from './sign-in-result.js';
 
 /** The second-factor step's options, but where to set up a factor: a passkey is one. */
@@ -42,6 +42,9 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
       return;
     }
     const passed = firstFactorPassed(interaction);
+    // A form of a page naming someone else (the login page's, or a second-factor page from before
+    // another tab passed the first factor as another person): nothing is checked (second-factor.ts).
+    if (passed && !answeredFor(body, passed)) return showMovedOn(steps, options, ctx, interaction, passed);
     let credential: unknown;
     try {
       credential = JSON.parse(field(body, 'credential'));

@@ -10,6 +10,7 @@
  * Codes share the password's brute-force throttle (accounts/throttle.ts): a wrong code counts as a
  * failed sign-in of that username and address, and while paused no code is checked.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Context } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { FirstFactor, Method } from '../accounts/assurance.js';
@@ -23,7 +24,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { requiredAcrFor } from '../provider/patches/step-up.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
-import { field, FIRST_FACTOR_PASSED, type Interaction, type Interactions } from './interaction.js';
+import { field, FIRST_FACTOR_PASSED, type Form, type Interaction, type Interactions } from './interaction.js';
 import { validOffer, type OfferedLink } from './link-confirmation.js';
 import { finishSignIn } from './sign-in-result.js';
 
@@ -55,7 +56,11 @@ export interface SecondFactorOptions {
 
 /** Who passed the first step of this interaction, when someone did. */
 export function firstFactorPassed(interaction: Interaction): FirstFactorPassed | undefined {
-  const value = (interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined;
+  return passedAs((interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined);
+}
+
+/** A first factor as the interaction keeps it (what firstFactorPassed reads back). */
+function passedAs(value: Partial<FirstFactorPassed> | undefined): FirstFactorPassed | undefined {
   if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
   const method: FirstFactor = value.method === 'federated' ? 'federated' : 'password';
   const link = validOffer(value.link);
@@ -68,6 +73,12 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
     ...(typeof value.passwordStamp === 'string' && { passwordStamp: value.passwordStamp }),
     ...(link?.sub === value.sub && { link }),
   };
+}
+
+/** Whether `passed` is the first factor the interaction holds already (its next step shown again), not one verified in its place. */
+function holdsFirstFactor(interaction: Interaction, passed: FirstFactorPassed): boolean {
+  const held = firstFactorPassed(interaction);
+  return held !== undefined && isDeepStrictEqual(held, passedAs(passed));
 }
 
 /** The interaction result that records `passed` (for the upstream's callback, which saves it itself). */
@@ -88,8 +99,12 @@ async function requiredLevel({ providers }: Interactions, interaction: Interacti
 export function afterFirstFactor(steps: Interactions, options: SecondFactorOptions) {
   const { secondFactors, mfaRequired, accountPage } = options;
   return async (ctx: Context, interaction: Interaction, passed: FirstFactorPassed, factors?: SecondFactorSummary): Promise<void> => {
+    // The first factor the interaction holds is the one its next step serves. One just verified in
+    // its place (another tab of the same sign-in, still at the login page, given another person's
+    // password) replaces it: the page named that person and checked the codes of the one before.
+    const held = holdsFirstFactor(interaction, passed);
     if (hasSecondFactor(factors ?? (await secondFactors.summary(passed.sub)))) {
-      if (firstFactorPassed(interaction)) return showSecondFactor(steps, options, ctx, interaction, passed);
+      if (held) return showSecondFactor(steps, options, ctx, interaction, passed);
       interaction.result = firstFactorResult(passed);
       await interaction.persist();
       ctx.status = 303;
@@ -104,7 +119,7 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
       return finished;
     }
     // Recorded, as for the second-factor page: the unmet answer is taken only at this step (unmetRequirements).
-    if (!firstFactorPassed(interaction)) {
+    if (!held) {
       interaction.result = firstFactorResult(passed);
       await interaction.persist();
     }
@@ -144,6 +159,8 @@ export async function showSecondFactor(
     title: 'Confirm it is you',
     client: await steps.clientBranding(ctx, interaction),
     username: passed.username,
+    // Whose page this is, sent back with each of its forms (answeredFor).
+    for: passed.username,
     totp: codes && summary.totp !== undefined,
     // Codes kept without a passkey or an app sign nobody in (recovery-codes.ts use): not offered then.
     recovery: codes && hasSecondFactor(summary) && summary.recoveryCodesLeft > 0,
@@ -181,6 +198,8 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
       ctx.status = 400;
       return showSecondFactor(steps, options, ctx, interaction, passed, 'This application asks for a passkey.');
     }
+    // Before anything is checked or counted.
+    if (!answeredFor(body, passed)) return showMovedOn(steps, options, ctx, interaction, passed);
     const account = await accounts.find(passed.sub);
     // Disabled or removed since the first factor: the app is told (access_denied), not left waiting.
     if (!account || account.disabled) return steps.denied(ctx, interaction);
@@ -232,6 +251,19 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
       return showSecondFactor(steps, options, ctx, interaction, passed!, `Too many failed attempts. Try again in ${seconds} seconds.`);
     }
   };
+}
+
+/**
+ * Whether a second-factor form came from a page naming the person who holds the interaction's first
+ * factor now. A page shown before another tab of the same sign-in passed the first factor as someone
+ * else names the person before: its code or passkey would be checked against the other person's.
+ */
+export const answeredFor = (body: Form, passed: FirstFactorPassed) => field(body, 'for') === passed.username;
+
+/** What a form from such a page gets: nothing checked or counted, and the page of the person the sign-in holds now. */
+export function showMovedOn(steps: Interactions, options: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>, ctx: Context, interaction: Interaction, passed: FirstFactorPassed) {
+  ctx.status = 409;
+  return showSecondFactor(steps, options, ctx, interaction, passed, `This sign-in went on as ${passed.username} in another tab or window. If that is you, confirm it here; if not, cancel and start again.`);
 }
 
 /** A recovery code, answered as an app's code is: ok with the stamp of the set it was spent from, or wrong. */

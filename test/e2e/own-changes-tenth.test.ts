@@ -117,7 +117,8 @@ describe("e2e: tenth fresh-eyes pass, the session's own changes", function () {
     const posted = await agent.follow(`${server.url}/interaction/${uid}/second-factor`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf, method: 'recovery', code: code! }),
+      // `for`: whose second-factor page the form says it came from (the person's username, as the attacker knows).
+      body: new URLSearchParams({ csrf, for: 'sol', method: 'recovery', code: code! }),
     }, REDIRECT);
     const landed = isConsent(posted) ? await agent.submit(posted, '/confirm', {}, REDIRECT) : posted;
     assert.equal(new URL(landed.url).searchParams.get('code'), null, 'no code for the app');
