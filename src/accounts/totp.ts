@@ -151,12 +151,17 @@ export class TotpCredentials {
     });
   }
 
-  /** The time step the code belongs to (within the window), or undefined. */
+  /**
+   * The time step the code belongs to (within the window), or undefined. The match and the step it
+   * is counted from are read at one moment: read apart, a code checked as its step ended was counted
+   * one step late, and that later step (the person's next code) was spent with it.
+   */
   #matchingStep(secret: string, code: string): number | undefined {
     const token = code.replace(/\s/g, '');
     if (!/^\d{6}$/.test(token)) return undefined;
-    const delta = this.#totp(secret).validate({ token, window: WINDOW });
-    return delta === null ? undefined : TOTP.counter({ period: PERIOD }) + delta;
+    const timestamp = Date.now();
+    const delta = this.#totp(secret).validate({ token, timestamp, window: WINDOW });
+    return delta === null ? undefined : TOTP.counter({ period: PERIOD, timestamp }) + delta;
   }
 
   /**

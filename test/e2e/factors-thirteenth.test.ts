@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, startAuthorization, totpCode } from '../helpers/sign-in.js';
@@ -67,5 +68,34 @@ describe('passkeys and second factors, thirteenth pass (black box)', function ()
     assert.ok(!isSecondFactor(done), `alice's own code at the page naming her: ${done.status} ${done.html.match(/class="error"[^>]*>([^<]*)/)?.[1]}`);
     assert.equal(await signedInAs(agent, done, verifier), alice.sub);
     assert.notEqual(alice.sub, bob.sub);
+  });
+
+  it('an authenticator-app code checked as its time step ends spends the step it belongs to, not the one after: the next code is not refused as used (RFC 6238 §5.2)', async () => {
+    const person = await withApp('step-edge');
+    const period = 30_000;
+    const realNow = Date.now;
+    // The last millisecond of a step, and the code of the step after it (one step ahead: in the window).
+    const edge = (Math.floor(realNow() / period) + 2) * period;
+    const codeAt = (at: number) => TOTP.generate({ secret: Secret.fromBase32(person.secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: at });
+    let clock = edge - 1;
+    const validate = TOTP.prototype.validate;
+    try {
+      Date.now = () => clock;
+      // The step ends while the code is being checked: the clock moves on once it was matched.
+      TOTP.prototype.validate = function (this: TOTP, options: Parameters<TOTP['validate']>[0]) {
+        const delta = validate.call(this, options);
+        clock = edge + 1;
+        return delta;
+      };
+      assert.equal((await server.secondFactors.totp.verify(person.sub, codeAt(edge), 'first-sign-in')).outcome, 'ok');
+      TOTP.prototype.validate = validate;
+      // Another sign-in a moment later, with the code of the step after (one step ahead of the clock).
+      const next = codeAt(edge + period);
+      if (next === codeAt(edge)) return; // one in a million: the same digits
+      assert.equal((await server.secondFactors.totp.verify(person.sub, next, 'next-sign-in')).outcome, 'ok');
+    } finally {
+      TOTP.prototype.validate = validate;
+      Date.now = realNow;
+    }
   });
 });
