@@ -79,9 +79,23 @@ export function isClientGrants(value: unknown): value is ClientGrants {
   );
 }
 
-/** Whether going from `previous` to `next` takes a grant or a scope away (see #endTaken). */
+/**
+ * Whether going from `previous` to `next` takes a grant or a scope away, or may take the leave to
+ * call an API: serving as one without scopes is none (callsWith), so serving newly may (see #endTaken).
+ */
 function takesAway(previous: ClientGrants, next: ClientGrants): boolean {
-  return Object.entries(previous).some(([identifier, held]) => !next[identifier] || held.scopes.some((scope) => !next[identifier]!.scopes.includes(scope)));
+  return Object.entries(previous).some(([identifier, held]) => {
+    const kept = next[identifier];
+    return !kept || held.scopes.some((scope) => !kept.scopes.includes(scope)) || (kept.introspect === true && held.introspect !== true);
+  });
+}
+
+/**
+ * Whether `grant` lets its client call an API offering `offered` (resource-servers.ts
+ * resourceServerInfo): some of those scopes held, or, at an API without scopes, more than serving as it.
+ */
+function callsWith(grant: ClientGrant, offered: readonly string[]): boolean {
+  return offered.length ? grant.scopes.some((scope) => offered.includes(scope)) : grant.introspect !== true;
 }
 
 /** A refused change, with the status and error code an API answers with. */
@@ -172,7 +186,7 @@ export interface ConfiguredApiChanges {
   readonly added: readonly string[];
   /** APIs that stay but no longer offer a scope they offered (taken out of the configuration, or the API that takes over the identifier lacks it). */
   readonly scopesTaken: readonly string[];
-  /** Clients whose operator grants in the configuration lost scopes, or went. */
+  /** Clients whose operator grants in the configuration lost scopes, or went, or no longer let them call an API whose scopes changed. */
   readonly narrowed: readonly string[];
   /** False when another instance recorded another configuration meanwhile (nothing written). */
   readonly recorded: boolean;
@@ -392,7 +406,7 @@ export class Apis {
         );
       const previous = held(recorded!);
       const next = held(now);
-      if (Object.entries(previous).some(([identifier, grant]) => grant.scopes.some((scope) => !next[identifier]?.scopes.includes(scope)) || !next[identifier])) {
+      if (takesAway(previous, next)) {
         narrowed.push(clientId);
         await this.#endTaken(clientId, previous, next);
       }
@@ -414,16 +428,20 @@ export class Apis {
   async #endEmptied(identifier: string, before: readonly string[], after: readonly string[]): Promise<string[]> {
     const { endings } = this.options;
     if (!endings) return [];
-    const calls = (grant: ClientGrant, offered: readonly string[]) => (offered.length ? grant.scopes.some((scope) => offered.includes(scope)) : grant.introspect !== true);
     const configured = [...this.#staticGrants].filter(([, held]) => held[identifier]).map(([clientId]) => clientId);
     const ended: string[] = [];
     for (const clientId of new Set([...(await this.kv.members(apiGranteesKey(identifier))), ...configured])) {
       const grant = await this.grantAt(clientId, identifier);
-      if (!grant || !calls(grant, before) || calls(grant, after)) continue;
+      if (!grant || !callsWith(grant, before) || callsWith(grant, after)) continue;
       await endings.clientGrantNarrowed(clientId, identifier, undefined);
       ended.push(clientId);
     }
     return ended;
+  }
+
+  /** The scopes an API offers: as this process finds it, or as the servers' configuration last recorded it (a CLI run without it). */
+  async #offered(identifier: string): Promise<readonly string[] | undefined> {
+    return (await this.find(identifier))?.scopes ?? own(await this.#recorded(), identifier)?.scopes;
   }
 
   /** A configured API's addedAt, as recorded (configurationChanged). */
@@ -622,14 +640,18 @@ export class Apis {
     const { endings } = this.options;
     if (!endings) return;
     await Promise.all(
-      Object.entries(previous).map(([identifier, held]) => {
+      Object.entries(previous).map(async ([identifier, held]) => {
         const kept = next[identifier];
         if (!kept) return endings.clientGrantNarrowed(clientId, identifier, undefined);
         const taken = held.scopes.filter((scope) => !kept.scopes.includes(scope));
-        if (!taken.length) return undefined;
-        // Left with none of its scopes, the client may no longer call the API (resource-servers.ts):
-        // its tokens there end whole, those it got without naming a scope too.
-        return endings.clientGrantNarrowed(clientId, identifier, kept.scopes.length ? taken : undefined);
+        // Left with no leave to call the API (resource-servers.ts), the client's tokens there end whole,
+        // those it got without naming a scope too: left with none of its scopes, with only scopes the
+        // API no longer offers (taken out of the configuration), or only serving as an API without
+        // scopes (review of the thirteenth passes: granted-thirteenth ended them for the API's change alone).
+        const offered = await this.#offered(identifier);
+        const leaveLost = offered !== undefined && callsWith(held, offered) && !callsWith(kept, offered);
+        if (leaveLost || (taken.length && !kept.scopes.length)) return endings.clientGrantNarrowed(clientId, identifier, undefined);
+        return taken.length ? endings.clientGrantNarrowed(clientId, identifier, taken) : undefined;
       }),
     );
   }
