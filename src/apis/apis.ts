@@ -644,6 +644,7 @@ export class Apis {
         const kept = next[identifier];
         if (!kept) return endings.clientGrantNarrowed(clientId, identifier, undefined);
         const taken = held.scopes.filter((scope) => !kept.scopes.includes(scope));
+        if (!taken.length && (kept.introspect !== true || held.introspect === true)) return undefined;
         // Left with no leave to call the API (resource-servers.ts), the client's tokens there end whole,
         // those it got without naming a scope too: left with none of its scopes, with only scopes the
         // API no longer offers (taken out of the configuration), or only serving as an API without
