@@ -35,6 +35,8 @@ export interface RegistrationPolicy {
 
 /** The shortest client secret a client may be given (generated ones are longer). */
 export const MIN_CLIENT_SECRET_LENGTH = 32;
+/** A value that begins or ends with whitespace. */
+export const PADDED = /^\s|\s$/;
 
 /** RFC 8628's grant type. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -487,6 +489,13 @@ export function enforcePolicy(
   const secret = metadata.client_secret;
   if (typeof secret === 'string' && apiScopes !== ALREADY_CHECKED && secret.length < MIN_CLIENT_SECRET_LENGTH) {
     throw new errors.InvalidClientMetadata(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters (leave it out to have one generated, or: openssl rand -hex 32, whose characters need no encoding in a Basic header)`);
+  }
+  // A client_id or chosen secret copied with a space or line break at an end (newcomer pass): the
+  // app, given it without, could never authenticate, and nothing would say why.
+  for (const name of ['client_id', 'client_secret'] as const) {
+    if (apiScopes !== ALREADY_CHECKED && typeof metadata[name] === 'string' && PADDED.test(metadata[name])) {
+      throw new errors.InvalidClientMetadata(`${name} must not begin or end with a space or line break (copied with one?)`);
+    }
   }
   const setAside: string[] = [];
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {

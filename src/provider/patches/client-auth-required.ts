@@ -31,13 +31,20 @@
  * header that failed: RFC 6749 §5.2's invalid_client, 401 with the challenge, whose description says
  * that a client without a secret sends its client_id in the body. The engine answered 400
  * invalid_request ("client_secret must be provided in the Authorization header").
+ *
+ * A failed authentication that sent a client_id or secret with a space or line break at an end is
+ * told so (../padded-credentials.ts), with the engine's status and error.
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
 import { scoped } from '../../http/layers.js';
+import { paddedCredentialHint } from '../padded-credentials.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const BAD_HEADER = 'invalid authorization header value format';
+/** The engine's description of every failed client authentication, and of a Basic header it cannot decode (a line break in it). */
+const ENGINE_FAILED = 'client authentication failed';
+const BADLY_ENCODED = 'client_id and client_secret in the authorization header are not properly encoded';
 /** The engine's invalid_request descriptions that are failed client authentications, and what we say of each. */
 const FAILED_AUTHENTICATION = new Map([
   [NO_MECHANISM, 'client authentication is required'],
@@ -72,6 +79,12 @@ export function clientAuthenticationRequired(realm: string): Middleware {
       const description = FAILED_AUTHENTICATION.get(body.error_description ?? '')!;
       jsonError(ctx, 401, 'invalid_client', description);
       challenge(ctx, realm, description);
+    } else if (body?.error_description === ENGINE_FAILED || body?.error_description === BADLY_ENCODED) {
+      const hint = paddedCredentialHint(ctx);
+      if (!hint) return;
+      const description = `${body.error_description}: ${hint}`;
+      jsonError(ctx, ctx.status, body.error!, description);
+      if (ctx.response.get('WWW-Authenticate')) challenge(ctx, realm, description);
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === BAD_HEADER) {
       const scheme = otherScheme(ctx);
       if (scheme === 'bearer' && route === 'introspection') {

@@ -1,0 +1,98 @@
+/**
+ * A newcomer's first hour (thirteenth fresh-eyes passes, docs/security-passes.md): the slips a
+ * developer makes wiring an app to Latchkey for the first time, each answered with what to do.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { latchkey } from '../helpers/process.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const API = 'https://api.example.test';
+const SECRET = 'newcomer-secret-with-plenty-of-entropy-0123456789';
+const PADDED = /client secret begins or ends with a space or line break/;
+
+describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({
+      env: {
+        RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read'] }] }]),
+        CLIENTS: JSON.stringify([{ client_id: 'machine', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }]),
+      },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** client_credentials through openid-client as `clientId` with `secret`, sent by `auth`; its error, if any. */
+  const clientCredentials = async (clientId: string, secret: string, auth: (secret: string) => oidc.ClientAuth) => {
+    const config = await oidc.discovery(new URL(server.issuer), clientId, secret, auth(secret), { execute: [oidc.allowInsecureRequests] });
+    try {
+      await oidc.clientCredentialsGrant(config, { resource: API, scope: 'read' });
+      return undefined;
+    } catch (error) {
+      // openid-client throws the challenge's error when the answer has one (Basic), else the body's.
+      if (error instanceof oidc.WWWAuthenticateChallengeError) {
+        const body = (await error.response.json()) as { error: string; error_description?: string };
+        return { ...body, status: error.status, challenge: error.response.headers.get('www-authenticate') };
+      }
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      return { error: error.error, error_description: error.error_description, status: error.status, challenge: error.response.headers.get('www-authenticate') };
+    }
+  };
+
+  it('a client secret pasted with a space or line break is refused saying so, in the body and the challenge, whichever way it is sent', async () => {
+    for (const auth of [oidc.ClientSecretBasic, oidc.ClientSecretPost]) {
+      for (const pasted of [`${SECRET} `, `${SECRET}\n`, ` ${SECRET}`, `\t${SECRET}\r\n`]) {
+        const error = await clientCredentials('machine', pasted, auth);
+        assert.ok(error, `${auth.name} ${JSON.stringify(pasted)} authenticated`);
+        assert.match(error.error_description ?? '', PADDED, `${auth.name} ${JSON.stringify(pasted)}: ${error.error} ${error.error_description}`);
+        if (error.challenge) assert.match(error.challenge, PADDED);
+      }
+    }
+    // The secret itself, and a wrong one without spaces: as before.
+    assert.equal(await clientCredentials('machine', SECRET, oidc.ClientSecretBasic), undefined);
+    const wrong = await clientCredentials('machine', `${SECRET}x`, oidc.ClientSecretBasic);
+    assert.equal(wrong?.error, 'invalid_client');
+    assert.equal(wrong?.error_description, 'client authentication failed');
+  });
+
+  it('the hint reads only what was sent: an unknown client is told the same, so it tells no one which clients exist', async () => {
+    const known = await clientCredentials('machine', `${SECRET} `, oidc.ClientSecretPost);
+    const unknown = await clientCredentials('no-such-client', `${SECRET} `, oidc.ClientSecretPost);
+    assert.equal(unknown?.error, known?.error);
+    assert.equal(unknown?.error_description, known?.error_description);
+    assert.equal(unknown?.status, known?.status);
+  });
+
+  it('a chosen client secret or client_id that begins or ends with a space or line break is refused where a client is written (CLI, admin API, configuration: one policy)', async () => {
+    const secret = `${SECRET} `;
+    const bySecret = await latchkey(server.env, ['clients', 'add', '--client-id', 'padded', '--grant-type', 'client_credentials', '--secret', secret]);
+    assert.equal(bySecret.status, 1, bySecret.stdout);
+    assert.match(bySecret.stderr, /client_secret must not begin or end with a space or line break/);
+    const byId = await latchkey(server.env, ['clients', 'add', '--client-id', ' padded', '--grant-type', 'client_credentials']);
+    assert.equal(byId.status, 1, byId.stdout);
+    assert.match(byId.stderr, /client_id must not begin or end with a space or line break/);
+    const listed = await latchkey(server.env, ['clients', 'list']);
+    assert.doesNotMatch(listed.stdout, /padded/);
+
+    await server.apis.grant('machine', `${server.issuer}/admin`, { scopes: ['admin'] });
+    const config = await oidc.discovery(new URL(server.issuer), 'machine', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    const admin = (await oidc.clientCredentialsGrant(config, { resource: `${server.issuer}/admin`, scope: 'admin' })).access_token;
+    const byAdmin = await fetch(`${server.url}/admin/clients`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ client_id: 'padded', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }),
+    });
+    assert.equal(byAdmin.status, 400);
+    assert.match(((await byAdmin.json()) as { error_description: string }).error_description, /client_secret must not begin or end with a space or line break/);
+
+    await assert.rejects(
+      startServer({ env: { CLIENTS: JSON.stringify([{ client_id: 'configured', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }]) } }),
+      /client "configured": .*client_secret must not begin or end with a space or line break/,
+    );
+  });
+});
