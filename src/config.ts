@@ -481,7 +481,9 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
  *   takes only a domain there, so browsers refuse every passkey;
  * - a loopback issuer on another port than the server's, without a proxy: every redirect and
  *   discovery URL sends browsers and clients to a port where nothing of ours listens;
- * - an https loopback issuer on the server's own port, without a proxy: nothing there speaks TLS.
+ * - an https loopback issuer on the server's own port, without a proxy: nothing there speaks TLS;
+ * - an https issuer on another host, without a proxy: TLS ends at a proxy in front of this plain-http
+ *   server, whose address every client then counts as (rate limits, the sign-in pause).
  */
 export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>): string[] {
   const url = new URL(config.issuer);
@@ -497,6 +499,11 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
   // This server speaks plain HTTP: on its own port, an https issuer is answered by nothing (newcomer pass).
   if (LOOPBACK.has(url.hostname) && port === config.port && url.protocol === 'https:' && !config.proxy) {
     warnings.push(`issuer (ISSUER): ${config.issuer} is https, but this server serves plain http on port ${config.port} (TLS is a proxy's in front of it): clients sent to the issuer fail to connect; use http://${url.host} locally, or put a TLS proxy on another port and set PROXY=true`);
+  }
+  // A newcomer's deployment behind nginx or Caddy without PROXY=true runs, until one person's failed
+  // sign-ins pause everyone's (thirteenth newcomer pass).
+  if (!LOOPBACK.has(url.hostname) && url.protocol === 'https:' && !config.proxy) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} is https, so requests reach this plain-http server through a TLS proxy, but proxy (PROXY) is off: unless that proxy keeps the client's address, every client counts as the proxy's address for rate limits and the sign-in pause (one person's failed sign-ins pause everyone's); set PROXY=true, with PROXY_HOPS the number of proxies that append to X-Forwarded-For`);
   }
   if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
     warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);

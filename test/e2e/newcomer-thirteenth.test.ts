@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import { createLogger } from '../../src/ops/logger.js';
 import { latchkey } from '../helpers/process.js';
+import { freePort } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const API = 'https://api.example.test';
@@ -94,5 +96,24 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
       startServer({ env: { CLIENTS: JSON.stringify([{ client_id: 'configured', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }]) } }),
       /client "configured": .*client_secret must not begin or end with a space or line break/,
     );
+  });
+
+  /** The warnings a server started with `env` logs (in process, on an embedded store of its own). */
+  async function startWarnings(env: Record<string, string>): Promise<string[]> {
+    const lines: string[] = [];
+    const started = await startServer({ port: await freePort(), env: { LOG_LEVEL: 'info', ...env }, logger: createLogger('info', { write: (line: string) => void lines.push(line) }) });
+    await started.stop();
+    return lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40).map((entry) => entry.msg);
+  }
+
+  it('a public https issuer without PROXY: the start says every client would count as the TLS proxy\'s address, and to set PROXY=true', async () => {
+    const warnings = await startWarnings({ ISSUER: 'https://id.example.com' });
+    const proxy = warnings.filter((msg) => msg.includes('PROXY=true'));
+    assert.equal(proxy.length, 1, warnings.join('\n'));
+    assert.match(proxy[0]!, /^issuer \(ISSUER\): https:\/\/id\.example\.com is https, so requests reach this plain-http server through a TLS proxy, but proxy \(PROXY\) is off: .*every client counts as the proxy's address.*set PROXY=true/);
+    for (const env of [{ ISSUER: 'https://id.example.com', PROXY: 'true' }, {}] as Record<string, string>[]) {
+      const quiet = await startWarnings(env);
+      assert.ok(!quiet.some((msg) => msg.includes('PROXY=true')), quiet.join('\n'));
+    }
   });
 });
