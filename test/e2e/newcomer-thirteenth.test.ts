@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { latchkey } from '../helpers/process.js';
+import { ClientRefused, startRelyingParty } from '../helpers/relying-party.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -60,6 +61,15 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
     const wrong = await clientCredentials('machine', `${SECRET}x`, oidc.ClientSecretBasic);
     assert.equal(wrong?.error, 'invalid_client');
     assert.equal(wrong?.error_description, 'client authentication failed');
+  });
+
+  it('the sample app (npm run sample-rp) given CLIENT_SECRET with a space stops at start saying so, as Latchkey told it', async () => {
+    await latchkey(server.env, ['clients', 'add', '--client-id', 'sample', '--secret', SECRET, '--redirect-uri', 'http://localhost:8080/callback']);
+    const start = (clientSecret: string) =>
+      startRelyingParty({ issuer: server.issuer, clientId: 'sample', clientSecret, publicUrl: (port) => `http://localhost:${port}`, title: 'Sample', checkClient: true });
+    await assert.rejects(start(`${SECRET} `), (error) => error instanceof ClientRefused && PADDED.test(error.message) && /set CLIENT_SECRET/.test(error.message));
+    await assert.rejects(start(`${SECRET}x`), (error) => error instanceof ClientRefused && !PADDED.test(error.message));
+    await (await start(SECRET)).close();
   });
 
   it('the hint reads only what was sent: an unknown client is told the same, so it tells no one which clients exist', async () => {

@@ -68,9 +68,11 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 
 /** Latchkey refused the app's client credentials at start (see RelyingPartyOptions.checkClient). */
 export class ClientRefused extends Error {
-  constructor(clientId: string) {
+  /** `description`: Latchkey's, when it says more than that the authentication failed (a secret pasted with a space). */
+  constructor(clientId: string, description?: string) {
+    const why = description && description !== 'client authentication failed' ? `invalid_client: ${description}` : 'invalid_client';
     super(
-      `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (invalid_client): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
+      `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (${why}): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
     );
   }
 }
@@ -226,7 +228,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
       await oidc.tokenRevocation(config, 'not-a-token-only-a-check-of-the-client-credentials');
     } catch (error) {
       await close();
-      if (error instanceof oidc.ResponseBodyError && error.error === 'invalid_client') throw new ClientRefused(options.clientId);
+      if (error instanceof oidc.ResponseBodyError && error.error === 'invalid_client') throw new ClientRefused(options.clientId, error.error_description);
       throw error;
     }
   }
