@@ -22,6 +22,7 @@ import { presetHeaders, type HeaderPreset } from './http/preset-headers.js';
 import type { Metrics } from './ops/metrics.js';
 import { lineWriter, type LineWriter, type Logger } from './ops/logger.js';
 import { aheadOf, type AheadAdmission, type AheadAnswers, type AheadRequest } from './http/ahead.js';
+import { strayHostWarning } from './http/stray-host.js';
 import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
@@ -385,6 +386,8 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
   const headers = securityHeaders(config);
   const requestLine = requestLineOf(logger);
   app.use(requestContext(config, logger, metrics, headers, requestLine, providers, failurePages, shuttingDown));
+  const strayHost = strayHostWarning(config.issuer, config.proxy, logger);
+  if (strayHost) app.use(strayHost);
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));

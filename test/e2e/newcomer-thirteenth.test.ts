@@ -3,6 +3,7 @@
  * developer makes wiring an app to Latchkey for the first time, each answered with what to do.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { latchkey } from '../helpers/process.js';
@@ -124,6 +125,33 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
     for (const env of [{ ISSUER: 'https://id.example.com', PROXY: 'true' }, {}] as Record<string, string>[]) {
       const quiet = await startWarnings(env);
       assert.ok(!quiet.some((msg) => msg.includes('PROXY=true')), quiet.join('\n'));
+    }
+  });
+
+  /** A GET of `path` at the server whose Host header is `host` (fetch cannot set one). */
+  const getAs = (url: string, path: string, host: string) =>
+    new Promise<number>((done, fail) => {
+      const { hostname, port } = new URL(url);
+      request({ hostname, port, path, headers: { host } }, (answer) => {
+        answer.resume();
+        answer.on('end', () => done(answer.statusCode!));
+      }).on('error', fail).end();
+    });
+
+  it('a localhost issuer reached under another host name (a VM\'s address, a proxy\'s public name): the log says once to set ISSUER', async () => {
+    const lines: string[] = [];
+    const started = await startServer({ port: await freePort(), env: { LOG_LEVEL: 'info' }, logger: createLogger('info', { write: (line: string) => void lines.push(line) }) });
+    const warned = () => lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && entry.msg.includes('set ISSUER=')).map((entry) => entry.msg);
+    try {
+      for (const host of [new URL(started.issuer).host, '127.0.0.1', '[::1]:80', 'app.localhost']) assert.equal(await getAs(started.url, '/', host), 200);
+      assert.deepEqual(warned(), [], 'the issuer\'s own host, loopback addresses and *.localhost');
+      assert.equal(await getAs(started.url, '/', 'id.example.com'), 200);
+      assert.equal(await getAs(started.url, '/', '192.0.2.7:3000'), 200);
+      const once = warned();
+      assert.equal(once.length, 1, once.join('\n'));
+      assert.match(once[0]!, new RegExp(`^a request came for id\\.example\\.com, but the issuer is ${started.issuer} \\(ISSUER\\): .*set ISSUER=https://id\\.example\\.com`));
+    } finally {
+      await started.stop();
     }
   });
 });
