@@ -185,7 +185,8 @@ const siteOf = (url: URL) => (url.origin === 'null' ? url.protocol : url.origin)
  * escapes it); no registered URI is named. Anything else is the engine's description alone: the
  * parameter is anyone's to write in a link to our sign-out, and before the red team's pass over the
  * session's changes any string was repeated on our page (words, a bidi override, a lookalike host:
- * content injection on Latchkey's origin).
+ * content injection on Latchkey's origin). A near miss of a registered post-logout URI (nearMissOf:
+ * another scheme or port of the same host) is shown too, saying which part differs.
  */
 function refusedLogoutUri(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   const asked = ctx.oidc?.params?.post_logout_redirect_uri;
@@ -197,9 +198,13 @@ function refusedLogoutUri(ctx: ProviderContext, out: ErrorOut): ErrorOut {
     const registered = URL.parse(uri);
     return registered ? [siteOf(registered)] : [];
   });
-  if (!sites.includes(siteOf(url))) return out;
+  // A near miss of a registered one (a trailing slash, the scheme, the port: on the app's own host
+  // still) says which part, as for a redirect_uri (thirteenth newcomer pass).
+  const part = (client.postLogoutRedirectUris ?? []).map((uri) => nearMissOf(asked, uri)).find((found) => found !== undefined);
+  if (!part && !sites.includes(siteOf(url))) return out;
   const shown = asked.length > SHOWN_URI_LENGTH ? `${asked.slice(0, SHOWN_URI_LENGTH)}…` : asked;
-  return { ...out, error_description: `${out.error_description}: ${shown} is not one of this app's post-logout redirect URIs (they are compared exactly)` };
+  const differs = part ? `; it differs from a registered one only by ${part}` : '';
+  return { ...out, error_description: `${out.error_description}: ${shown} is not one of this app's post-logout redirect URIs${differs} (they are compared exactly)` };
 }
 
 /**

@@ -23,7 +23,10 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
     server = await startServer({
       env: {
         RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read'] }] }]),
-        CLIENTS: JSON.stringify([{ client_id: 'machine', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }]),
+        CLIENTS: JSON.stringify([
+          { client_id: 'machine', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+          { client_id: 'webapp', client_secret: SECRET, redirect_uris: ['http://localhost:8080/callback'], post_logout_redirect_uris: ['http://localhost:8080/signed-out'] },
+        ]),
       },
     });
   });
@@ -107,6 +110,21 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
       startServer({ env: { CLIENTS: JSON.stringify([{ client_id: 'configured', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }]) } }),
       /client "configured": .*client_secret must not begin or end with a space or line break/,
     );
+  });
+
+  it('a sign-out whose post_logout_redirect_uri is a near miss of the registered one (a trailing slash, https, another port) says which part differs, as a redirect_uri\'s does', async () => {
+    const details = async (uri: string) => {
+      const answer = await fetch(`${server.url}/session/end?${new URLSearchParams({ client_id: 'webapp', post_logout_redirect_uri: uri })}`, { headers: { accept: 'text/html' } });
+      return (await answer.text()).replace(/&#39;/g, "'");
+    };
+    for (const [uri, part] of [
+      ['http://localhost:8080/signed-out/', 'its trailing slash'],
+      ['https://localhost:8080/signed-out', 'its scheme (https)'],
+      ['http://localhost:8081/signed-out', 'its port'],
+    ]) {
+      assert.ok((await details(uri!)).includes(`${uri} is not one of this app's post-logout redirect URIs; it differs from a registered one only by ${part} (they are compared exactly)`), uri);
+    }
+    assert.ok((await details('http://localhost:8080/elsewhere')).includes("http://localhost:8080/elsewhere is not one of this app's post-logout redirect URIs (they are compared exactly)"));
   });
 
   /** The warnings a server started with `env` logs (in process, on an embedded store of its own). */
