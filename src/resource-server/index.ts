@@ -268,6 +268,13 @@ export class ResourceServer {
     if (!options.feedToken && !(options.clientId && options.clientSecret)) {
       throw new TypeError('latchkey/resource-server: give clientId and clientSecret, or feedToken, to read the revocation feed');
     }
+    // Latchkey's issuer is an origin, and `iss` is compared exactly: one copied with a trailing slash
+    // or a path was an HTTP 404 at `…//.well-known/openid-configuration` (thirteenth newcomer pass).
+    const origin = URL.parse(options.issuer)?.origin;
+    if (options.issuer !== origin) {
+      const use = origin && origin !== 'null' ? `use ${origin}, ` : '';
+      throw new TypeError(`latchkey/resource-server: issuer is Latchkey's issuer as its discovery document names it, an origin without a path or trailing slash: ${use}got "${options.issuer}"`);
+    }
     const metadata = await json<Metadata>(await untilAnswered(`${options.issuer}/.well-known/openid-configuration`, 'discovery', options), 'discovery');
     if (metadata.issuer !== options.issuer) throw new Error(`discovery: issuer is ${metadata.issuer}, not ${options.issuer}`);
     // Cache the JWKS as long as Latchkey says (its max-age is tied to how early new keys are published).

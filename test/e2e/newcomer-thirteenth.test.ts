@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
+import { createResourceServer } from '../../src/resource-server/index.js';
 import { latchkey } from '../helpers/process.js';
 import { ClientRefused, startRelyingParty } from '../helpers/relying-party.js';
 import { freePort } from '../helpers/redis.js';
@@ -125,6 +126,16 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
       assert.ok((await details(uri!)).includes(`${uri} is not one of this app's post-logout redirect URIs; it differs from a registered one only by ${part} (they are compared exactly)`), uri);
     }
     assert.ok((await details('http://localhost:8080/elsewhere')).includes("http://localhost:8080/elsewhere is not one of this app's post-logout redirect URIs (they are compared exactly)"));
+  });
+
+  it('latchkey/resource-server given the issuer with a trailing slash or a path refuses at once, naming the issuer to use (it was an HTTP 404 at //.well-known)', async () => {
+    for (const issuer of [`${server.issuer}/`, `${server.issuer}/.well-known/openid-configuration`]) {
+      await assert.rejects(
+        createResourceServer({ issuer, audience: API, clientId: 'machine', clientSecret: SECRET, startTimeout: 0 }),
+        (error: Error) => error instanceof TypeError && error.message.includes(`use ${server.issuer}, got "${issuer}"`),
+        issuer,
+      );
+    }
   });
 
   /** The warnings a server started with `env` logs (in process, on an embedded store of its own). */
