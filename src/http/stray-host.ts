@@ -15,15 +15,21 @@ import { onThisMachine } from './this-machine.js';
 export function strayHostWarning(issuer: string, proxy: boolean, logger: Logger): Middleware | undefined {
   if (!onThisMachine(new URL(issuer).hostname)) return undefined;
   let warned = false;
+  // The Host read last: a run of requests for one host (a load test, a browser) is read once.
+  let last = '';
   return function strayHost(ctx, next) {
     if (warned) return next();
     const named = (proxy && ctx.get('X-Forwarded-Host').split(',')[0]!.trim()) || ctx.get('Host');
+    if (named === last) return next();
+    last = named;
     const url = URL.parse(`http://${named}`);
     if (url && url.hostname && !onThisMachine(url.hostname)) {
       warned = true;
+      // As an issuer is spelt: no :80 or :443.
+      const host = url.port === '443' ? url.hostname : url.host;
       logger.warn(
-        { event: 'issuer.stray_host', host: url.host },
-        `a request came for ${url.host}, but the issuer is ${issuer} (ISSUER): discovery, redirects and tokens name that, which browsers and apps elsewhere cannot reach; if people and apps reach Latchkey at ${url.host}, set ISSUER=https://${url.host} (TLS ended at a proxy in front, with PROXY=true; or http://${url.host} to try it without TLS, which production refuses)`,
+        { event: 'issuer.stray_host', host },
+        `a request came for ${host}, but the issuer is ${issuer} (ISSUER): discovery, redirects and tokens name that, which browsers and apps elsewhere cannot reach; if people and apps reach Latchkey at ${host}, set ISSUER=https://${host} (TLS ended at a proxy in front, with PROXY=true; or http://${host} to try it without TLS, which production refuses)`,
       );
     }
     return next();

@@ -174,7 +174,7 @@ describe('e2e: a newcomer\'s first hour (thirteenth passes)', function () {
     try {
       for (const host of [new URL(started.issuer).host, '127.0.0.1', '[::1]:80', 'app.localhost']) assert.equal(await getAs(started.url, '/', host), 200);
       assert.deepEqual(warned(), [], 'the issuer\'s own host, loopback addresses and *.localhost');
-      assert.equal(await getAs(started.url, '/', 'id.example.com'), 200);
+      assert.equal(await getAs(started.url, '/', 'id.example.com:443'), 200);
       assert.equal(await getAs(started.url, '/', '192.0.2.7:3000'), 200);
       const once = warned();
       assert.equal(once.length, 1, once.join('\n'));
