@@ -12,12 +12,16 @@
  * uid), so it opens only for that interaction and before it expires; its use writes a marker of
  * its random bytes (set-if-absent, living past its expiry), and a second use finds the marker.
  *
- * A credential id belongs to one person: registration claims it in a durable index (credential id →
- * sub, set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3
- * §7.1 step 26), so nobody can attach someone else's credential id (they appear in allowCredentials
- * lists) to their own account. The claim is released when the passkey is removed; one left behind by
- * a reset or a removed account is taken over once its owner's record no longer holds the passkey.
- * Passkeys registered before the index existed are claimed at their next sign-in.
+ * A credential id belongs to one person: registration claims it in an index (credential id → sub,
+ * set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3 §7.1 step
+ * 26), so nobody can attach someone else's credential id (they appear in allowCredentials lists) to
+ * their own account. The claim is made for CLAIM_TTL before the record is written, and durable once
+ * the record holds the passkey; it is released (before the record lets go of the passkey) when the
+ * passkey is removed. One left behind by a reset or a removed account is taken over once its owner's
+ * record no longer holds the passkey. A claim not made durable (passkeys registered before the index
+ * existed; a registration cut off by the store between the two writes) is made so at the passkey's
+ * next sign-in. Before the thirteenth blips pass the claim was durable from the start, and a
+ * registration cut off before its record's write left it for ever, naming a passkey nobody holds.
  */
 import {
   generateAuthenticationOptions,
@@ -37,6 +41,12 @@ import { epochSeconds, type CredentialRecords, type StoredPasskey } from './cred
 import { passkeyOwnerKey, passkeyRegistrationChallengeKey, usedPasskeyChallengeKey } from '../store/keys.js';
 
 const CHALLENGE_TTL = 300;
+/**
+ * How long a registration's claim of a credential id lives until the record holds the passkey: what
+ * a registration cut off before that write leaves expires. Long, as a claim the store's blip kept
+ * from being made durable lives this long, unless the passkey signs in first.
+ */
+const CLAIM_TTL = 7 * 24 * 3600;
 const MAX_NAME_LENGTH = 64;
 /**
  * The most passkeys one person holds: each is kept in their credential record (read at every
@@ -174,25 +184,28 @@ export class Passkeys {
       refusal = 'too-many';
       return undefined;
     });
-    if (added) return added;
+    if (added) {
+      await this.kv.compareAndSet(passkeyOwnerKey(passkey.id), sub, sub);
+      return added;
+    }
     // Not theirs after all: the claim goes (they do not hold the passkey).
     if (refusal === 'too-many') await this.kv.deleteIfEquals(passkeyOwnerKey(passkey.id), sub);
     return refusal;
   }
 
   /**
-   * Makes `sub` the owner of a credential id: true when it is theirs now (newly, or already), false
-   * when another person's record holds it. A claim whose owner no longer holds the passkey (reset,
-   * account removed) is taken over.
+   * Makes `sub` the owner of a credential id, for CLAIM_TTL (register makes it durable): true when
+   * it is theirs now (newly, or already), false when another person's record holds it. A claim whose
+   * owner no longer holds the passkey (reset, account removed) is taken over.
    */
   async #claim(credentialId: string, sub: string): Promise<boolean> {
     const key = passkeyOwnerKey(credentialId);
-    if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
+    if (await this.kv.set(key, sub, { onlyIfAbsent: true, ttl: CLAIM_TTL })) return true;
     const owner = await this.kv.get(key);
     if (owner === undefined) return this.#claim(credentialId, sub);
     if (owner === sub) return true;
     if ((await this.records.read(owner)).passkeys.some((p) => p.id === credentialId)) return false;
-    return (await this.kv.compareAndSet(key, owner, sub)) || this.#claim(credentialId, sub);
+    return (await this.kv.compareAndSet(key, owner, sub, CLAIM_TTL)) || this.#claim(credentialId, sub);
   }
 
   /**
@@ -268,19 +281,22 @@ export class Passkeys {
       return { next: { ...current, passkeys: current.passkeys.map((p) => (p.id === stored.id ? updated : p)) }, result: updated };
     });
     if (!used) return undefined;
-    // A passkey registered before the owner index existed is claimed now (a no-op once it is).
-    await this.kv.set(passkeyOwnerKey(used.id), owner, { onlyIfAbsent: true });
+    // The claim made durable (a registration cut off before it did), or made: a passkey registered
+    // before the owner index existed, or whose claim expired so.
+    const claim = passkeyOwnerKey(used.id);
+    if (!(await this.kv.compareAndSet(claim, owner, owner))) await this.kv.set(claim, owner, { onlyIfAbsent: true });
     return { sub: owner, passkey: used };
   }
 
   /** Removes one of the person's passkeys; false when they have none with that id. */
   async remove(sub: string, id: string): Promise<boolean> {
+    // The claim first: a removal cut off between the two leaves the passkey held, unclaimed (claimed
+    // again at its next sign-in, released by the removal asked again), never a claim of nothing.
+    await this.kv.deleteIfEquals(passkeyOwnerKey(id), sub);
     const removed = await this.records.update(sub, (current) =>
       current.passkeys.some((p) => p.id === id) ? { next: { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) }, result: true } : undefined,
     );
-    if (removed !== true) return false;
-    await this.kv.deleteIfEquals(passkeyOwnerKey(id), sub);
-    return true;
+    return removed === true;
   }
 }
 
