@@ -316,7 +316,15 @@ export async function holding<T>(
 ): Promise<T | typeof STILL_HELD> {
   const token = randomUUID();
   const deadline = Date.now() + wait;
-  while (!(await kv.set(key, token, { ttl, onlyIfAbsent: true, bounded: true }))) {
+  const take = () =>
+    kv.set(key, token, { ttl, onlyIfAbsent: true, bounded: true }).catch((error: unknown) => {
+      // Taken, maybe, its answer lost (the connection cut as Redis ran it): let go as a release lost
+      // to a blip is, or the key held every retry of the person's off for its whole TTL ("another
+      // change … at the same moment": thirteenth blips pass).
+      void lettingGo(kv, key, token, RELEASE_TRIES);
+      throw error;
+    });
+  while (!(await take())) {
     if (Date.now() >= deadline) return STILL_HELD;
     await new Promise((done) => setTimeout(done, poll / 2 + Math.random() * poll));
   }
