@@ -17,7 +17,7 @@ import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter-indexes.js';
 import { secretDigestOf } from '../store/record-keys.js';
-import type { Kv } from '../store/kv.js';
+import { holding, STILL_HELD, type Kv } from '../store/kv.js';
 import { CONFIGURED_CLIENTS_KEY, ownerClaimKey, previousSecretKey } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
@@ -330,19 +330,22 @@ export class Clients {
    * is refused, to send again.
    */
   async addOwned(metadata: ClientMetadata & { owner: string }, max: number): Promise<ClientMetadata> {
-    const claim = ownerClaimKey(metadata.owner);
-    const token = randomBytes(16).toString('base64url');
-    if (!(await this.kv.set(claim, token, { ttl: OWNER_CLAIM_TTL, onlyIfAbsent: true }))) {
-      throw new ClientError('another app of yours is being registered at this moment; try again', 'conflict', 409);
-    }
-    try {
-      if ((await this.ownedBy(metadata.owner)).length >= max) {
-        throw new ClientError(`you have ${max} apps already, the most one person may register here; delete one you no longer use first`, 'too_many_apps', 409);
-      }
-      return await this.add(metadata);
-    } finally {
-      await this.kv.deleteIfEquals(claim, token).catch(() => {});
-    }
+    // Held as every claim is (kv.ts holding): one whose taking or letting go a blip cut off is let go
+    // once the store is back. Before the thirteenth blips pass it was held its whole TTL, and the
+    // person's retry told another app of theirs was being registered.
+    const added = await holding(
+      this.kv,
+      ownerClaimKey(metadata.owner),
+      async () => {
+        if ((await this.ownedBy(metadata.owner)).length >= max) {
+          throw new ClientError(`you have ${max} apps already, the most one person may register here; delete one you no longer use first`, 'too_many_apps', 409);
+        }
+        return this.add(metadata);
+      },
+      { ttl: OWNER_CLAIM_TTL, wait: 0 },
+    );
+    if (added === STILL_HELD) throw new ClientError('another app of yours is being registered at this moment; try again', 'conflict', 409);
+    return added;
   }
 
   async ownedBy(accountId: string): Promise<ClientMetadata[]> {
