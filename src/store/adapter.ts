@@ -141,8 +141,8 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
-   * Keeps a client's deletion or change owed while it runs (store/due-endings.ts OwedKeeper): one cut
-   * off after its write is finished by the sweep (finishClientEnding).
+   * Keeps a client's creation, deletion or change owed while it runs (store/due-endings.ts
+   * OwedKeeper): one cut off half-way is finished by the sweep (finishClientEnding).
    */
   readonly owed?: { owe(ending: object): Promise<string | undefined>; drop(member: string | undefined): Promise<void> };
   /**
@@ -588,11 +588,16 @@ class KvAdapter implements Adapter {
    * once it resumed, after the 503: the operator's retry made a second client, the first one's
    * secret shown to nobody (third blips pass). An id indexed without its record is no client (the
    * index's readers skip it). A write run in time whose answer was lost (a connection cut after it)
-   * still made the client, as any acknowledgement lost.
+   * still made the client, as any acknowledgement lost. The creation is kept owed as a deletion
+   * first (OwedKeeper, finishClientEnding: nothing once the record is stored): one cut off between
+   * its writes is taken out of the index by the sweep. Before the thirteenth blips pass its id was
+   * left indexed for ever, a client listed but never stored, read by every listing of the clients.
    */
   private async createClient(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const owed = await this.hooks.owed?.owe({ client: id } satisfies OwedClientEnding);
     await this.kv.addToSet(OIDC_CLIENTS_KEY, id);
     await this.kv.putRecord(recordKey(this.model, id), JSON.stringify(storedClient(payload)), expiresIn ? expiresIn + this.grace : undefined, { bounded: true });
+    await this.hooks.owed?.drop(owed);
   }
 
   /**
