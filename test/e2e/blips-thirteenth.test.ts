@@ -14,11 +14,15 @@ import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { hasWrite, startRelay, type Relay } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { authenticatorAdded, signedInToAccountPage, totpCode } from '../helpers/sign-in.js';
+import { authenticatorAdded, signedInToAccountPage, signInSteps, totpCode } from '../helpers/sign-in.js';
 import { developerSignIn } from '../helpers/developer.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
 import { attestation, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'thirteenth blips pass password';
+const NEW_PASSWORD = 'thirteenth blips pass new password';
+const REDIRECT = 'https://notes.example.test/callback';
+const NOTES_SECRET = 'notes-thirteenth-secret-with-plenty-of-entropy-0123';
 
 describe('e2e: thirteenth blips pass: account and developer pages cut off at each write', function () {
   this.timeout(600_000);
@@ -27,11 +31,13 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
   let server: TestServer;
   let direct: Redis;
   let people = 0;
+  let links: UpstreamLinks;
 
   before(async () => {
     redis = await startRedisServer();
     relay = await startRelay(redis.port);
-    server = await startServer({ port: await freePort(), redisUrl: relay.url, cheapHashing: true });
+    server = await startServer({ port: await freePort(), redisUrl: relay.url, cheapHashing: true, clients: [{ client_id: 'notes', client_secret: NOTES_SECRET, redirect_uris: [REDIRECT] }] });
+    links = new UpstreamLinks(server.kv, server.accounts);
     direct = new Redis(redis.url, { keyPrefix: server.config.redis.keyPrefix });
   });
   after(async () => {
@@ -253,6 +259,87 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
           assert.match(out.url, /done=sessions\.signed-out/, `${out.status} ${out.url} ${errorOf(out)}`);
         }
         assert.equal(await stillIn(), false, 'the other session is signed out');
+      },
+    );
+  });
+
+  /** A POST of the account page's form `action` with `fields`, this page's CSRF token (the page shown again, signed in again if a blip signed this browser out). */
+  async function postAgain(state: { agent: Agent; username: string }, action: string, fields: Record<string, string>, password = PASSWORD): Promise<Page> {
+    let page = await accountPage(state.agent);
+    if (page.url !== `${server.issuer}/account`) ({ agent: state.agent, page } = await signedInToAccountPage(server.issuer, state.username, password));
+    return state.agent.follow(new URL(action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: formIn(page.html, '/account/recovery-codes').hidden.csrf!, ...fields }),
+    });
+  }
+
+  it('the password changed (every other session signed out): a 503, then one password works, changed when asked again', async () => {
+    const change = (agent: Agent, page: Page) => agent.submit(page, '/account/password', { current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' });
+    const works = async (username: string, password: string) => (await server.accounts.verify(username, password)) !== undefined;
+    await sweep(
+      'the password changed',
+      person,
+      ({ agent, page }) => change(agent, page),
+      async ({ username }) => assert.notEqual(await works(username, PASSWORD), await works(username, NEW_PASSWORD), 'one password works, the old or the new'),
+      async (state) => {
+        if (await works(state.username, PASSWORD)) {
+          const changed = await postAgain(state, '/account/password', { current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' });
+          assert.match(changed.url, /done=password\.changed/, `${changed.status} ${errorOf(changed)}`);
+        }
+        assert.ok(await works(state.username, NEW_PASSWORD), 'the new password works');
+      },
+    );
+  });
+
+  it('an app’s access withdrawn: a 503, then withdrawn when asked again', async () => {
+    const allowed = async (sub: string) => (await server.grants.ofAccount(sub)).some((grant) => grant.clientId === 'notes');
+    await sweep(
+      'an app’s access withdrawn',
+      async () => {
+        const made = await person();
+        const asked = await made.agent.follow(`${server.issuer}/auth?client_id=notes&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+        const back = await signInSteps(made.agent, asked, { username: made.username, password: PASSWORD, stopAt: REDIRECT });
+        assert.ok(back.url.startsWith(REDIRECT), `allowed: ${back.status} ${back.url}`);
+        const page = await accountPage(made.agent);
+        assert.match(page.html, /name="client" value="notes"/, 'the app is listed');
+        return { ...made, page };
+      },
+      ({ agent, page }) => agent.submit(page, '/account/apps/withdraw', { client: 'notes' }),
+      async () => {},
+      async (state) => {
+        if (await allowed(state.sub)) {
+          const withdrawn = await postAgain(state, '/account/apps/withdraw', { client: 'notes' });
+          assert.match(withdrawn.url, /done=apps\.withdrawn/, `${withdrawn.status} ${errorOf(withdrawn)}`);
+        }
+        assert.equal(await allowed(state.sub), false, 'no grant of the app is left');
+        assert.doesNotMatch((await accountPage(state.agent)).html, /name="client" value="notes"/, 'the app is not listed');
+      },
+    );
+  });
+
+  it('an upstream link removed: a 503, then removed when asked again, not found by a sign-in through it', async () => {
+    await sweep(
+      'an upstream link removed',
+      async () => {
+        const made = await person();
+        const upstreamSub = `upstream-${made.username}`;
+        assert.ok(await links.linkConfirmed('corp', upstreamSub, made.sub, {}), 'linked');
+        return { ...made, upstreamSub, id: `corp:${upstreamSub}`, page: await accountPage(made.agent) };
+      },
+      ({ agent, page, id }) => agent.submit(page, '/account/links/remove', { id }),
+      async ({ sub, upstreamSub }) => {
+        // The account page lists the link while it stands (and lets the person remove it).
+        const link = await links.find('corp', upstreamSub);
+        if (link) assert.deepEqual((await links.list(sub)).map((listed) => listed.id), [`corp:${upstreamSub}`]);
+      },
+      async (state) => {
+        if (await links.find('corp', state.upstreamSub)) {
+          const removed = await postAgain(state, '/account/links/remove', { id: state.id });
+          assert.match(removed.url, /done=links\.removed/, `${removed.status} ${errorOf(removed)}`);
+        }
+        assert.equal(await links.find('corp', state.upstreamSub), undefined, 'the link is gone');
+        assert.deepEqual(await links.list(state.sub), []);
       },
     );
   });
