@@ -12,12 +12,12 @@ import { Redis } from 'ioredis';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { hasWrite, startRelay, type Relay } from '../helpers/relay.js';
+import { hasWrite, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { authenticatorAdded, signedInToAccountPage, signInSteps, totpCode } from '../helpers/sign-in.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
-import { attestation, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
+import { assertion, attestation, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'thirteenth blips pass password';
 const NEW_PASSWORD = 'thirteenth blips pass new password';
@@ -143,6 +143,25 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
         assert.equal((await passkeyIds(sub)).length, before + 1);
       },
     );
+  });
+
+  it('a passkey whose registration was cut off as its claim was made durable: claimed for a week, durably once it signs in', async () => {
+    const { sub, agent, page } = await person();
+    const key = softPasskey();
+    const cut = relay.cut(scriptOn('mfa:passkey-owner:'));
+    const blipped = await addPasskey(agent, page, key);
+    relay.release();
+    assert.equal(await cut, true, 'the cut was reached');
+    blip(blipped, 'the claim made durable');
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    assert.deepEqual(await passkeyIds(sub), [key.id], 'the record holds the passkey');
+    assert.ok((await direct.ttl(`mfa:passkey-owner:${key.id}`)) > 0, 'claimed for a while');
+    const browser = new Agent();
+    const login = await browser.follow(`${server.issuer}/account`);
+    const signedIn = await browser.submit(login, '/passkey', { credential: assertion(key, origin(), passkeyChallenge(login), sub, 1) });
+    assert.equal(signedIn.url, `${server.issuer}/account`, `signed in with the passkey: ${signedIn.status} ${signedIn.url} ${errorOf(signedIn)}`);
+    assert.equal(await direct.ttl(`mfa:passkey-owner:${key.id}`), -1, 'claimed durably');
+    await passkeysWhole(sub, true);
   });
 
   it('a passkey removed: a 503, no claim left of a passkey removed, removed when asked again', async () => {
