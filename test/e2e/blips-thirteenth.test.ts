@@ -337,7 +337,7 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
     );
   });
 
-  it('an upstream link removed: a 503, then removed when asked again, not found by a sign-in through it', async () => {
+  it('an upstream link removed: a 503, then removed when asked again, the link gone and unlisted', async () => {
     await sweep(
       'an upstream link removed',
       async () => {
