@@ -351,7 +351,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const credentials = new SessionCredentials(kv, config.ttl.session);
   const due = new DueEndings(kv);
   const links = new UpstreamLinks(kv, accounts);
-  const waysIn = new WaysIn(kv, accounts, secondFactors, links);
+  const waysIn = new WaysIn(kv, accounts, secondFactors, links, upstreams);
   // What removing an upstream ends (the admin API's removal, and the sweep's for one cut off), with
   // the consents its grants were made under.
   const endGrantWithConsent = grants.revokingWithConsent(consents);
@@ -464,8 +464,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
             links,
             waysIn,
             logger,
-            displayName: async (id) => (await upstreams.find(id))?.displayName,
-            anyUpstream: async () => (await upstreams.list()).length > 0,
+            offered: () => upstreams.list(),
           }),
         ],
         issuer: config.issuer,

@@ -9,10 +9,14 @@
  * removed, and both went: nothing signed the person in any more.
  *
  * An authenticator app and recovery codes are no way in (they follow a password), so their removal
- * and renewal take no claim; adding a way in takes none either (it leaves more, never fewer).
+ * and renewal take no claim; adding a way in takes none either (it leaves more, never fewer). Nor is
+ * a link whose upstream is no longer offered, or whose id another issuer was given since (links.ts
+ * signIn drops it): counted, it let a person remove their last working link and keep only that one,
+ * which signed them in nowhere (thirteenth fresh-eyes passes, upstreams).
  */
 import type { Accounts } from './accounts.js';
-import type { UpstreamLinks } from './links.js';
+import type { ListedLink, UpstreamLinks } from './links.js';
+import type { UpstreamSettings, Upstreams } from '../upstreams/registry.js';
 import type { SecondFactors } from './second-factors.js';
 import { holding, STILL_HELD, type Kv } from '../store/kv.js';
 import { waysInLockKey } from '../store/keys.js';
@@ -26,10 +30,21 @@ export interface Ways {
   readonly passkeys: readonly string[];
   /** Link ids ("<upstream>:<upstream sub>"). */
   readonly links: readonly string[];
+  /** Those of them that sign in now (signsIn). */
+  readonly linksSigningIn: readonly string[];
 }
 
 /** How many ways in `ways` holds. */
-export const countOf = (ways: Ways): number => (ways.password ? 1 : 0) + ways.passkeys.length + ways.links.length;
+export const countOf = (ways: Ways): number => (ways.password ? 1 : 0) + ways.passkeys.length + ways.linksSigningIn.length;
+
+/**
+ * The upstream `link` signs in through now: offered, under the issuer that vouched for the link (one
+ * made before issuers were recorded follows any). An upstream whose client secret this server cannot
+ * open is offered still: the operator gives the server its secret back.
+ */
+export function upstreamOf<T extends Pick<UpstreamSettings, 'id' | 'issuer'>>(link: Pick<ListedLink, 'upstream' | 'iss'>, offered: readonly T[]): T | undefined {
+  return offered.find((upstream) => upstream.id === link.upstream && (link.iss === undefined || link.iss === upstream.issuer));
+}
 
 /**
  * The claim's life: long past a removal's work (its sessions ended before and after the write), so
@@ -45,12 +60,18 @@ export class WaysIn {
     private readonly accounts: Pick<Accounts, 'find'>,
     private readonly secondFactors: Pick<SecondFactors, 'summary'>,
     private readonly links: Pick<UpstreamLinks, 'list'>,
+    private readonly upstreams: Pick<Upstreams, 'list'>,
   ) {}
 
   /** The person's ways in, read now. */
   async of(sub: string): Promise<Ways> {
-    const [account, { passkeys }, links] = await Promise.all([this.accounts.find(sub), this.secondFactors.summary(sub), this.links.list(sub)]);
-    return { password: Boolean(account?.passwordHash), passkeys: passkeys.map((passkey) => passkey.id), links: links.map((link) => link.id) };
+    const [account, { passkeys }, links, offered] = await Promise.all([this.accounts.find(sub), this.secondFactors.summary(sub), this.links.list(sub), this.upstreams.list()]);
+    return {
+      password: Boolean(account?.passwordHash),
+      passkeys: passkeys.map((passkey) => passkey.id),
+      links: links.map((link) => link.id),
+      linksSigningIn: links.filter((link) => upstreamOf(link, offered)).map((link) => link.id),
+    };
   }
 
   /**
