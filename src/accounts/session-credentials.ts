@@ -159,7 +159,8 @@ export type AccountNow = (sub: string) => Promise<(Pick<Account, 'endedAt' | 'gr
 export function credentialsHeld(
   records: CredentialRecords,
   links: UpstreamLinks,
-  upstreamKnown: (id: string) => Promise<boolean>,
+  /** Whether the upstream `id` is configured under `issuer` (a link's; undefined: any). */
+  upstreamKnown: (id: string, issuer: string | undefined) => Promise<boolean>,
   accountOf: AccountNow,
   /** Whether the upstream logged out the session a sign-in took its word of, since it took it. */
   loggedOutSince: (word: UpstreamWord) => Promise<boolean> = async () => false,
@@ -171,7 +172,8 @@ export function credentialsHeld(
     const [record, linked, known, account, loggedOut] = await Promise.all([
       records.read(sub),
       Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
-      Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
+      // Under the issuer its link records: the id given to another provider since is not the one that signed the person in.
+      Promise.all(parts.map(async ([upstream, upstreamSub]) => upstreamKnown(upstream, (await links.find(upstream, upstreamSub))?.iss))),
       accountOf(sub),
       verified?.upstream ? loggedOutSince(verified.upstream) : false,
     ]);

@@ -56,14 +56,16 @@ export function interactionRoutes(options: Options): Middleware[] {
   const router = new Router({ prefix: '/interaction' });
   const form = formBody('16kb');
   const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
-  // An offered link is made only while its upstream is still configured (one removed since links nothing).
+  // An offered link is made only while its upstream is still configured, under the issuer that offered it (one removed since links nothing).
   const confirmLink = async (link: OfferedLink) => {
-    if (!(await upstreamOptions.upstreams.has(link.upstream))) return;
+    if (!(await upstreamOptions.upstreams.offers(link.upstream, link.issuer))) return;
     const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims, link.issuer);
     logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
   };
+  // The issuer its link records is the one that vouched for the sign-in (the callback made or followed the link).
   const upstreamVouches = async (signedIn: FederatedSession) =>
-    (await upstreamOptions.upstreams.has(signedIn.upstream)) && !(await upstreamOptions.federated.loggedOutSince(signedIn));
+    (await upstreamOptions.upstreams.offers(signedIn.upstream, (await upstreamOptions.links.find(signedIn.upstream, signedIn.sub))?.iss)) &&
+    !(await upstreamOptions.federated.loggedOutSince(signedIn));
   const steps = interactions(providers, accounts, csrfKey, extras, upstreamVouches, confirmLink, options.managesItself);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });

@@ -170,8 +170,8 @@ export interface ProviderDependencies {
   readonly federated: FederatedSessions;
   /** Signing out of Latchkey everywhere goes on to end the upstream session, where configured. */
   readonly upstreamLogout: UpstreamLogout;
-  /** Whether an upstream is still configured: a sign-in through one removed since does not resume. */
-  readonly upstreamKnown: (id: string) => Promise<boolean>;
+  /** Whether an upstream is still configured, under the issuer a link records: a sign-in through one removed since (its id given to another, maybe) does not resume. */
+  readonly upstreamKnown: (id: string, issuer: string | undefined) => Promise<boolean>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;

@@ -202,6 +202,18 @@ export class Upstreams {
     return ID.test(id) && (await this.kv.get(upstreamKey(id))) !== undefined;
   }
 
+  /**
+   * Whether the upstream `id` still vouches for what `issuer` vouched for (a link's or an offer's
+   * issuer; undefined in those made before it was recorded): configured, and under that issuer. An
+   * operator who removes a provider and gives its id to another has not made the first one's word the
+   * second's: a sign-in the first vouched for, waiting for its second factor or its resume as the id
+   * changed hands, completed (thirteenth fresh-eyes passes, upstreams).
+   */
+  async offers(id: string, issuer: string | undefined): Promise<boolean> {
+    const json = ID.test(id) ? await this.kv.get(upstreamKey(id)) : undefined;
+    return json !== undefined && (issuer === undefined || (JSON.parse(json) as Stored).issuer === issuer);
+  }
+
   /** Every upstream, without secrets, by display name. */
   async list(): Promise<UpstreamSettings[]> {
     const all = await Promise.all((await this.#list.members(UPSTREAMS_KEY)).map((id) => this.kv.get(upstreamKey(id))));

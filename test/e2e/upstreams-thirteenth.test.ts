@@ -6,6 +6,7 @@
  * a cookie-keeping agent.
  */
 import assert from 'node:assert/strict';
+import { Secret, TOTP } from 'otpauth';
 import { Agent } from '../helpers/agent.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -118,5 +119,57 @@ describe('e2e: upstream identity providers, attacked (thirteenth pass)', functio
     assert.equal(refused.status, 409, `the passkey is the last way in beside a dead link (${refused.status} ${refused.url})`);
     assert.match(refused.html, /only way you can sign in/);
     assert.equal((await latchkey.secondFactors.summary(account.sub)).passkeys.length, 1);
+  });
+
+  /** A person with an authenticator app, at the second-factor page of a sign-in through the upstream `id` (added now at the fake's issuer). */
+  async function waitingForSecondFactor(id: string, sub: string) {
+    const first = { id, issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'First', linkByEmail: false, endSession: false };
+    await upstreams.add(first);
+    const { account } = (await links.signIn(first, sub, {})) as { account: { sub: string; username: string } };
+    const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username, 'test-session');
+    assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
+    fake.state.mode = 'good';
+    fake.state.sub = sub;
+    const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: id });
+    const browser = new Agent();
+    const page = await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, REDIRECT);
+    assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+    const code = () => TOTP.generate({ secret: Secret.fromBase32(secret) });
+    // The operator withdraws the provider and gives its id to another.
+    const swap = async () => {
+      await upstreams.remove(id);
+      await upstreams.add({ ...first, issuer: fake.state.issuer.replace('127.0.0.1', 'localhost'), displayName: 'Another' });
+    };
+    return { browser, page, code, swap };
+  }
+
+  /** Where the sign-in ended at the app: access_denied, no code. */
+  async function deniedAtApp(browser: Agent, page: Awaited<ReturnType<Agent['follow']>>) {
+    const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, REDIRECT) : page;
+    assert.ok(done.url.startsWith(REDIRECT), `expected the app, got ${done.status} ${done.url}`);
+    assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied', `the app got ${done.url}`);
+    assert.equal(new URL(done.url).searchParams.get('code'), null);
+  }
+
+  it("an upstream removed and another provider added under its id while a sign-in through the first waits for its second factor: the sign-in does not complete, the app gets access_denied", async () => {
+    const { browser, page, code, swap } = await waitingForSecondFactor('swapped', 'person-swapped-waiting');
+    await swap();
+    try {
+      await deniedAtApp(browser, await browser.submit(page, '/second-factor', { method: 'totp', code: code() }, REDIRECT));
+    } finally {
+      await upstreams.remove('swapped');
+    }
+  });
+
+  it("an upstream removed and another provider added under its id while a finished sign-in through the first holds back its resume: the sign-in does not complete, the app gets access_denied", async () => {
+    const { browser, page, code, swap } = await waitingForSecondFactor('swapheld', 'person-swapped-held');
+    const held = await browser.submit(page, '/second-factor', { method: 'totp', code: code() }, `${latchkey.issuer}/auth/`);
+    assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+    await swap();
+    try {
+      await deniedAtApp(browser, await browser.follow(held.url, {}, REDIRECT));
+    } finally {
+      await upstreams.remove('swapheld');
+    }
   });
 });
