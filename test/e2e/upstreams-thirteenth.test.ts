@@ -172,4 +172,27 @@ describe('e2e: upstream identity providers, attacked (thirteenth pass)', functio
       await upstreams.remove('swapheld');
     }
   });
+
+  it("a link offered by email by an upstream whose id is given to another provider before the person signs in to the account: the sign-in goes on, nothing is linked", async () => {
+    const first = { id: 'offering', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Offering', linkByEmail: true, endSession: false };
+    await upstreams.add(first);
+    const password = 'erin has a local password';
+    await latchkey.accounts.create('erin', password, { email: 'erin@fake.example', email_verified: true });
+    try {
+      fake.state.mode = 'good';
+      fake.state.sub = 'erin';
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'offering' });
+      const browser = new Agent();
+      const offered = await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, REDIRECT);
+      assert.match(offered.html, /already exists here\. Sign in to it/, `${offered.status} ${offered.url}`);
+      await upstreams.remove('offering');
+      await upstreams.add({ ...first, issuer: fake.state.issuer.replace('127.0.0.1', 'localhost'), displayName: 'Another' });
+      let done = await browser.submit(offered, '/login', { username: 'erin', password }, REDIRECT);
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, REDIRECT);
+      assert.ok(new URL(done.url).searchParams.get('code'), `erin signed in with her password: ${done.status} ${done.url}`);
+      assert.equal(await links.find('offering', 'erin'), undefined, 'the offer was the removed provider\'s: nothing linked');
+    } finally {
+      await upstreams.remove('offering');
+    }
+  });
 });
