@@ -30,7 +30,7 @@ export interface Ways {
   readonly passkeys: readonly string[];
   /** Link ids ("<upstream>:<upstream sub>"). */
   readonly links: readonly string[];
-  /** Those of them that sign in now (signsIn). */
+  /** Those of them that sign in now (upstreamOf). */
   readonly linksSigningIn: readonly string[];
 }
 
