@@ -227,8 +227,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await revocations.publishLifetimes(LIFETIMES_EVERY);
     if (!config.accounts.mfa.required) await notRequiredNow(kv, (await revocations.accessLivesFor()) + LIFETIMES_EVERY);
   };
-  // It stamps the store's epoch first, if none (revocation/list.ts epoch).
-  await publishLifetimes().catch(async (error: unknown) => {
+  // It stamps the store's epoch first, if none (revocation/list.ts epoch). Before this server says
+  // its session lifetimes: whether sessions may have been saved under longer ones (moved below).
+  const sessionLifetimesLowered = await (async () => {
+    const lowered = await revocations.sessionLifetimesLowered();
+    await publishLifetimes();
+    return lowered;
+  })().catch(async (error: unknown) => {
     await keys.close();
     await kv.close();
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
@@ -563,9 +568,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   backchannel.start();
   // Sessions that end earlier under lowered session lifetimes are due then: only when an instance
-  // said longer ones that sessions may still live under (revocation/list.ts lifetimes), as the scan
-  // reads every session holding an app (in the background).
-  revocations.lifetimes().then(({ sessionIdle, sessionMax }) => (sessionIdle > config.ttl.session || sessionMax > config.ttl.sessionMax ? backchannel.endsAsConfigured() : 0)).then(
+  // said longer ones that sessions may still live under, or none said any (a release before said
+  // none), as the scan reads every session holding an app (in the background; revocation/list.ts
+  // sessionLifetimesLowered, read at the start before this server said its own).
+  (sessionLifetimesLowered ? backchannel.endsAsConfigured() : Promise.resolve(0)).then(
     (moved) => moved && logger.info({ event: 'sessions.ends_moved', sessions: moved }, `${moved} session(s) end earlier under the session lifetimes configured now: their apps' session-bound tokens end with them`),
     (error: unknown) => logger.warn({ event: 'sessions.ends_move_failed', err: (error as Error).message }, 'moving the ends of sessions under the session lifetimes configured now failed: they end at their stored expiry'),
   );

@@ -234,9 +234,6 @@ export interface Lifetimes {
   readonly lead: number;
   /** Not a token's: the longest `keys.refreshInterval` of the instances (0: none said), how long one may sign with a key retired elsewhere. */
   readonly refresh: number;
-  /** Not a token's: the longest ttl.session and ttl.sessionMax of the instances (0: none said), whose sessions may still live. */
-  readonly sessionIdle: number;
-  readonly sessionMax: number;
 }
 
 export interface RevocationListOptions {
@@ -252,7 +249,7 @@ export interface RevocationListOptions {
   readonly publishLead?: number;
   /** A server's `keys.refreshInterval`, in seconds, said with its lifetimes (Lifetimes.refresh); none: not said. */
   readonly refreshInterval?: number;
-  /** A server's ttl.session and ttl.sessionMax, in seconds, said with its lifetimes (Lifetimes.sessionIdle, sessionMax); none: not said. */
+  /** A server's ttl.session and ttl.sessionMax, in seconds, said with its lifetimes (sessionLifetimesLowered); none: not said. */
   readonly sessionLifetimes?: { readonly idle: number; readonly max: number };
   /**
    * Keeps a person's ending owed while the account write between its two entries runs (accounts.ts
@@ -388,25 +385,38 @@ export class RevocationList {
     let signed = this.#signedLifetime;
     let lead = this.#publishLead;
     let refresh = this.#refreshInterval;
-    let sessionIdle = this.#sessionIdle;
-    let sessionMax = this.#sessionMax;
     let feed = 0;
-    const published = await this.#rareMarks.members(LIFETIMES_KEY);
-    const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
-    for (const member of alive) {
-      const [kind, value] = member?.split(':') ?? [];
-      const seconds = Number(value);
-      if (!Number.isSafeInteger(seconds) || seconds <= 0) continue;
+    for (const [kind, seconds] of await this.#published()) {
       if (kind === 'access') access = Math.max(access, seconds);
       if (kind === 'grant') grant = Math.max(grant, seconds);
       if (kind === 'feed') feed = Math.max(feed, seconds);
       if (kind === 'signed') signed = Math.max(signed, seconds);
       if (kind === 'lead') lead = Math.max(lead, seconds);
       if (kind === 'refresh') refresh = Math.max(refresh, seconds);
-      if (kind === 'session-idle') sessionIdle = Math.max(sessionIdle, seconds);
-      if (kind === 'session-max') sessionMax = Math.max(sessionMax, seconds);
     }
-    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access), lead, refresh, sessionIdle, sessionMax };
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access), lead, refresh };
+  }
+
+  /**
+   * Whether sessions may have been saved under longer session lifetimes than this server's: an
+   * instance said longer ones, or none said any (a store a release before the thirteenth fresh-eyes
+   * passes wrote, which said none: its sessions' lifetimes are unknown; or a new store, with no
+   * session to read). Read before this server says its own (publishLifetimes).
+   */
+  async sessionLifetimesLowered(): Promise<boolean> {
+    const said = (await this.#published()).filter(([kind]) => kind === 'session-idle' || kind === 'session-max');
+    return !said.length || said.some(([kind, seconds]) => seconds > (kind === 'session-idle' ? this.#sessionIdle : this.#sessionMax));
+  }
+
+  /** The lifetimes instances published that are still alive, as [kind, seconds]. */
+  async #published(): Promise<[string, number][]> {
+    const members = await this.#rareMarks.members(LIFETIMES_KEY);
+    const alive = await Promise.all(members.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
+    return alive.flatMap((member) => {
+      const [kind = '', value] = member?.split(':') ?? [];
+      const seconds = Number(value);
+      return Number.isSafeInteger(seconds) && seconds > 0 ? [[kind, seconds] as [string, number]] : [];
+    });
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
