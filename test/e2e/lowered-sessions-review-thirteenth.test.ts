@@ -25,7 +25,7 @@ const FILES = 'https://files.review-thirteenth.example.test';
 /** Reads the revocation feed and introspects. */
 const RS: ClientCredentials = { id: 'review-thirteenth-api', secret: 'review-thirteenth-api-secret-with-plenty-of-entropy-0123' };
 
-describe('e2e: thirteenth fresh-eyes passes, review of the merged changes', function () {
+describe('e2e: thirteenth fresh-eyes passes, review of the merged changes: lowered session lifetimes at an upgrade', function () {
   this.timeout(60_000);
 
   describe('session lifetimes lowered at the upgrade from a release that did not say them', () => {
