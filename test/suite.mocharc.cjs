@@ -16,6 +16,7 @@ const base = require('../.mocharc.json');
 
 const LONGEST_FIRST = [
   'test/e2e/blips-3.test.ts',
+  'test/e2e/blips-thirteenth.test.ts',
   'test/integration/cli.test.ts',
   'test/integration/bench.test.ts',
   'test/integration/cli-embedded.test.ts',
