@@ -10,7 +10,7 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { scriptOn, startRelay, type Relay } from '../helpers/relay.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startSelfUpstreamServer, startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -27,11 +27,8 @@ describe('e2e: Redis blips mid-flow', function () {
   before(async () => {
     redis = await startRedisServer({ appendonly: true });
     relay = await startRelay(redis.port);
-    const port = await freePort();
     // The server is its own upstream provider ("self"), where it is the client "latchkey".
-    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
-    server = await startServer({ port, redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey], env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
-    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
+    server = await startSelfUpstreamServer({ secret: SECRET, redirect: REDIRECT, redisUrl: relay.url });
   });
   after(async () => {
     relay?.release();

@@ -6,13 +6,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { freePort } from '../helpers/redis.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startSelfUpstreamServer, startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { adminJson, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { clientNarrowedAt } from '../../src/store/adapter.js';
-import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'review of the twelfth passes test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -24,17 +22,8 @@ describe('e2e: review of the twelfth passes: an upstream link the person removed
   let links: UpstreamLinks;
 
   before(async () => {
-    const port = await freePort();
     // The server is its own upstream provider ("self"), where it is the client "latchkey".
-    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
-    server = await startServer({
-      port,
-      ownRedis: true,
-      cheapHashing: true,
-      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey],
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
-    });
-    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
+    server = await startSelfUpstreamServer({ secret: SECRET, redirect: REDIRECT, ownRedis: true, cheapHashing: true });
     links = new UpstreamLinks(server.kv, server.accounts);
   });
   after(async () => {

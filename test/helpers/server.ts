@@ -10,6 +10,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import { loadConfig, type Config } from '../../src/config.js';
 import { serve, type Running } from '../../src/main.js';
 import { createLogger, type Logger } from '../../src/ops/logger.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 import { serveProcess } from './process.js';
 import { freePort, startRedisServer, type RedisServer } from './redis.js';
 
@@ -147,6 +148,36 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     await prepared.cleanup();
     throw error;
   }
+}
+
+export interface SelfUpstreamOptions extends Omit<TestServerOptions, 'port'> {
+  /** The secret of both clients: the app's ("app") and the server's own at itself ("latchkey"). */
+  readonly secret: string;
+  /** The app's redirect URI. */
+  readonly redirect: string;
+}
+
+/**
+ * An in-process server that is its own upstream provider, "self" (where it is the client
+ * "latchkey"), with an app ("app", redirecting to `redirect`): a person signs in to the app through
+ * "self", signing in at the same server as its upstream. `clients` and `env` add to those.
+ */
+export async function startSelfUpstreamServer({ secret, redirect, clients = [], env = {}, ...options }: SelfUpstreamOptions): Promise<TestServer> {
+  const port = await freePort();
+  const latchkey = { client_id: 'latchkey', client_secret: secret, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
+  const server = await startServer({
+    ...options,
+    port,
+    clients: [{ client_id: 'app', client_secret: secret, redirect_uris: [redirect] }, latchkey, ...clients],
+    env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...env },
+  });
+  try {
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: secret, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return server;
 }
 
 export interface TestServerProcess {
