@@ -9,13 +9,11 @@
 import assert from 'node:assert/strict';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { commandsIn, hasWrite, startRelay, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { commandsIn, hasWrite, startRelay, startRelayedAdmin, type Relay, type RelayedAdmin } from '../helpers/relay.js';
+import { startSelfUpstreamServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
-import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'twelfth blips pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -31,17 +29,8 @@ describe('e2e: twelfth blips pass: an upstream’s first sign-in cut off at a wr
   before(async () => {
     redis = await startRedisServer({ appendonly: true });
     relay = await startRelay(redis.port);
-    const port = await freePort();
     // The server is its own upstream provider ("self"), where it is the client "latchkey".
-    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
-    server = await startServer({
-      port,
-      redisUrl: relay.url,
-      cheapHashing: true,
-      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey],
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
-    });
-    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
+    server = await startSelfUpstreamServer({ secret: SECRET, redirect: REDIRECT, redisUrl: relay.url, cheapHashing: true });
     links = new UpstreamLinks(server.kv, server.accounts);
   });
   after(async () => {
@@ -124,22 +113,17 @@ describe('e2e: twelfth blips pass: an upstream’s first sign-in cut off at a wr
 
 describe('e2e: twelfth blips pass: what an operator adds, cut off before it is listed', function () {
   this.timeout(60_000);
-  const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
-  let relayed: RelayedServer;
+  let relayed: RelayedAdmin;
   let server: TestServer;
-  let admin: string;
 
   before(async () => {
     // A long command timeout: the cut is the blip; nothing else may time out on a loaded runner.
-    relayed = await startRelayedServer({}, { clients: [machineClient(OPS)] });
+    relayed = await startRelayedAdmin();
     ({ server } = relayed);
-    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
-    admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
   });
   after(() => relayed?.stop());
 
-  const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const call = (method: string, path: string, body?: unknown) => relayed.call(method, path, body);
   /** A write (a script) to the set that lists what the admin API lists at `path` (its key, whatever the store's prefix). */
   const toTheList = (list: string) => (chunk: string) =>
     commandsIn(chunk).some(([name = '', , count = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(count)).some((key) => key === list || key.endsWith(`:${list}`)));

@@ -6,27 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { eventually, pastOutages } from '../helpers/eventually.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn, startRelayedAdmin, type RelayedAdmin } from '../helpers/relay.js';
 import type { TestServer } from '../helpers/server.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 describe('e2e: twelfth leftovers pass: a person’s make cut off between their name’s reservations', function () {
   this.timeout(120_000);
-  const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
-  let relayed: RelayedServer;
+  let relayed: RelayedAdmin;
   let server: TestServer;
-  let admin: string;
 
   before(async () => {
-    relayed = await startRelayedServer({}, { clients: [machineClient(OPS)] });
+    relayed = await startRelayedAdmin();
     ({ server } = relayed);
-    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
-    admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
   });
   after(() => relayed?.stop());
 
-  const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const call = (method: string, path: string, body?: unknown) => relayed.call(method, path, body);
   /** A command writing `sub`-like value to a key matching `key` (whatever the store's prefix). */
   const writeTo = (key: RegExp) => (chunk: string) => commandsIn(chunk).some((words) => words.some((word) => key.test(word)) && /^(set|eval|evalsha)$/i.test(words[0] ?? ''));
 

@@ -11,6 +11,7 @@ import { appendFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort, startRedisServer, type RedisServer } from './redis.js';
 import { startServer, testDir, testEnv, type TestServer, type TestServerOptions } from './server.js';
+import { clientCredentialsToken, machineClient, type ClientCredentials } from './tokens.js';
 
 /** A request held by `Relay.hold`: its hold was reached before it answered. */
 export interface Held<T> {
@@ -297,4 +298,30 @@ export async function startRelayedServer(env: Record<string, string> = {}, optio
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A relayed server whose operator ("ops", a machine client) holds an admin API token. */
+export interface RelayedAdmin extends RelayedServer {
+  readonly ops: ClientCredentials;
+  /** The operator's admin API token. */
+  readonly admin: string;
+  /** A call to the admin API (`path` under /admin) with that token, `body` sent as JSON. */
+  call(method: string, path: string, body?: unknown): Promise<Response>;
+}
+
+/** startRelayedServer with an operator's machine client ("ops") added, granted the admin API, and its token. */
+export async function startRelayedAdmin(env: Record<string, string> = {}, options: RelayedServerOptions = {}): Promise<RelayedAdmin> {
+  const ops = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+  const relayed = await startRelayedServer(env, { ...options, clients: [...(options.clients ?? []), machineClient(ops)] });
+  const { server } = relayed;
+  try {
+    await server.apis.grant(ops.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    const admin = await clientCredentialsToken(server.url, ops, `${server.issuer}/admin`, 'admin');
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    return { ...relayed, ops, admin, call };
+  } catch (error) {
+    await relayed.stop();
+    throw error;
+  }
 }
