@@ -265,6 +265,8 @@ export interface RelayedServerOptions {
   /** Redis keeps an append-only file, as a restarted or failed-over Redis keeps its data. */
   readonly appendonly?: boolean;
   readonly clients?: TestServerOptions['clients'];
+  /** The in-process server hashes at CHEAP_ARGON2 (startServer's cheapHashing): for a suite about neither hashing nor a race a hash could time. */
+  readonly cheapHashing?: boolean;
 }
 
 export async function startRelayedServer(env: Record<string, string> = {}, options: RelayedServerOptions = {}): Promise<RelayedServer> {
@@ -273,7 +275,7 @@ export async function startRelayedServer(env: Record<string, string> = {}, optio
   const dir = testDir();
   const port = await freePort();
   const timeout = String(options.commandTimeout ?? 30_000);
-  const server = await startServer({ dir, port, redisUrl: relay.url, clients: options.clients, env: { ...env, REDIS_COMMAND_TIMEOUT: timeout } });
+  const server = await startServer({ dir, port, redisUrl: relay.url, clients: options.clients, cheapHashing: options.cheapHashing, env: { ...env, REDIS_COMMAND_TIMEOUT: timeout } });
   return {
     redis,
     relay,
