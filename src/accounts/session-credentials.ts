@@ -169,11 +169,16 @@ export function credentialsHeld(
     const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
     // The account with the records: one round trip (it was read for the password's stamp before, and is read ahead for the engine).
     const { verified } = credential;
-    const [record, linked, known, account, loggedOut] = await Promise.all([
+    const [record, linksHeld, account, loggedOut] = await Promise.all([
       records.read(sub),
-      Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
-      // Under the issuer its link records: the id given to another provider since is not the one that signed the person in.
-      Promise.all(parts.map(async ([upstream, upstreamSub]) => upstreamKnown(upstream, (await links.find(upstream, upstreamSub))?.iss))),
+      // Each link read once: still the person's, and its upstream configured under the issuer it
+      // records (the id given to another provider since is not the one that signed the person in).
+      Promise.all(
+        parts.map(async ([upstream, upstreamSub]) => {
+          const link = await links.find(upstream, upstreamSub);
+          return link?.sub === sub && (await upstreamKnown(upstream, link.iss));
+        }),
+      ),
       accountOf(sub),
       verified?.upstream ? loggedOutSince(verified.upstream) : false,
     ]);
@@ -186,7 +191,7 @@ export function credentialsHeld(
     if (credential.methods.includes('totp') && !record.totp) return false;
     if (verified?.totp && verified.totp !== enrolmentStamp(record.totp)) return false;
     if (verified?.recoveryCodes && verified.recoveryCodes !== enrolmentStamp(record.recovery)) return false;
-    return linked.every((link) => link?.sub === sub) && known.every(Boolean);
+    return linksHeld.every(Boolean);
   };
 }
 
