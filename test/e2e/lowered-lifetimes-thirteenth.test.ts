@@ -18,10 +18,12 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer } from '../../src/resource-server/index.js';
 import { RevocationList } from '../../src/revocation/list.js';
+import { lifetimeKey } from '../../src/store/keys.js';
 import { Agent } from '../helpers/agent.js';
 import { documentHost } from '../helpers/document-host.js';
 import { eventually } from '../helpers/eventually.js';
 import { serverRestarts } from '../helpers/restarts.js';
+import type { TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { acceptedBy, basic, clientCredentialsToken, grantFeed, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -201,7 +203,8 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       assert.equal(await lowered(3600, 2), true, 'one lowered');
     });
 
-    it("ends a session-bound JWT issued before at its session's end as configured now, at introspection and at latchkey/resource-server", async () => {
+    /** A session-bound JWT of a session of an hour; `before` runs on the first server before the restart with sessions of 2 s. */
+    const endsAtLoweredEnd = async (before: (server: TestServer) => Promise<void> = async () => {}) => {
       const server = await restarts.start(settings(3600));
       await grantFeed(server, RS.id);
       await server.accounts.create('ines', PASSWORD);
@@ -217,6 +220,7 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       assert.equal(response.status, 200, JSON.stringify(body));
       const jwt = body.access_token!;
       assert.ok(decodeJwt(jwt).exp! - decodeJwt(jwt).iat! > 3000, 'bound to a session of an hour');
+      await before(server);
 
       // The operator lowers the session lifetimes to 2 s and restarts; the session ends 2 s after the sign-in.
       const lowered = await restarts.start(settings(2));
@@ -228,6 +232,16 @@ describe('e2e: thirteenth fresh-eyes pass, endings when configuration lowers a l
       } finally {
         helper.close();
       }
-    });
+    };
+
+    it("ends a session-bound JWT issued before at its session's end as configured now, at introspection and at latchkey/resource-server", () => endsAtLoweredEnd());
+
+    // Review of the merged changes (h14): the scan ran only when an instance had said longer session
+    // lifetimes, and a release before said none, so the upgrade that lowered them never scanned.
+    it("ends a session-bound JWT issued before at its session's end as configured now, when no instance had said its session lifetimes (an upgrade)", () =>
+      endsAtLoweredEnd(async (server) => {
+        // The release before said no session lifetimes in the store (it said the others: access, grant, …).
+        await server.kv.del([lifetimeKey('session-idle:3600'), lifetimeKey('session-max:3600')]);
+      }));
   });
 });
