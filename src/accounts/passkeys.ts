@@ -16,10 +16,10 @@
  * set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3 §7.1 step
  * 26), so nobody can attach someone else's credential id (they appear in allowCredentials lists) to
  * their own account. The claim is made for CLAIM_TTL before the record is written, and durable once
- * the record holds the passkey; when the passkey is removed it is made to expire, then released once
- * the record no longer holds the passkey (never before: a passkey held unclaimed could be claimed
- * by another person). One left behind by a reset or a removed account is taken over once its owner's
- * record no longer holds the passkey. A claim not made durable (passkeys registered before the index
+ * the record holds the passkey; when the passkey is removed it is released once the record no
+ * longer holds the passkey (never before, nor made to expire before: a passkey held unclaimed could
+ * be claimed by another person). One left behind by a reset, a removed account or a removal cut off
+ * is taken over once its owner's record no longer holds the passkey. A claim not made durable (passkeys registered before the index
  * existed; a registration cut off by the store between the two writes) is made so at the passkey's
  * next sign-in. Before the thirteenth blips pass the claim was durable from the start, and a
  * registration cut off before its record's write left it for ever, naming a passkey nobody holds.
@@ -292,10 +292,10 @@ export class Passkeys {
   /** Removes one of the person's passkeys; false when they have none with that id. */
   async remove(sub: string, id: string): Promise<boolean> {
     // The claim let go only after the record (a passkey held unclaimed could be registered by anyone:
-    // review of the thirteenth passes), made to expire first: a removal cut off after it leaves a
-    // claim of nothing that expires (and #claim takes over), not one for ever.
+    // review of the thirteenth passes), and left durable until then: one made to expire first ran
+    // out under a passkey still held when the record's write was cut off. Cut off after the record,
+    // a durable claim of nothing is left, which #claim takes over (as one a reset leaves).
     const claim = passkeyOwnerKey(id);
-    await this.kv.compareAndSet(claim, sub, sub, CLAIM_TTL);
     const removed = await this.records.update(sub, (current) =>
       current.passkeys.some((p) => p.id === id) ? { next: { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) }, result: true } : undefined,
     );
