@@ -105,9 +105,12 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
 
   /**
    * No durable passkey owner claim of `sub` names a passkey their record does not hold (a claim of
-   * nothing, for ever); `settled` (asked again), every passkey they hold is claimed, durably, by them.
+   * nothing, for ever), unless `removing`: a removal cut off after its record let go of the passkey
+   * leaves its claim durable (one made to expire before could run out under a passkey still held, for
+   * another to register: review of the thirteenth passes, h17), and `#claim` takes it over as one a
+   * reset leaves. `settled` (asked again), every passkey they hold is claimed, durably, by them.
    */
-  async function passkeysWhole(sub: string, settled: boolean) {
+  async function passkeysWhole(sub: string, settled: boolean, removing = false) {
     const held = (await server.secondFactors.records.read(sub)).passkeys.map((passkey) => passkey.id).sort();
     const prefix = server.config.redis.keyPrefix;
     const durable: string[] = [];
@@ -116,7 +119,7 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
       if ((await direct.get(bare)) === sub && (await direct.ttl(bare)) === -1) durable.push(bare.slice('mfa:passkey-owner:'.length));
     }
     const orphans = durable.filter((id) => !held.includes(id));
-    assert.deepEqual(orphans, [], 'no durable claim names a passkey the person does not hold');
+    if (!removing) assert.deepEqual(orphans, [], 'no durable claim names a passkey the person does not hold');
     if (!settled) return;
     // Durably, or for a week (a registration cut off as its claim was made durable), till its next sign-in.
     const claimed = [];
@@ -164,7 +167,7 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
     await passkeysWhole(sub, true);
   });
 
-  it('a passkey removed: a 503, no claim left of a passkey removed, removed when asked again', async () => {
+  it('a passkey removed: a 503, every passkey still held claimed, removed when asked again', async () => {
     await sweep(
       'a passkey removed',
       async () => {
@@ -175,7 +178,7 @@ describe('e2e: thirteenth blips pass: account and developer pages cut off at eac
         return { ...made, id: id!, page: await accountPage(made.agent) };
       },
       ({ agent, page, id }) => agent.submit(page, `/account/passkeys/remove`, { id }),
-      ({ sub }, settled) => passkeysWhole(sub, settled),
+      ({ sub }, settled) => passkeysWhole(sub, settled, true),
       async ({ agent, sub, id }) => {
         if (!(await passkeyIds(sub)).includes(id)) return;
         const page = await accountPage(agent);
