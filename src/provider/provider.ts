@@ -72,7 +72,6 @@ import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
 import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
-import { hintsOfRemovedKeysNameTheirClient } from './patches/hints-of-removed-keys.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { OPENID_CLAIMS, SCOPE_CLAIMS } from './scope-claims.js';
@@ -662,7 +661,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, keyring, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing, keepLogoutRetry }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing, keepLogoutRetry }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   // A stored client's secret is compared by its digest (the store keeps no other); then, failing
@@ -700,8 +699,6 @@ function applyPatches(
   // One live device code per user code (unique-user-codes.ts).
   layers.push(uniqueUserCodes(provider, USER_CODE_CHARSET, USER_CODE_MASK));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
-  // At end-session, a hint signed by a key that has left the ring names its client, as client_id would (see the patch).
-  hintsOfRemovedKeysNameTheirClient(provider, new Set(keyring.keys.map((key) => key.kid)));
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.
   noNonceInRefreshedIdTokens(provider);
