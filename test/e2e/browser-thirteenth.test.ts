@@ -20,6 +20,7 @@ const PASSWORD = 'a passphrase for the thirteenth browser pass';
 const SECRET = 'browser-thirteenth-client-secret-with-plenty-of-entropy';
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const EVIL = 'https://evil.example';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** Markup an attacker puts in every parameter a page might show. */
 const MARKUP = '"><img src=x onerror=alert(1)><b>pwned</b>';
 
@@ -32,7 +33,10 @@ describe('e2e: browser-level attacks on our own pages (thirteenth pass, h21)', f
     server = await startServer({
       ownRedis: true,
       cheapHashing: true,
-      clients: [{ client_id: 'notes', client_secret: SECRET, client_name: `Notes ${MARKUP}`, redirect_uris: [REDIRECT], post_logout_redirect_uris: ['http://127.0.0.1:9/out'] }],
+      clients: [
+        { client_id: 'tv', client_name: `TV ${MARKUP}`, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
+        { client_id: 'notes', client_secret: SECRET, client_name: `Notes ${MARKUP}`, redirect_uris: [REDIRECT], post_logout_redirect_uris: ['http://127.0.0.1:9/out'] },
+      ],
     });
     await server.accounts.create('alice', PASSWORD, { name: 'Alice' });
     await server.accounts.create('bob', PASSWORD, { name: 'Bob' });
@@ -43,9 +47,19 @@ describe('e2e: browser-level attacks on our own pages (thirteenth pass, h21)', f
   /** Our HTML answers: the flow's pages with markup in every parameter, error pages, and the signed-in pages. */
   async function htmlAnswers(agent: Agent): Promise<[string, Page][]> {
     const pages: [string, Page][] = [];
-    const { page: login } = await startAuthorization(agent, config, REDIRECT, { login_hint: MARKUP, ui_locales: MARKUP, state: MARKUP });
+    const { page: login, verifier } = await startAuthorization(agent, config, REDIRECT, { login_hint: MARKUP, ui_locales: MARKUP, state: MARKUP });
     pages.push(['login', login]);
-    pages.push(['consent', await signInSteps(agent, login, { username: 'alice', password: PASSWORD, consent: 'stop' })]);
+    const consent = await signInSteps(agent, login, { username: 'alice', password: PASSWORD, consent: 'stop' });
+    pages.push(['consent', consent]);
+    // The sign-out confirmation naming the client, and the device pages naming theirs.
+    const back = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: verifier, expectedState: MARKUP });
+    pages.push(['sign-out', await agent.follow(oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://127.0.0.1:9/out' }).href)]);
+    const tv = await oidc.discovery(new URL(server.issuer), 'tv', { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    pages.push(['device confirmation', confirm]);
+    pages.push(['device consent', await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'alice', password: PASSWORD, consent: 'stop' })]);
     const paths = [
       '/nope',
       `/auth?client_id=${encodeURIComponent(MARKUP)}&response_type=code`,
@@ -64,6 +78,8 @@ describe('e2e: browser-level attacks on our own pages (thirteenth pass, h21)', f
     return pages;
   }
 
+  const NAMING_CLIENT = new Set(['login', 'consent', 'sign-out', 'device confirmation', 'device consent', 'account']);
+
   it('sends every HTML answer, error pages included, unframeable, unsniffable, uncached, without a referrer, and reflects no markup', async () => {
     const agent = new Agent();
     for (const [name, page] of await htmlAnswers(agent)) {
@@ -81,6 +97,8 @@ describe('e2e: browser-level attacks on our own pages (thirteenth pass, h21)', f
       assert.equal(page.headers.get('referrer-policy'), 'no-referrer', at);
       assert.match(page.headers.get('cache-control') ?? '', /no-store/, at);
       assert.ok(!page.html.includes('<img src=x') && !page.html.includes('<b>pwned'), `markup reflected by ${at}`);
+      // The pages that name the client show its markup as text.
+      if (NAMING_CLIENT.has(name)) assert.ok(page.html.includes('&lt;b&gt;pwned'), `the client's name, escaped, on ${at}`);
     }
     for (const line of agent.setCookies) {
       assert.match(line, /;\s*httponly/i, line);
