@@ -59,7 +59,7 @@ describe('e2e: dynamic client registration attacked (thirteenth fresh-eyes pass)
   /** openid-client's RFC 7591 registration at the open endpoint: the client's metadata, or the server's refusal. */
   async function register(metadata: Record<string, unknown>): Promise<oidc.ClientMetadata & { error?: string; error_description?: string }> {
     try {
-      const config = await oidc.dynamicClientRegistration(new URL(server.issuer), metadata, undefined, { execute: [oidc.allowInsecureRequests] });
+      const config = await oidc.dynamicClientRegistration(new URL(server.issuer), metadata as Partial<oidc.ClientMetadata>, undefined, { execute: [oidc.allowInsecureRequests] });
       return config.clientMetadata();
     } catch (error) {
       const cause = (error as { cause?: { error?: string; error_description?: string } }).cause;
