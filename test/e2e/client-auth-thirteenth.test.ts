@@ -39,7 +39,7 @@ describe('client authentication attacked, every advertised method at every endpo
       ownRedis: true,
       env: { RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants }]) },
       clients: [
-        { client_id: ODD_ID, client_secret: ODD_SECRET, token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+        { client_id: ODD_ID, client_secret: ODD_SECRET, token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'client_credentials'], response_types: ['code'], redirect_uris: [REDIRECT] },
         { client_id: 'poster', client_secret: POST_SECRET, token_endpoint_auth_method: 'client_secret_post', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
         {
           client_id: 'signer',
@@ -238,5 +238,20 @@ describe('client authentication attacked, every advertised method at every endpo
         `${endpoint.path}: assertion`,
       );
     }
+  });
+
+  it('/request: pushed authorization requests by Basic with empty or unencoded parts are refused; openid-client pushes with the encoded pair', async () => {
+    const params = { client_id: ODD_ID, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' };
+    for (const [what, headers] of [
+      ['empty secret', basic(encoded(ODD_ID), '')],
+      ['unencoded id and secret', basic(ODD_ID, ODD_SECRET)],
+      ['the secret without its tail', basic(encoded(ODD_ID), encoded(ODD_SECRET.slice(0, -1)))],
+    ] as const) {
+      refused(await post('/request', params, headers), what);
+    }
+    refused(await post('/request', { ...params, client_secret: ODD_SECRET }, basic(encoded(ODD_ID), encoded(ODD_SECRET))), 'the secret posted beside Basic');
+    const config = await oidc.discovery(new URL(server.issuer), ODD_ID, { token_endpoint_auth_method: 'client_secret_basic' }, oidc.ClientSecretBasic(ODD_SECRET), insecure);
+    const pushed = await oidc.buildAuthorizationUrlWithPAR(config, { scope: 'openid', redirect_uri: REDIRECT, code_challenge: params.code_challenge, code_challenge_method: 'S256' });
+    assert.ok(pushed.searchParams.get('request_uri'));
   });
 });
