@@ -12,6 +12,9 @@
  * self time and by inclusive time (a frame counted once per sample, whatever it called). Self time
  * of optimized code includes what V8 inlined into it: a one-line function may carry its callees'.
  *
+ * STEP_PROFILE_CONNECTIONS=1 runs the closed loop at one connection (4 otherwise): what a request
+ * costs when no other request shares its event-loop turns and socket writes.
+ *
  * A step's codes live ttl.AuthorizationCode (60 s): keep `requests` to what the machine does in that.
  *
  * STEP_PROFILE_SCENARIO=<id> profiles a one-step scenario of scenarios.ts instead (revoke-opaque,
@@ -34,6 +37,8 @@ const requests = Number(process.argv[2] ?? 3000);
 const which = process.argv[3] ?? 'both';
 /** STEP_PROFILE_INCLUSIVE=latchkey (a component, as profile.ts names them): its frames by inclusive time too. */
 const INCLUSIVE = process.env.STEP_PROFILE_INCLUSIVE;
+/** STEP_PROFILE_CONNECTIONS=1: the closed loop's connections (4 unless said): one shows what a request costs when none share its turns. */
+const CONNECTIONS = Number(process.env.STEP_PROFILE_CONNECTIONS ?? 4);
 /** CLOCK_MONOTONIC in µs: the clock of V8's profile timestamps. */
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
@@ -106,10 +111,10 @@ async function runOneStep(server: ProcessTarget, id: string): Promise<Record<str
   if (!scenario) throw new Error(`no scenario ${id}`);
   const warmUp = 3000;
   const workload = await scenario.prepare(server, { introspectionPool: 64, jwtRevocationPool: 64, sessions: 4, chains: 16 }, scenario.consumesTokens ? requests + warmUp + 100 : undefined);
-  await closedLoop(server.url, workload, { connections: 4, seconds: 60, amount: warmUp });
+  await closedLoop(server.url, workload, { connections: CONNECTIONS, seconds: 60, amount: warmUp });
   const cpu = processCpuSeconds(server.pid);
   const from = nowUs();
-  const run = await closedLoop(server.url, workload, { connections: 4, seconds: 120, amount: requests });
+  const run = await closedLoop(server.url, workload, { connections: CONNECTIONS, seconds: 120, amount: requests });
   const to = nowUs();
   const perRequest = ((processCpuSeconds(server.pid) - cpu) * 1000) / Math.max(1, run.iterations);
   console.log(`${server.kind} ${id}: ${perRequest.toFixed(3)} ms CPU per request, ${run.iterations} requests${run.errors ? `, ${run.errors} errors (${run.errorSamples[0]})` : ''}`);
@@ -125,12 +130,12 @@ async function runSteps(server: ProcessTarget): Promise<Record<string, [number, 
   const codes: string[] = [];
   const authorizeOnly: Step = { ...authorize, check: (response, ctx) => authorize.check(response, ctx) ?? void codes.push(ctx.code!) };
   const tokenOnly: Step = { ...token, request: (ctx) => token.request({ ...ctx, code: codes.pop() ?? 'none' }) };
-  await closedLoop(server.url, workload, { connections: 4, seconds: 60, amount: 500 }); // warm-up
+  await closedLoop(server.url, workload, { connections: CONNECTIONS, seconds: 60, amount: 500 }); // warm-up
   const steps: Record<string, [number, number]> = {};
   for (const [name, step] of [['authorize', authorizeOnly], ['token', tokenOnly]] as const) {
     const cpu = processCpuSeconds(server.pid);
     const from = nowUs();
-    const run = await closedLoop(server.url, { steps: [step] }, { connections: 4, seconds: 120, amount: requests });
+    const run = await closedLoop(server.url, { steps: [step] }, { connections: CONNECTIONS, seconds: 120, amount: requests });
     steps[name] = [from, nowUs()];
     const perRequest = ((processCpuSeconds(server.pid) - cpu) * 1000) / Math.max(1, run.iterations);
     console.log(`${server.kind} ${name}: ${perRequest.toFixed(3)} ms CPU per request, ${run.iterations} requests${run.errors ? `, ${run.errors} errors (${run.errorSamples[0]})` : ''}`);
