@@ -95,6 +95,7 @@ import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { pkceRequired } from './patches/pkce-required.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { jsonRevocationAnswer } from './patches/revocation-response.js';
+import { introspectedClientSubject } from './patches/introspected-client-subject.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthenticated.js';
@@ -860,6 +861,8 @@ function applyPatches(
   layers.push(unauthorizedClientAnswers(provider));
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer, config.redis.commandTimeout));
   layers.push(jsonRevocationAnswer());
+  // RFC 9068 §2.2: a client's own opaque token is introspected with the client as its sub, as its JWT form (see the patch).
+  layers.push(introspectedClientSubject());
   // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
   layers.push(pragmaNoCache(provider.pathFor('registration')));
   layers.push(requestUriNotPushed());

@@ -681,6 +681,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
 
+  it("introspected-client-subject.ts: introspection writes sub only for a person's token, and names the token's entity by its kind", () => {
+    const introspection = source('actions/introspection.js');
+    assert.match(introspection, /if \(introspectable\.has\(token\.kind\)\) \{\s+ctx\.oidc\.entity\(token\.kind, token\);/);
+    assert.match(introspection, /if \(token\.accountId\) \{\s+ctx\.body\.sub = token\.accountId;/);
+    assert.match(introspection, /const introspectable = new Set\(\['AccessToken', 'ClientCredentials', 'RefreshToken'\]\);/);
+  });
+
   it('client-jwks-freshness.ts: JWTs are verified with KeyStore#selectForVerify\'s keys, and a key store with fresh() read again when none verifies and it is stale; only a client\'s jwks_uri key store has fresh(), and a failed read keeps its keys', () => {
     const jwt = source('helpers/jwt.js');
     assert.match(jwt, /const keys = keystore\.selectForVerify\(\{ alg: protectedHeader\.alg, kid: protectedHeader\.kid \}\);\s+if \(keys\.length === 0\) \{\s+throw new JWKSNoMatchingKey\(\);/);
