@@ -5,8 +5,8 @@
  *
  * - A device's poll (RFC 8628 §3.4) held, through the test relay, after it read its grant, at the
  *   consumption of its device code that begins its writes, while the person ends at another instance
- *   what the approval rested on: the authenticator app removed on the account page, an operator's
- *   `users mfa reset`, the password changed with the other sessions signed out, the approving
+ *   what the approval rested on: the authenticator app, or the (stolen) passkey, removed on the
+ *   account page, an operator's `users mfa reset`, the password changed with the other sessions signed out, the approving
  *   browser's session signed out on the account page. Whatever the poll is answered, what it gets
  *   works nowhere: not at `latchkey/resource-server` following the feed, not at introspection, and
  *   its refresh token refreshes nothing (each poll is answered invalid_grant).
@@ -31,6 +31,7 @@ import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/rel
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { latchkey } from '../helpers/process.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, API, basic, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -214,6 +215,33 @@ describe("e2e: fourteenth fresh-eyes pass, endings at another instance while a d
       deviceCode,
       async () => assert.match(await atB(browser, '/sessions/sign-out', { session: other[0]! }), /signed-out/),
       'session signed out',
+    );
+  });
+
+  it('a passkey the approval signed in with (a thief\'s copy), removed on the account page at another instance: what the poll gets works nowhere', async () => {
+    const { server } = relayed;
+    const { sub } = await server.accounts.create('yolanda', PASSWORD);
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    await registerSoftPasskeys(server, sub, stolen, kept);
+    const origin = new URL(server.issuer).origin;
+    // The person, on the account page with the passkey they keep.
+    const own = new Agent();
+    const login = await own.follow(`${server.issuer}/account`);
+    const page = await own.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), sub, 1) });
+    assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+    // Whoever holds the other approves a device with it.
+    const config = await oidc.discovery(new URL(server.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid offline_access read', resource: API });
+    const thief = new Agent();
+    const confirm = await thief.submit(await thief.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const signIn = await thief.submit(confirm, '/device', { confirm: 'yes' });
+    const consent = await thief.submit(signIn, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(signIn), sub, 1) });
+    const done = await signInSteps(thief, consent, { username: 'yolanda', password: PASSWORD });
+    assert.match(done.html, /Device connected/, `${done.status} ${done.url}`);
+    await heldAcross(
+      device.device_code,
+      async () => assert.match(await atB({ agent: own, page }, '/passkeys/remove', { id: stolen.id }), /done=passkeys\.removed/),
+      'passkey removed',
     );
   });
 
