@@ -15,6 +15,9 @@
  * `'`, `\` becomes `/`, a line break or tab a space, and anything else outside the set `?`. The
  * registration endpoint's answers (RFC 7591 §3.2.2, and RFC 7592's) keep to their own rule,
  * printable ASCII, so their quotes stay.
+ *
+ * An authorization error response also leaves with RFC 6749 §4.1.2.1's members and RFC 9207's `iss`
+ * alone: the engine's `scope` beside invalid_scope goes into the description (authorizationErrorPayload).
  */
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
@@ -60,15 +63,36 @@ const REGISTRATION_ROUTES = new Set(['registration', 'client', 'client_update', 
 
 type ResponseMode = (ctx: unknown, redirectUri: string, payload: Record<string, unknown>) => unknown;
 
-/** The authorization endpoint's responses: each response mode is given a payload whose error_description is in order. */
+/**
+ * RFC 6749 §4.1.2.1's members of an authorization error response, and RFC 9207's `iss`: all the
+ * OpenID Foundation's suite expects there (CheckForUnexpectedParametersInErrorResponseFromAuthorizationEndpoint).
+ * The engine's errOut adds `scope` to an invalid_scope error (a scope beyond the client's registered
+ * `scope`, at the request or at its resume), a member no spec gives an authorization error response;
+ * the scope it named is said in the description instead.
+ */
+const AUTHORIZATION_ERROR_MEMBERS = new Set(['error', 'error_description', 'error_uri', 'state', 'iss']);
+
+/** An authorization error response's payload with RFC 6749 §4.1.2.1's members only, its description in that section's characters. */
+export function authorizationErrorPayload(payload: Record<string, unknown>): Record<string, unknown> {
+  let description = payload.error_description;
+  const scope = payload.scope;
+  if (typeof scope === 'string' && scope && typeof description === 'string' && !description.split(/[\s:,()]+/).includes(scope)) {
+    description = `${description}: ${scope}`;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(payload)) if (AUTHORIZATION_ERROR_MEMBERS.has(name)) out[name] = value;
+  if (typeof description === 'string') out.error_description = asciiDescription(description);
+  return out;
+}
+
+/** The authorization endpoint's responses: each response mode is given an error payload of RFC 6749 §4.1.2.1's members, its error_description in order. */
 export function authorizationErrorDescriptions(provider: Provider): void {
   const modes = (instance(provider) as { responseModes?: Map<string, ResponseMode> }).responseModes;
   if (!modes?.size) throw new Error("oidc-provider keeps no response modes where expected: review src/provider/patches/error-descriptions.ts");
   for (const [name, handler] of modes) {
     modes.set(name, function respond(this: unknown, ctx, redirectUri, payload) {
-      const description = payload?.error_description;
-      if (typeof description !== 'string' || DESCRIPTION_CHARACTERS.test(description)) return handler.call(this, ctx, redirectUri, payload);
-      return handler.call(this, ctx, redirectUri, { ...payload, error_description: asciiDescription(description) });
+      if (payload?.error === undefined) return handler.call(this, ctx, redirectUri, payload);
+      return handler.call(this, ctx, redirectUri, authorizationErrorPayload(payload));
     });
   }
 }
