@@ -5,9 +5,12 @@
  * raw requests, an Agent as the person).
  */
 import assert from 'node:assert/strict';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import * as oidc from 'openid-client';
 import { formIn } from '../helpers/agent.js';
+import { startJwksHost } from '../helpers/jwks-host.js';
 import { signInSteps } from '../helpers/sign-in.js';
-import { Agent, ALICE, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, answerOf, callbackParams, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'spec-letter-fourteenth-client-secret-with-plenty-of-entropy';
 /** RFC 6749 §4.1.2.1's members of an error response, and RFC 9207's iss: what the suite expects. */
@@ -20,7 +23,8 @@ describe('Spec-letter pass, fourteenth (letters no check covered)', function () 
   before(async () => {
     op = await startOp({
       people: [ALICE],
-      env: { REGISTRATION_OPEN: 'true' },
+      // A client's jwks_uri is read again after a second (1 to 60; the suite waits 60 seconds, the default).
+      env: { REGISTRATION_OPEN: 'true', CLIENT_JWKS_MAX_AGE: '1' },
       clients: [webClient('web', SECRET), webClient('narrow', SECRET, { scope: 'openid email' })],
     });
   });
@@ -86,5 +90,72 @@ describe('Spec-letter pass, fourteenth (letters no check covered)', function () 
       assert.match(answer.get('error_description') ?? '', /\bprofile\b/, `resumed, ${mode}`);
       await registerScope('openid email profile');
     }
+  });
+
+  describe('held: what the suite and the RFCs check that no check named yet', () => {
+    it("oidcc-refresh-token-rp-key-rotation: a client whose jwks_uri now publishes only a new key, with a new kid, refreshes with an assertion of that key once the keys read are no longer fresh; the refreshed ID token keeps sub, and the old key no longer authenticates (Core §10.1.1, RFC 7523 §3)", async () => {
+      const host = await startJwksHost();
+      try {
+        const first = await generateKeyPair('RS256');
+        const second = await generateKeyPair('RS256');
+        host.keys = [{ ...(await exportJWK(first.publicKey)), kid: 'rp-first', alg: 'RS256', use: 'sig' }];
+        const answer = await fetch(op.metadata.registration_endpoint!, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ redirect_uris: ['https://rotating.example.test/cb'], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: host.url }),
+        });
+        const client = (await answer.json()) as Record<string, string>;
+        assert.equal(answer.status, 201, JSON.stringify(client));
+        const before = await RelyingParty.create(op, client.client_id!, { method: oidc.PrivateKeyJwt({ key: first.privateKey, kid: 'rp-first' }) }, 'https://rotating.example.test/cb');
+        const tokens = await before.redeem(await before.signIn(new Agent(), ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
+        assert.ok(tokens.refresh_token, 'a refresh token for offline_access');
+        // The suite's GenerateRS256ClientJWKsWithKeyID: the jwks_uri now holds the new key alone; then it waits.
+        host.keys = [{ ...(await exportJWK(second.publicKey)), kid: 'rp-second', alg: 'RS256', use: 'sig' }];
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        const after = await RelyingParty.create(op, client.client_id!, { method: oidc.PrivateKeyJwt({ key: second.privateKey, kid: 'rp-second' }) }, 'https://rotating.example.test/cb');
+        const refreshed = await oidc.refreshTokenGrant(after.config, tokens.refresh_token);
+        assert.equal(decodeJwt(refreshed.id_token!).sub, decodeJwt(tokens.id_token!).sub);
+        const userinfo = await oidc.fetchUserInfo(after.config, refreshed.access_token, decodeJwt(tokens.id_token!).sub!);
+        assert.equal(userinfo.sub, op.subs.alice);
+        await assert.rejects(oidc.refreshTokenGrant(before.config, refreshed.refresh_token!), (error: oidc.ResponseBodyError) => error.error === 'invalid_client', 'the key taken down no longer authenticates');
+      } finally {
+        host.server.close();
+      }
+    });
+
+    it('client credentials and token request parameters in the request URI are not read: a secret in the query is invalid_client, a grant_type there is missing, at the token endpoint, and a token there is missing at introspection and revocation (RFC 6749 §2.3.1 "MUST NOT be included in the request URI", §3.2)', async () => {
+      const post = async (endpoint: string, query: Record<string, string>, body: Record<string, string>, headers: Record<string, string> = {}) =>
+        answerOf(await fetch(`${endpoint}?${new URLSearchParams(query)}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) }));
+      const basic = { authorization: `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}` };
+      const code = { grant_type: 'authorization_code', code: 'nonsense', redirect_uri: 'https://web.example.test/callback', code_verifier: 'a'.repeat(43) };
+      const secretInQuery = await post(op.metadata.token_endpoint!, { client_secret: SECRET }, { ...code, client_id: 'web' });
+      assert.equal(secretInQuery.status, 401, JSON.stringify(secretInQuery.body));
+      assert.equal(secretInQuery.body.error, 'invalid_client');
+      const allInQuery = await post(op.metadata.token_endpoint!, { ...code, client_id: 'web', client_secret: SECRET }, {});
+      assert.equal(allInQuery.status, 401, JSON.stringify(allInQuery.body));
+      const grantInQuery = await post(op.metadata.token_endpoint!, code, {}, basic);
+      assert.equal(grantInQuery.status, 400, JSON.stringify(grantInQuery.body));
+      assert.equal(grantInQuery.body.error, 'invalid_request');
+      assert.match(String(grantInQuery.body.error_description), /grant_type/);
+      const introspection = await post(op.metadata.introspection_endpoint!, { token: 'anything' }, {}, basic);
+      assert.equal(introspection.body.error, 'invalid_request', JSON.stringify(introspection.body));
+      const revocation = await post(op.metadata.revocation_endpoint!, { token: 'anything' }, {}, basic);
+      assert.equal(revocation.body.error, 'invalid_request', JSON.stringify(revocation.body));
+    });
+
+    it('a prompt value discovery does not list (create, of Prompt Create 1.0) is invalid_request at the redirect URI with state and iss, its description naming prompt (Prompt Create §4.1, Core §3.1.2.1)', async () => {
+      assert.ok(!(op.metadata.prompt_values_supported as string[] | undefined)?.includes('create'), 'create is not offered');
+      const web = await RelyingParty.create(op, 'web', { secret: SECRET });
+      const agent = new Agent();
+      for (const signedIn of [false, true]) {
+        if (signedIn) await web.signIn(agent, ALICE);
+        const flow = await web.authorize(agent, { prompt: 'create', state: 'create' });
+        const params = callbackParams(flow);
+        assert.equal(params.get('error'), 'invalid_request', flow.page.url);
+        assert.match(params.get('error_description') ?? '', /prompt/);
+        assert.equal(params.get('state'), 'create', signedIn ? 'signed in' : 'no session');
+        assert.equal(params.get('iss'), op.issuer);
+        assert.equal(params.get('code'), null);
+      }
+    });
   });
 });
