@@ -76,8 +76,9 @@ const AUTHORIZATION_ERROR_MEMBERS = new Set(['error', 'error_description', 'erro
 export function authorizationErrorPayload(payload: Record<string, unknown>): Record<string, unknown> {
   let description = payload.error_description;
   const scope = payload.scope;
-  if (typeof scope === 'string' && scope && typeof description === 'string' && !description.split(/[\s:,()]+/).includes(scope)) {
-    description = `${description}: ${scope}`;
+  if (typeof scope === 'string' && scope.trim() && typeof description === 'string') {
+    const said = new Set(description.split(/[\s:;,()]+/));
+    if (!scope.split(' ').every((name) => !name || said.has(name))) description = `${description}: ${scope}`;
   }
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(payload)) if (AUTHORIZATION_ERROR_MEMBERS.has(name)) out[name] = value;
