@@ -157,5 +157,34 @@ describe('Spec-letter pass, fourteenth (letters no check covered)', function () 
         assert.equal(params.get('code'), null);
       }
     });
+
+    it("content types and caching of the answers no check named: userinfo's claims and its error no-store, JSON in UTF-8; device authorization's error, an unknown path and a method not taken JSON, no-store; the JWKS application/jwk-set+json; the redirect and the form_post page that carry a code, no-store (Core §5.3.2, RFC 6749 §5.1, RFC 7517 §8.5.1, RFC 9700 §4.2.4)", async () => {
+      const web = await RelyingParty.create(op, 'web', { secret: SECRET });
+      const agent = new Agent();
+      const tokens = await web.redeem(await web.signIn(agent, ALICE, { scope: 'openid email' }));
+      const json = /^application\/json; charset=utf-8$/i;
+      const answers: Record<string, Response> = {
+        userinfo: await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } }),
+        'userinfo error': await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: 'Bearer not-a-token' } }),
+        'device authorization error': await fetch(op.metadata.device_authorization_endpoint as string, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'client_id=nobody&scope=openid' }),
+        'unknown path': await fetch(new URL('/no-such-endpoint', op.issuer)),
+        'method not taken': await fetch(op.metadata.token_endpoint!, { method: 'PUT' }),
+      };
+      for (const [name, response] of Object.entries(answers)) {
+        assert.match(response.headers.get('content-type') ?? '', json, name);
+        assert.match(response.headers.get('cache-control') ?? '', /no-store/, name);
+        const body = (await response.json()) as Record<string, unknown>;
+        assert.ok(name === 'userinfo' ? body.sub === op.subs.alice : typeof body.error === 'string', `${name}: ${JSON.stringify(body)}`);
+      }
+      const jwks = await fetch(op.metadata.jwks_uri!);
+      assert.match(jwks.headers.get('content-type') ?? '', /^application\/jwk-set\+json/);
+      assert.ok(Array.isArray(((await jwks.json()) as { keys?: unknown }).keys));
+      for (const mode of ['query', 'form_post']) {
+        const flow = await web.authorize(agent, { prompt: 'none', response_mode: mode });
+        const code = mode === 'form_post' ? formIn(flow.page.html, web.redirectUri).hidden.code : callbackParams(flow).get('code');
+        assert.ok(code, `${mode}: a code`);
+        assert.match(flow.page.headers.get('cache-control') ?? '', /no-store/, mode);
+      }
+    });
   });
 });
