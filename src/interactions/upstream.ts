@@ -254,7 +254,12 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       const seconds = requestedMaxAge(maxAge);
       // A fresh sign-in asked of us (an app's prompt=login or max_age=0, the account page's "sign in
       // again") is asked of the upstream too, so its session alone does not answer for the person.
-      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || seconds === 0;
+      // So is the sign-in that confirms a link offered by email (link-confirmation.ts): it makes another
+      // provider's identity a way into this account, and it is the account's person's to make by
+      // signing in now, as a password typed or a passkey verified is. That provider's session alone (a
+      // shared browser whose person signed out of Latchkey but not of it) joined a second person's
+      // identity to the first one's account, with no one asked anything (fourteenth fresh-eyes passes).
+      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || seconds === 0 || offeredLink(interaction) !== undefined;
       started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh, seconds);
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
