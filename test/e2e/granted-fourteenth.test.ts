@@ -17,6 +17,7 @@ import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { launchChromium } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
@@ -77,8 +78,8 @@ describe('e2e: fourteenth fresh-eyes pass, more than was granted', function () {
       const [home, corp] = [await startFakeUpstream(UPSTREAM_SECRET), await startFakeUpstream(UPSTREAM_SECRET)];
       fakes.push(home, corp);
       const upstreams = new Upstreams(server.kv, server.config.keys.secrets);
-      await upstreams.add({ id: `home-${tag}`, issuer: home.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Home', linkByEmail: false, endSession: false });
-      await upstreams.add({ id: `corp-${tag}`, issuer: corp.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Corp', linkByEmail: true, endSession: false });
+      await upstreams.add({ id: `home-${tag}`, issuer: home.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: `Home ${tag}`, linkByEmail: false, endSession: false });
+      await upstreams.add({ id: `corp-${tag}`, issuer: corp.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: `Corp ${tag}`, linkByEmail: true, endSession: false });
       const links = new UpstreamLinks(server.kv, server.accounts);
       const request = (upstream: string) =>
         `${server.issuer}/auth?${new URLSearchParams({ client_id: 'fourteenth-app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream })}`;
@@ -151,6 +152,85 @@ describe('e2e: fourteenth fresh-eyes pass, more than was granted', function () {
       // The first app, silently: Bob never allowed it, and nothing of Alice's is given.
       const silent = await startAuthorization(agent, web, REDIRECT, { scope: 'openid email', prompt: 'none' });
       assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required', silent.page.url);
+    });
+  });
+
+  describe('in Chromium: a shared computer (held, with the fix above)', function () {
+    // Debian's Chromium, started and driven through a dozen pages.
+    this.timeout(120_000);
+
+    it("Alice's home session left in the browser confirms no link for someone else; another person's sign-in there switches the account and asks their own consent", async () => {
+      const [home, corp] = [await startFakeUpstream(UPSTREAM_SECRET), await startFakeUpstream(UPSTREAM_SECRET)];
+      fakes.push(home, corp);
+      const upstreams = new Upstreams(server.kv, server.config.keys.secrets);
+      await upstreams.add({ id: 'home-chromium', issuer: home.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Chromium home', linkByEmail: false, endSession: false });
+      await upstreams.add({ id: 'corp-chromium', issuer: corp.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Chromium corp', linkByEmail: true, endSession: false });
+      const links = new UpstreamLinks(server.kv, server.accounts);
+      const web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+      const other = await oidc.discovery(new URL(server.issuer), OTHER.id, OTHER.secret, oidc.ClientSecretBasic(OTHER.secret), { execute: [oidc.allowInsecureRequests] });
+      const browser = await launchChromium();
+      try {
+        const context = await browser.newContext();
+        // The apps' callbacks: answered by the test, which reads the code from the address.
+        await context.route(/^https:\/\/[a-z]+\.fourteenth\.example\.test\//, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<p>app</p>' }));
+        const page = await context.newPage();
+        const authorize = async (config: oidc.Configuration, redirectUri: string, params: Record<string, string>) => {
+          const verifier = oidc.randomPKCECodeVerifier();
+          const url = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params });
+          // A request answered straight back at the app (prompt=none) ends at its address, which the route above answers.
+          await page.goto(url.href).catch((error: Error) => assert.match(error.message, /ERR_NAME_NOT_RESOLVED|ERR_ABORTED/));
+          return verifier;
+        };
+        const codeAt = async (config: oidc.Configuration, redirectUri: string, verifier: string) => {
+          await page.waitForURL((url) => url.href.startsWith(redirectUri));
+          return oidc.authorizationCodeGrant(config, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+        };
+        // Alice's account made through home, in this browser; she then leaves Latchkey (its cookies cleared), not home.
+        home.state.sub = 'alice-chromium';
+        home.state.email = 'alice-chromium@shared.fourteenth.example';
+        let verifier = await authorize(web, REDIRECT, { scope: 'openid email', upstream: 'home-chromium' });
+        await page.click('button:has-text("Allow")');
+        assert.equal((await codeAt(web, REDIRECT, verifier)).claims()!.email, 'alice-chromium@shared.fourteenth.example');
+        const alice = (await links.find('home-chromium', 'alice-chromium'))?.sub;
+        await context.clearCookies();
+        // Someone else's corp identity says her address: offered the link, they choose Home, which answers from her session of an hour ago.
+        corp.state.sub = 'someone-chromium';
+        corp.state.email = 'alice-chromium@shared.fourteenth.example';
+        home.state.authTime = Math.floor(Date.now() / 1000) - 3600;
+        await authorize(web, REDIRECT, { scope: 'openid email', upstream: 'corp-chromium' });
+        await page.waitForSelector('text=already exists here');
+        await page.click('button:has-text("Continue with Chromium home")');
+        await page.waitForSelector('text=did not confirm who you are');
+        assert.equal(home.state.prompt, 'login');
+        assert.equal(await links.find('corp-chromium', 'someone-chromium'), undefined, "nothing joined to Alice's account");
+        assert.ok(alice);
+
+        // Dave signs in to the other app with prompt=login where Carol is signed in (her password sign-in).
+        await server.accounts.create('carol', PASSWORD, { email: 'carol@fourteenth.example', email_verified: true });
+        await server.accounts.create('dave', PASSWORD, { email: 'dave@fourteenth.example', email_verified: true });
+        await context.clearCookies();
+        verifier = await authorize(web, REDIRECT, { scope: 'openid email' });
+        await page.fill('input[name="username"]', 'carol');
+        await page.fill('input[name="password"]', PASSWORD);
+        await page.click('button:has-text("Sign in")');
+        const consentOrBack = await Promise.race([page.waitForURL((url) => url.href.startsWith(REDIRECT)).then(() => 'back'), page.waitForSelector('button:has-text("Allow")').then(() => 'consent')]);
+        if (consentOrBack === 'consent') await page.click('button:has-text("Allow")');
+        assert.equal((await codeAt(web, REDIRECT, verifier)).claims()!.email, 'carol@fourteenth.example');
+        verifier = await authorize(other, OTHER_REDIRECT, { scope: 'openid email', prompt: 'login' });
+        await page.fill('input[name="username"]', 'dave');
+        await page.fill('input[name="password"]', PASSWORD);
+        await page.click('button:has-text("Sign in")');
+        // The engine's sign-out of Carol is a form the page posts itself; then Dave's own consent.
+        await page.waitForSelector('text=Signed in as');
+        assert.match(await page.textContent('body') ?? '', /Signed in as\s*dave/);
+        await page.click('button:has-text("Allow")');
+        assert.equal((await codeAt(other, OTHER_REDIRECT, verifier)).claims()!.email, 'dave@fourteenth.example');
+        await authorize(web, REDIRECT, { scope: 'openid email', prompt: 'none' });
+        await page.waitForURL((url) => url.href.startsWith(REDIRECT));
+        assert.equal(new URL(page.url()).searchParams.get('error'), 'consent_required', 'nothing of Carol\'s for the first app');
+      } finally {
+        await browser.close();
+      }
     });
   });
 
