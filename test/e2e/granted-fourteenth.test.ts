@@ -121,6 +121,42 @@ describe('e2e: fourteenth fresh-eyes pass, more than was granted', function () {
     });
   });
 
+  describe('a link offered by email, confirmed by a sign-in begun before the offer', () => {
+    it("a sign-in through the account's provider that was not asked fresh, begun before the offer and finished after it (its state cookie put back), links nothing", async () => {
+      const [home, corp] = [await startFakeUpstream(UPSTREAM_SECRET), await startFakeUpstream(UPSTREAM_SECRET)];
+      fakes.push(home, corp);
+      const upstreams = new Upstreams(server.kv, server.config.keys.secrets);
+      await upstreams.add({ id: 'home-race', issuer: home.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Home race', linkByEmail: false, endSession: false });
+      await upstreams.add({ id: 'corp-race', issuer: corp.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Corp race', linkByEmail: true, endSession: false });
+      const links = new UpstreamLinks(server.kv, server.accounts);
+      const request = (extra: Record<string, string> = {}) =>
+        `${server.issuer}/auth?${new URLSearchParams({ client_id: 'fourteenth-app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', ...extra })}`;
+      home.state.sub = 'owner-race';
+      home.state.email = 'owner-race@shared.fourteenth.example';
+      const browser = new Agent();
+      await browser.follow(request({ upstream: 'home-race' }), {}, REDIRECT);
+      assert.ok(await links.find('home-race', 'owner-race'));
+      const host = new URL(server.issuer).host;
+      const forget = (names: string[]) => browser.keepCookies(server.issuer, new Response(null, { headers: names.map((name) => ['set-cookie', `${name}=; Max-Age=0`] as [string, string]) }));
+      forget(browser.cookieNames(host));
+      // The login page; "Continue with Home race" begun (no offer yet: not asked fresh), home's answer (from the owner's session of an hour ago) held.
+      const login = await browser.follow(request(), {}, REDIRECT);
+      home.state.authTime = Math.floor(Date.now() / 1000) - 3600;
+      const toHome = await browser.submit(login, '/upstream/home-race', {}, home.state.issuer);
+      const pendingCookies = browser.cookieHeader(`${server.issuer}/upstream/`).split('; ').filter((pair) => pair.startsWith('lk_upstream'));
+      const homeAnswer = (await fetch(toHome.url, { redirect: 'manual' })).headers.get('location')!;
+      // Then someone else's corp identity, saying the owner's address: the offer.
+      corp.state.sub = 'other-race';
+      corp.state.email = 'owner-race@shared.fourteenth.example';
+      const offered = await browser.submit(login, '/upstream/corp-race', {}, REDIRECT);
+      assert.match(offered.html, /already exists here\. Sign in to it/, words(offered));
+      // Home's held answer delivered now, with the cookie of its start put back.
+      browser.keepCookies(server.issuer, new Response(null, { headers: pendingCookies.map((pair) => ['set-cookie', `${pair}; Path=/upstream/`] as [string, string]) }));
+      await browser.follow(homeAnswer, {}, REDIRECT);
+      assert.equal(await links.find('corp-race', 'other-race'), undefined, "the other person's corp identity is not joined to the owner's account");
+    });
+  });
+
   describe('two people in one browser (held)', () => {
     const config = (client: ClientCredentials) => oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
 
