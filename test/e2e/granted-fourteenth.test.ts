@@ -6,7 +6,8 @@
  * already uses answered from that provider's session alone: in a browser where the account's owner
  * was still signed in there (a shared computer, Latchkey signed out of), a second person's identity
  * at the linking provider was joined to the owner's account without anyone typing anything, where the
- * password and passkey ways of confirming are each a sign-in of now. Held and pinned: two people in
+ * password and passkey ways of confirming are each a sign-in of now; and so by such a sign-in begun
+ * before the offer and finished after it. Held and pinned: two people in
  * one browser (the engine's account switch, a consent page left open across it), and what a refresh
  * token gives for every resource and scope asked.
  */
