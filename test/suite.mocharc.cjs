@@ -44,6 +44,7 @@ const LONGEST_FIRST = [
   'test/e2e/redteam-endings-22.test.ts',
   'test/integration/operations.test.ts',
   'test/e2e/endings-fourteenth.test.ts',
+  'test/e2e/granted-fourteenth.test.ts',
 ];
 
 const SUITES = ['unit', 'integration', 'e2e', 'conformance', 'fuzz'].map((suite) => `test/${suite}/**/*.test.ts`);
