@@ -2,7 +2,7 @@
  * authorizationErrorPayload (src/provider/patches/error-descriptions.ts), as the fourteenth passes
  * made it (security-passes.md, "the letter of the specs (conformance, h3)"): an authorization error
  * response leaves with RFC 6749 §4.1.2.1's members and RFC 9207's iss alone, the engine's `scope`
- * said in the description unless the description already names each of its scopes.
+ * said in the description.
  */
 import assert from 'node:assert/strict';
 import { authorizationErrorPayload } from '../../src/provider/patches/error-descriptions.js';
@@ -14,11 +14,9 @@ describe('unit: an authorization error response carries RFC 6749 §4.1.2.1 membe
     });
   });
 
-  it('a description that names every scope already is kept as it is; one naming some of them gets the whole list', () => {
-    const named = authorizationErrorPayload({ error: 'invalid_scope', error_description: 'scope not granted to this client at https://api.example: read write', scope: 'read write' });
-    assert.deepEqual(named, { error: 'invalid_scope', error_description: 'scope not granted to this client at https://api.example: read write' });
-    const some = authorizationErrorPayload({ error: 'invalid_scope', error_description: 'this client may no longer request read', scope: 'read write' });
-    assert.equal(some.error_description, 'this client may no longer request read: read write');
+  it('the scope is appended whole, scope tokens of any RFC 6749 §3.3 characters included (merged-review h9: no description at a response mode names them)', () => {
+    const out = authorizationErrorPayload({ error: 'invalid_scope', error_description: 'requested scope is not allowed', scope: 'https://api.example/read orders:write' });
+    assert.equal(out.error_description, 'requested scope is not allowed: https://api.example/read orders:write');
   });
 
   it('error_uri, state and iss stay; anything else goes; the description is brought into RFC 6749 characters', () => {

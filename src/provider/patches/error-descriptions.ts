@@ -72,14 +72,16 @@ type ResponseMode = (ctx: unknown, redirectUri: string, payload: Record<string, 
  */
 const AUTHORIZATION_ERROR_MEMBERS = new Set(['error', 'error_description', 'error_uri', 'state', 'iss']);
 
-/** An authorization error response's payload with RFC 6749 §4.1.2.1's members only, its description in that section's characters. */
+/**
+ * An authorization error response's payload with RFC 6749 §4.1.2.1's members only, its description in
+ * that section's characters. The scope is appended whole: no invalid_scope description that reaches a
+ * response mode names its scopes (the engine's and current-registration.ts's say "requested scope is
+ * not allowed"; those that name them are the token endpoint's, which answers in JSON).
+ */
 export function authorizationErrorPayload(payload: Record<string, unknown>): Record<string, unknown> {
   let description = payload.error_description;
   const scope = payload.scope;
-  if (typeof scope === 'string' && scope.trim() && typeof description === 'string') {
-    const said = new Set(description.split(/[\s:;,()]+/));
-    if (!scope.split(' ').every((name) => !name || said.has(name))) description = `${description}: ${scope}`;
-  }
+  if (typeof scope === 'string' && scope.trim() && typeof description === 'string') description = `${description}: ${scope}`;
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(payload)) if (AUTHORIZATION_ERROR_MEMBERS.has(name)) out[name] = value;
   if (typeof description === 'string') out.error_description = asciiDescription(description);
