@@ -6,7 +6,7 @@
  * polled, so a `latchkey clients add` in another process is seen by a running server within a
  * second. It is one process's store: it does not share sessions between instances. Use Redis for that.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { logIdAfter, type ConsumeOutcome, type Kv, type LogEntry, type RecordEnding, type StoredRecord } from './kv.js';
 
@@ -19,9 +19,18 @@ type Value =
   | { type: 'log'; entries: LogEntry[]; last: [number, number] };
 type Entry = Value & { expiresAt?: number };
 
-/** The store's file is not one it can read (a directory, not JSON): the operator's to fix, one line. */
+/**
+ * The store's file is not one it can read (a directory, not JSON) or write (a directory Latchkey's
+ * user may not write): the operator's to fix, one line. `write`: a write failed (a request is
+ * answered 503 for it, as for a Redis that cannot persist).
+ */
 export class EmbeddedFileUnusable extends Error {
   override name = 'EmbeddedFileUnusable';
+  readonly write: boolean;
+  constructor(message: string, options: ErrorOptions & { readonly write?: boolean } = {}) {
+    super(message, options);
+    this.write = options.write ?? false;
+  }
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -251,11 +260,35 @@ export class EmbeddedKv implements Kv {
 
   #persist() {
     if (!this.#file) return;
-    mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
     const temporary = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(this.#durable(), null, 1), { mode: 0o600 });
-    renameSync(temporary, this.#file);
-    this.#seenAt = statSync(this.#file).mtimeMs;
+    try {
+      mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
+      writeFileSync(temporary, JSON.stringify(this.#durable(), null, 1), { mode: 0o600 });
+      renameSync(temporary, this.#file);
+      this.#seenAt = statSync(this.#file).mtimeMs;
+    } catch (error) {
+      // Latchkey run as a user who may not write there (a checkout's data/ made by root, a directory
+      // not made yet), a full disk: one line naming the setting, not mkdirSync's stack trace (fourteenth
+      // newcomer pass). What failed is not kept: the durable entries go back to the file's, so a
+      // request answered 503 for it (store/outage.ts storeRefused) left nothing behind in memory either.
+      try {
+        rmSync(temporary, { force: true });
+      } catch {
+        // a directory in its way, or none to remove
+      }
+      this.#revertToFile();
+      throw new EmbeddedFileUnusable(`embedded.file (EMBEDDED_FILE): cannot write ${this.#file} (${(error as Error).message.replace(/\n/g, '\\n')}); expected a path Latchkey can write (its directory made, or makeable, by the user Latchkey runs as)`, { cause: error, write: true });
+    }
+  }
+
+  /** The durable entries as the file has them (none while there is no file), after a write that failed. */
+  #revertToFile() {
+    try {
+      this.#load();
+      if (!existsSync(this.#file!)) for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) this.#entries.delete(key);
+    } catch {
+      // unreadable as well: what is in memory is all there is
+    }
   }
 
   #reloadIfChanged() {

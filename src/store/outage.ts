@@ -2,6 +2,8 @@
  * Recognises "the store is unreachable" among errors, so that callers answer 503 with
  * Retry-After (and recover when it returns) instead of reporting a server bug.
  */
+import { EmbeddedFileUnusable } from './embedded.js';
+
 const OUTAGE_MESSAGES = [
   'Connection is closed',
   'Command timed out',
@@ -72,8 +74,14 @@ export function storeRefusal(error: unknown): Error | undefined {
  */
 const REFUSAL = /(?:^|[\s:(])(?:NOPERM|MISCONF|NOREPLICAS|BUSY|TRYAGAIN)\s|^ERR The user executing the script can't /;
 
-/** The store's refusal of a command for a reason of its own (see REFUSAL), or undefined. */
+/**
+ * The store's refusal of a command for a reason of its own (see REFUSAL), or undefined. The
+ * embedded store's file that cannot be written (store/embedded.ts) is one too, as Redis's MISCONF
+ * (it cannot persist): a 503 whose log line names EMBEDDED_FILE, never a 500.
+ */
 export function storeRefused(error: unknown): Error | undefined {
+  if (error instanceof EmbeddedFileUnusable && error.write) return error;
+  if (error instanceof Error && error.cause instanceof EmbeddedFileUnusable && error.cause.write) return error.cause;
   const refusal = storeRefusal(error);
   return refusal && REFUSAL.test(refusal.message) ? refusal : undefined;
 }

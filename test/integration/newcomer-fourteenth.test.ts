@@ -1,0 +1,92 @@
+/**
+ * A newcomer's first hour (fourteenth fresh-eyes passes, docs/security-passes.md): the slips a
+ * developer makes following the README for the first time, each answered with what to do.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { latchkey, serveProcess } from '../helpers/process.js';
+import { freePort } from '../helpers/redis.js';
+import { testDir } from '../helpers/server.js';
+
+describe('a newcomer\'s first hour (fourteenth passes)', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function env(name: string): Promise<Record<string, string>> {
+    mkdirSync(join(dir, name), { recursive: true });
+    return {
+      PORT: String(await freePort()),
+      METRICS_ENABLED: 'false',
+      LOG_LEVEL: 'silent',
+      EMBEDDED_FILE: join(dir, name, 'store.json'),
+      KEYS_DIR: join(dir, name, 'keys'),
+      KEYS_RSA_BITS: '2048',
+    };
+  }
+
+  function assertOneLine(run: { status: number | null; stderr: string }, pattern: RegExp): void {
+    assert.equal(run.status, 1, run.stderr);
+    const lines = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0]!, pattern);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+  }
+
+  // Run as a user who may not write there (the checkout's data/ made by root, a service user given
+  // EMBEDDED_FILE=/var/lib/latchkey/store.json before the directory exists): a stack trace from
+  // mkdirSync at the first write. /sys refuses every new file, to root as well.
+  const UNWRITABLE = `/sys/latchkey-newcomer-${process.pid}/store.json`;
+
+  it('serve and the CLI with an EMBEDDED_FILE they cannot write: one line naming the setting, not a stack trace', async () => {
+    const settings = { ...(await env('unwritable')), EMBEDDED_FILE: UNWRITABLE };
+    const pattern = /^latchkey: embedded\.file \(EMBEDDED_FILE\): cannot write \/sys\/latchkey-newcomer-\d+\/store\.json \(E[A-Z]+[^)]*\); expected a path Latchkey can write/;
+    assertOneLine(await latchkey(settings, ['serve']), pattern);
+    assertOneLine(await latchkey(settings, ['users', 'add', 'alice', '--password-stdin'], 'a long passphrase'), pattern);
+  });
+
+  it('REDIS_URL written as host:port (as redis-cli takes it): one line with the URL to write, not a TypeError; credentials in it are not echoed', async () => {
+    const settings = await env('redis-url');
+    for (const args of [['serve'], ['users', 'list']]) {
+      assertOneLine(
+        await latchkey({ ...settings, REDIS_URL: '127.0.0.1:6379' }, args),
+        /^latchkey: redis\.url \(REDIS_URL\): expected a redis:\/\/ or rediss:\/\/ URL .*such as redis:\/\/127\.0\.0\.1:6379, got "127\.0\.0\.1:6379"$/,
+      );
+    }
+    const withPassword = await latchkey({ ...settings, REDIS_URL: 'default:s3cret-pw@redis.internal:6379' }, ['serve']);
+    assertOneLine(withPassword, /^latchkey: redis\.url \(REDIS_URL\): expected a redis:\/\/ .*got "\*\*\*@redis\.internal:6379"$/);
+    assert.doesNotMatch(withPassword.stderr, /s3cret-pw/);
+  });
+
+  it('a running server whose store file can no longer be written answers 503, not 500, and keeps nothing of what failed', async () => {
+    const settings: Record<string, string> = { ...(await env('later')), REGISTRATION_OPEN: 'true', LOG_LEVEL: 'error', LOG_FORMAT: 'json' };
+    const server = await serveProcess(settings);
+    try {
+      const register = (name: string) =>
+        fetch(`${server.url}/reg`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ client_name: name, redirect_uris: ['https://app.example.com/callback'] }),
+        });
+      const first = await register('first');
+      assert.equal(first.status, 201, await first.clone().text());
+      // The next write's temporary file (<file>.<pid>.tmp) cannot be made: a directory is in its way.
+      const { pid } = JSON.parse(readFileSync(`${settings.EMBEDDED_FILE!}.server`, 'utf8')) as { pid: number };
+      mkdirSync(`${settings.EMBEDDED_FILE!}.${pid}.tmp`);
+      const refused = await register('second');
+      assert.equal(refused.status, 503, await refused.clone().text());
+      assert.ok(refused.headers.get('retry-after'));
+      assert.equal(((await refused.json()) as { error: string }).error, 'temporarily_unavailable');
+      // Not done: the client that was refused is not served from memory either.
+      rmSync(`${settings.EMBEDDED_FILE!}.${pid}.tmp`, { recursive: true });
+      const list = await latchkey(settings, ['clients', 'list']);
+      assert.equal(list.status, 0, list.stderr);
+      assert.match(list.stdout, /"first"/);
+      assert.doesNotMatch(list.stdout, /"second"/);
+      assert.match(server.stdout() + server.stderr(), /cannot write/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
