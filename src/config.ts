@@ -108,8 +108,17 @@ const resourceServer = z.strictObject({
 
 /** ioredis takes the URL's path for a database number: `/x` was SELECT NaN, refused by Redis as an uncaught error. */
 const redisUrl = z
-  .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })
-  .refine((value) => /^\/?\d*$/.test(new URL(value).pathname), 'its path is a database number, as in redis://127.0.0.1:6379/0 (or none)');
+  .url({
+    protocol: /^rediss?$/,
+    // Written as host:port (as redis-cli takes it), it is told the scheme it lacks, without its credentials.
+    error: (issue) => {
+      const bare = typeof issue.input === 'string' && /^[\w.:[\]-]+(?:\/\d*)?$/.test(issue.input) && !issue.input.includes('//') ? issue.input : undefined;
+      return `expected a redis:// or rediss:// URL (or nothing: the embedded store)${bare ? `, such as redis://${bare}` : ''}`;
+    },
+  })
+  // URL.parse: refinements run after a failed check too, and `new URL` threw on what is not a URL at
+  // all (REDIS_URL=127.0.0.1:6379, without its scheme): a TypeError's stack trace at start (fourteenth newcomer pass).
+  .refine((value) => /^\/?\d*$/.test(URL.parse(value)?.pathname ?? ''), 'its path is a database number, as in redis://127.0.0.1:6379/0 (or none)');
 
 /** The most worker processes `workers` (WORKERS) and `serve --workers` take. */
 export const MAX_WORKERS = 256;
@@ -451,7 +460,8 @@ function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string
   if (meant !== undefined && typeof value === 'object' && value !== null) return '';
   // A URL's credentials, whichever setting (or misspelt one) holds it: up to the last @ before the
   // path, as the URL parser reads them (a password may hold an @ unescaped; its end was shown).
-  if (typeof value === 'string') value = withoutQuerySecrets(value.replace(/\/\/[^/?#]*@/, '//***@'));
+  // Written without its scheme (REDIS_URL=user:password@host:6379), its credentials are hidden all the same.
+  if (typeof value === 'string') value = withoutQuerySecrets(value.includes('//') ? value.replace(/\/\/[^/?#]*@/, '//***@') : value.replace(/^[^/?#]*@/, '***@'));
   const text = JSON.stringify(value);
   return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
 }
