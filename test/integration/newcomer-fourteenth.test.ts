@@ -59,6 +59,18 @@ describe('a newcomer\'s first hour (fourteenth passes)', function () {
     assert.doesNotMatch(withPassword.stderr, /s3cret-pw/);
   });
 
+  it('a first start says nothing of access tokens "issued with a longer lifetime" (the revocation feed\'s own is fixed); a lifetime set lower is still said', async () => {
+    const started = async (extra: Record<string, string>) => {
+      const server = await serveProcess({ ...(await env('lifetimes')), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...extra });
+      await server.stop();
+      return server.stdout().split('\n').filter((line) => line.includes('"apis.lifetimes_bounded"'));
+    };
+    assert.deepEqual(await started({}), []);
+    const lowered = await started({ TTL_CLIENT_CREDENTIALS: '300' });
+    assert.equal(lowered.length, 1, lowered.join('\n'));
+    assert.match(lowered[0]!, /"apis":\["http:\/\/localhost:\d+\/admin"\]/);
+  });
+
   it('a running server whose store file can no longer be written answers 503, not 500, and keeps nothing of what failed', async () => {
     const settings: Record<string, string> = { ...(await env('later')), REGISTRATION_OPEN: 'true', LOG_LEVEL: 'error', LOG_FORMAT: 'json' };
     const server = await serveProcess(settings);
