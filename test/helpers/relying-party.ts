@@ -267,7 +267,11 @@ async function main() {
     }
     if (unreachable(error)) throw new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`);
     if (notHttp(error)) throw new Error(`no Latchkey at ${issuer}: what listens there does not speak HTTP (${notHttp(error)}); set ISSUER to the issuer Latchkey logs at start ("latchkey is listening")`);
-    throw notLatchkey(issuer, error) ?? error;
+    const tls = tlsFailure(error);
+    // https:// to Latchkey's own port, which speaks plain http (TLS ends at a proxy in front): Node's fetch said only "fetch failed".
+    if (tls?.plain) throw new Error(`no TLS at ${issuer} (${tls.code}): Latchkey itself speaks plain http (TLS ends at a proxy in front of it); set ISSUER to the issuer Latchkey logs at start ("latchkey is listening"), such as ${issuer.replace(/^https:/, 'http:')}`);
+    if (tls) throw new Error(`the TLS certificate at ${issuer} is not trusted here (${tls.code}: ${tls.message}); give Node its CA with NODE_EXTRA_CA_CERTS=<ca.pem>, or set ISSUER to the issuer Latchkey logs at start ("latchkey is listening")`);
+    throw notLatchkey(issuer, error) ?? withCause(error);
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
 }
@@ -301,6 +305,28 @@ function notHttp(error: unknown): string | undefined {
     if (code === 'UND_ERR_SOCKET' || code?.startsWith('HPE_')) return at.message;
   }
   return undefined;
+}
+
+/**
+ * A TLS handshake that failed: `plain` when what answered speaks no TLS at all (an https ISSUER for
+ * Latchkey's own plain-http port), else a certificate Node does not trust (self-signed, another name).
+ */
+function tlsFailure(error: unknown): { code: string; message: string; plain: boolean } | undefined {
+  for (let at = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (!code) continue;
+    if (/^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$/.test(code) || code === 'EPROTO') return { code, message: at.message, plain: true };
+    if (/CERT|^ERR_TLS_|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return { code, message: at.message, plain: false };
+  }
+  return undefined;
+}
+
+/** Node's "fetch failed", with what failed under it (a cause it does not say otherwise). */
+function withCause(error: unknown): unknown {
+  if (!(error instanceof Error) || error.message !== 'fetch failed') return error;
+  let at: unknown = error.cause;
+  while (at instanceof Error && at.cause instanceof Error) at = at.cause;
+  return at instanceof Error ? new Error(`cannot fetch Latchkey's discovery document (${(at as NodeJS.ErrnoException).code ?? at.message})`) : error;
 }
 
 /** Why a fetch failed to connect (e.g. ECONNREFUSED), from the error or its causes. */

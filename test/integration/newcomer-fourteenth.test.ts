@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { latchkey, serveProcess } from '../helpers/process.js';
+import { sampleRp } from './cli-commands.js';
 import { freePort } from '../helpers/redis.js';
 import { testDir } from '../helpers/server.js';
 
@@ -69,6 +72,19 @@ describe('a newcomer\'s first hour (fourteenth passes)', function () {
     const lowered = await started({ TTL_CLIENT_CREDENTIALS: '300' });
     assert.equal(lowered.length, 1, lowered.join('\n'));
     assert.match(lowered[0]!, /"apis":\["http:\/\/localhost:\d+\/admin"\]/);
+  });
+
+  it('npm run sample-rp given an https ISSUER for Latchkey\'s own plain-http port says so and which ISSUER to set (it said only "fetch failed")', async () => {
+    const plain = createServer((_, res) => res.end('{}'));
+    await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done));
+    const { port } = plain.address() as AddressInfo;
+    try {
+      const run = await sampleRp({ ISSUER: `https://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' });
+      assert.equal(run.status, 1);
+      assert.match(run.stderr.trim(), new RegExp(`^no TLS at https://localhost:${port} \\(\\w+\\): Latchkey itself speaks plain http .*such as http://localhost:${port}$`));
+    } finally {
+      plain.close();
+    }
   });
 
   it('a running server whose store file can no longer be written answers 503, not 500, and keeps nothing of what failed', async () => {
