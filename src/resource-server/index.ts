@@ -161,13 +161,34 @@ class RequestFailed extends Error {
   }
 }
 
+/**
+ * A TLS handshake that failed, which waiting does not mend: what answered speaks no TLS (an https
+ * issuer for Latchkey's own plain-http port: `plain`), or its certificate is not trusted here.
+ */
+function tlsFailure(error: unknown): { code: string; plain: boolean } | undefined {
+  for (let at = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (!code) continue;
+    if (/^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$/.test(code) || code === 'EPROTO') return { code, plain: true };
+    if (/CERT|^ERR_TLS_|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return { code, plain: false };
+  }
+  return undefined;
+}
+
 /** fetch, failing with where it went and why: undici's own error says only "fetch failed". */
 async function request(url: string | URL, what: string, init?: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (error) {
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-    const why = String(cause?.code ?? cause?.message ?? (error as Error).message);
+    const tls = tlsFailure(error);
+    // An https issuer given for Latchkey's own port waited startTimeout saying only the code (fourteenth newcomer pass).
+    const hint = tls?.plain
+      ? ': no TLS there; Latchkey itself speaks plain http (TLS ends at a proxy in front of it): give the issuer it logs at start ("latchkey is listening")'
+      : tls
+        ? ': its TLS certificate is not trusted here (NODE_EXTRA_CA_CERTS names a CA for Node)'
+        : '';
+    const why = `${String(cause?.code ?? cause?.message ?? (error as Error).message)}${hint}`;
     throw new RequestFailed(`${what}: cannot reach ${String(url)} (${why})`, `${what}: cannot reach it (${why})`, false, { cause: error });
   }
 }
@@ -176,7 +197,9 @@ async function request(url: string | URL, what: string, init?: RequestInit): Pro
  * `request`, tried again each second (then up to every 5 s) while Latchkey does not answer (no
  * connection, or 502, 503, 504: starting, restarting, behind a proxy that has no instance yet) for
  * up to `startTimeout` ms: an API started beside Latchkey (docker compose, a reboot) waits for it
- * instead of failing its start (newcomer pass of 2026-12-06). Any other answer is taken as it is.
+ * instead of failing its start (newcomer pass of 2026-12-06). Any other answer is taken as it is,
+ * and a TLS handshake that failed (an https issuer for a plain-http port, an untrusted certificate)
+ * fails at once.
  */
 async function untilAnswered(url: string, what: string, { startTimeout = 60_000, onError }: ResourceServerOptions): Promise<Response> {
   const until = performance.now() + startTimeout; // monotonic, as freshness (#lastSync)
@@ -189,7 +212,8 @@ async function untilAnswered(url: string, what: string, { startTimeout = 60_000,
       if (performance.now() + wait > until) return response;
     } catch (error) {
       failure = error as Error;
-      if (performance.now() + wait > until) throw error;
+      // A TLS handshake that failed is the issuer's or the certificate's to mend, not a Latchkey still starting.
+      if (performance.now() + wait > until || tlsFailure(error)) throw error;
     }
     onError?.(new Error(`${failure.message}; trying again in ${wait / 1000} s`, { cause: failure }));
     await new Promise((resolve) => setTimeout(resolve, wait));

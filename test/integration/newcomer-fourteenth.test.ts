@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { latchkey, serveProcess } from '../helpers/process.js';
+import { createResourceServer } from '../../src/resource-server/index.js';
 import { sampleRp } from './cli-commands.js';
 import { freePort } from '../helpers/redis.js';
 import { testDir } from '../helpers/server.js';
@@ -82,6 +83,22 @@ describe('a newcomer\'s first hour (fourteenth passes)', function () {
       const run = await sampleRp({ ISSUER: `https://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' });
       assert.equal(run.status, 1);
       assert.match(run.stderr.trim(), new RegExp(`^no TLS at https://localhost:${port} \\(\\w+\\): Latchkey itself speaks plain http .*such as http://localhost:${port}$`));
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('latchkey/resource-server given an https issuer for Latchkey\'s own plain-http port fails at once saying so (it waited startTimeout, a minute)', async () => {
+    const plain = createServer((_, res) => res.end('{}'));
+    await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done));
+    const { port } = plain.address() as AddressInfo;
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        createResourceServer({ issuer: `https://localhost:${port}`, audience: 'https://api.example.com', clientId: 'api', clientSecret: 'x', startTimeout: 20_000 }),
+        /cannot reach https:\/\/localhost:\d+\/\.well-known\/openid-configuration \(\w+: no TLS there; Latchkey itself speaks plain http/,
+      );
+      assert.ok(performance.now() - started < 5_000, 'failed at once');
     } finally {
       plain.close();
     }
