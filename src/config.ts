@@ -521,10 +521,30 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
   return warnings;
 }
 
+/**
+ * Which of `names` a `.env` file in `dir` sets (never their values). Only docker compose reads it:
+ * a newcomer who made it as the README's Docker lines do, then ran `npm start`, was told to set the
+ * secrets it holds (fourteenth newcomer pass).
+ */
+export function envFileSets(names: readonly string[], dir = process.cwd()): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, '.env'), 'utf8').slice(0, 65_536);
+  } catch {
+    return [];
+  }
+  const set = new Set([...text.matchAll(/^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/gm)].map(([, name]) => name!));
+  return names.filter((name) => set.has(name));
+}
+
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */
-export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): { settings: string[]; message: string } | undefined {
+export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>, dir = process.cwd()): { settings: string[]; message: string } | undefined {
   const settings = publicDefaultSecrets(config);
   if (!settings.length) return undefined;
+  const inEnvFile = envFileSets(settings.map((setting) => /\(([A-Z_]+)\)/.exec(setting)?.[1] ?? '').filter((name) => !process.env[name]), dir);
+  const envFile = inEnvFile.length
+    ? `; ./.env sets ${inEnvFile.join(' and ')}, but only docker compose reads .env: Latchkey reads the environment, so export them in this shell first (set -a; . ./.env; set +a)`
+    : '';
   // What each public default gives away: only what that setting protects.
   const risks = [
     ...(settings.some((name) => name.startsWith('cookie.')) ? ['forge cookies'] : []),
@@ -533,7 +553,7 @@ export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): {
   const one = settings.length === 1;
   return {
     settings,
-    message: `INSECURE: ${settings.join(' and ')} still ${one ? 'holds' : 'hold'} the public development default; anyone can ${risks.join(' and ')}. Set your own ${one ? 'secret' : 'secrets'} (openssl rand -base64 48)`,
+    message: `INSECURE: ${settings.join(' and ')} still ${one ? 'holds' : 'hold'} the public development default; anyone can ${risks.join(' and ')}. Set your own ${one ? 'secret' : 'secrets'} (openssl rand -base64 48)${envFile}`,
   };
 }
 

@@ -3,11 +3,12 @@
  * developer makes following the README for the first time, each answered with what to do.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { latchkey, serveProcess } from '../helpers/process.js';
+import { loadConfig, publicSecretsWarning } from '../../src/config.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
 import { sampleRp } from './cli-commands.js';
 import { freePort } from '../helpers/redis.js';
@@ -102,6 +103,18 @@ describe('a newcomer\'s first hour (fourteenth passes)', function () {
     } finally {
       plain.close();
     }
+  });
+
+  it('the INSECURE warning on Redis says when ./.env holds the secrets it asks for: only docker compose reads .env (npm start does not)', () => {
+    const here = join(dir, 'dotenv');
+    mkdirSync(here, { recursive: true });
+    const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/14' });
+    assert.doesNotMatch(publicSecretsWarning(config, here)!.message, /\.env/);
+    // As the README's Docker lines make it (the values are never said).
+    writeFileSync(join(here, '.env'), 'COOKIE_KEYS=cookie-secret-of-48-characters-cookie-secret-of-48\nexport KEYS_SECRETS=keys-secret-of-48-characters-keys-secret-of-48-ch\nPORT=3001\n');
+    const message = publicSecretsWarning(config, here)!.message;
+    assert.match(message, /^INSECURE: .*; \.\/\.env sets COOKIE_KEYS and KEYS_SECRETS, but only docker compose reads \.env: .*set -a; \. \.\/\.env; set \+a/);
+    assert.doesNotMatch(message, /secret-of-48/);
   });
 
   it('a running server whose store file can no longer be written answers 503, not 500, and keeps nothing of what failed', async () => {
