@@ -16,8 +16,8 @@ import { showLogin } from './login.js';
 import { answeredFor, firstFactorPassed, showMovedOn, showSecondFactor, type SecondFactorOptions } from './second-factor.js';
 import { finishSignIn } from './sign-in-result.js';
 
-/** The second-factor step's options, but where to set up a factor: a passkey is one. */
-type PasskeyOptions = Omit<SecondFactorOptions, 'accountPage'>;
+/** The second-factor step's options (where to add a factor too: its page says so when the person's cannot reach what the app asks). */
+type PasskeyOptions = SecondFactorOptions;
 
 /** What the login page needs to offer a passkey: the ceremony's options, and where to send the assertion. */
 export function passkeyOnLoginPage(secondFactors: SecondFactors) {

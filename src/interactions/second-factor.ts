@@ -13,7 +13,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Context } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
-import type { FirstFactor, Method } from '../accounts/assurance.js';
+import type { Acr, FirstFactor, Method } from '../accounts/assurance.js';
 import { hasSecondFactor, type SecondFactors, type SecondFactorSummary } from '../accounts/second-factors.js';
 import type { TotpOutcome } from '../accounts/totp.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
@@ -90,6 +90,18 @@ async function requiredLevel({ providers }: Interactions, interaction: Interacti
 }
 
 /**
+ * Whether the factors a person holds can reach `level` at all: any second factor reaches `mfa`, only
+ * a passkey `phr` (codes are not offered then). One that cannot is offered "Return to the
+ * application" (unmetRequirements) beside where to add what is missing: before the fourteenth
+ * passes a person with an authenticator app but no passkey, asked for `phr`, could only cancel, and
+ * the app was told access_denied ("the user cancelled") instead of unmet_authentication_requirements.
+ */
+export function factorsReach(summary: SecondFactorSummary, level: Acr): boolean {
+  if (level === 'phr') return summary.passkeys.length > 0;
+  return level === 'pwd' || hasSecondFactor(summary);
+}
+
+/**
  * After a right first factor: asks for a second factor when the person has one, asks them to set
  * one up when the request needs it and they have none, or finishes the sign-in with the first
  * factor alone. Where the first step was this very request (a password), the second-factor page
@@ -127,7 +139,8 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
   };
 }
 
-async function showEnrolmentNeeded({ csrf, clientBranding }: Interactions, ctx: Context, interaction: Interaction, accountPage: string) {
+async function showEnrolmentNeeded(steps: Interactions, ctx: Context, interaction: Interaction, accountPage: string) {
+  const { csrf, clientBranding } = steps;
   ctx.status = 403;
   ctx.type = 'html';
   ctx.body = render('mfa-required', {
@@ -138,21 +151,24 @@ async function showEnrolmentNeeded({ csrf, clientBranding }: Interactions, ctx: 
     device: Boolean(interaction.deviceCode),
     unmet: `/interaction/${interaction.uid}/unmet`,
     csrf: csrf.token(interaction.uid),
+    // An app asking a passkey (phr) is not met by an authenticator app: the page says which to add.
+    passkey: (await requiredLevel(steps, interaction, false)) === 'phr',
   });
 }
 
 /** The second-factor page: the methods the person has that the request accepts. */
 export async function showSecondFactor(
   steps: Interactions,
-  { secondFactors, mfaRequired }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>,
+  { secondFactors, mfaRequired, accountPage }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired' | 'accountPage'>,
   ctx: Context,
   interaction: Interaction,
   passed: FirstFactorPassed,
   error?: string,
 ): Promise<void> {
   const summary = await secondFactors.summary(passed.sub);
+  const level = await requiredLevel(steps, interaction, mfaRequired);
   // Only a passkey is phishing-resistant: a request that needs it is not offered codes.
-  const codes = (await requiredLevel(steps, interaction, mfaRequired)) !== 'phr';
+  const codes = level !== 'phr';
   const passkey = summary.passkeys.length ? await secondFactors.passkeys.authenticationOptions(interaction.uid, passed.sub) : undefined;
   ctx.type = 'html';
   ctx.body = render('second-factor', {
@@ -170,6 +186,8 @@ export async function showSecondFactor(
     abort: `/interaction/${interaction.uid}/abort`,
     // A device's sign-in has no application page to go back to: cancelling tells the device (as mfa-required does).
     device: Boolean(interaction.deviceCode),
+    // Nothing the person holds reaches what the request needs: where to add it, and the way back that tells the app so.
+    ...(!factorsReach(summary, level) && { accountPage, unmet: `/interaction/${interaction.uid}/unmet` }),
     csrf: steps.csrf.token(interaction.uid),
     error,
   });
@@ -261,7 +279,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
 export const answeredFor = (body: Form, passed: FirstFactorPassed) => field(body, 'for') === passed.username;
 
 /** What a form from such a page gets: nothing checked or counted, and the page of the person the sign-in holds now. */
-export function showMovedOn(steps: Interactions, options: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>, ctx: Context, interaction: Interaction, passed: FirstFactorPassed) {
+export function showMovedOn(steps: Interactions, options: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired' | 'accountPage'>, ctx: Context, interaction: Interaction, passed: FirstFactorPassed) {
   ctx.status = 409;
   return showSecondFactor(steps, options, ctx, interaction, passed, `This sign-in went on as ${passed.username} in another tab or window. If that is you, confirm it here; if not, cancel and start again.`);
 }
@@ -274,8 +292,10 @@ async function spentRecoveryCode(factors: SecondFactors, sub: string, code: stri
 
 /**
  * POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told.
- * Only where the enrolment prompt is offered (afterFirstFactor): someone passed the first factor, has
- * no second factor, and the request needs one; anywhere else the app would be told a false reason.
+ * Only where it is offered: someone passed the first factor and the request needs a level their
+ * factors cannot reach (none at all: the enrolment prompt of afterFirstFactor; no passkey for a
+ * request asking one: the second-factor page, factorsReach); anywhere else the app would be told a
+ * false reason.
  */
 export function unmetRequirements(steps: Interactions, { secondFactors, mfaRequired }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>) {
   const { providers, submitted } = steps;
@@ -287,8 +307,7 @@ export function unmetRequirements(steps: Interactions, { secondFactors, mfaRequi
     const offered =
       interaction.prompt.name === 'login' &&
       passed !== undefined &&
-      (await requiredLevel(steps, interaction, mfaRequired)) !== 'pwd' &&
-      !hasSecondFactor(await secondFactors.summary(passed.sub));
+      !factorsReach(await secondFactors.summary(passed.sub), await requiredLevel(steps, interaction, mfaRequired));
     if (!offered) {
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a second factor to be set up' });
       return;
