@@ -149,7 +149,8 @@ describe('passkeys and second factors, fourteenth pass (black box)', function ()
 });
 
 describe('passkeys, fourteenth pass: Chromium and its virtual authenticator against the ceremonies', function () {
-  this.timeout(90_000);
+  // Three browsers' ceremonies: on a loaded two-core runner one test took 68 s.
+  this.timeout(180_000);
   let server: TestServer;
   let app: oidc.Configuration;
   let browser: Browser;
@@ -327,5 +328,68 @@ describe('passkeys, fourteenth pass: Chromium and its virtual authenticator agai
     assert.ok(after.auth_time! > before.auth_time!, `${after.auth_time} after ${before.auth_time}`);
     assert.deepEqual(after.amr, ['swk', 'mfa']);
     assert.equal(after.acr, 'phr');
+  });
+
+  it("held: a passkey copied into another browser (a clone of the credential, its private key and counter) signs the thief in; the owner's removal of it on the account page ends the thief's session and the access token it got", async () => {
+    // The owner: a second browser with its own authenticator, signs in with the password and adds a passkey.
+    const owner = await browser.newContext();
+    const thief = await browser.newContext();
+    try {
+      await server.accounts.create('wren', PASSWORD);
+      const ownerPage = await owner.newPage();
+      const ownerCdp = await owner.newCDPSession(ownerPage);
+      await ownerCdp.send('WebAuthn.enable');
+      const { authenticatorId: ownersKey } = await ownerCdp.send('WebAuthn.addVirtualAuthenticator', {
+        options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      });
+      await ownerPage.goto(`${server.issuer}/account`);
+      await ownerPage.fill('input[name="username"]', 'wren');
+      await ownerPage.fill('input[name="password"]', PASSWORD);
+      await ownerPage.press('input[name="password"]', 'Enter');
+      await ownerPage.waitForSelector('#passkey-enrol-button');
+      await ownerPage.fill('#passkey-name', 'Phone');
+      await ownerPage.click('#passkey-enrol-button');
+      await ownerPage.waitForSelector('text=Passkey added.');
+      // The thief's browser holds a copy of it.
+      const { credentials } = await ownerCdp.send('WebAuthn.getCredentials', { authenticatorId: ownersKey });
+      const thiefPage = await thief.newPage();
+      const thiefCdp = await thief.newCDPSession(thiefPage);
+      await thiefCdp.send('WebAuthn.enable');
+      const { authenticatorId: thiefsKey } = await thiefCdp.send('WebAuthn.addVirtualAuthenticator', {
+        options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      });
+      await thiefCdp.send('WebAuthn.addCredential', { authenticatorId: thiefsKey, credential: credentials[0]! });
+      await thief.route('https://app.example.test/**', (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the app' }));
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      // The login page's autofill is answered at once by the thief's authenticator.
+      await thiefPage.goto(url.href);
+      for (let waited = 0; !thiefPage.url().startsWith(REDIRECT); waited += 100) {
+        if (waited > 15_000) throw new Error(`thief stuck at ${thiefPage.url()}`);
+        if (await thiefPage.locator('h1:has-text("Allow access?")').count()) await thiefPage.click('button:has-text("Allow")');
+        await thiefPage.waitForTimeout(100);
+      }
+      const tokens = await oidc.authorizationCodeGrant(app, new URL(thiefPage.url()), { pkceCodeVerifier: verifier });
+      assert.equal(tokens.claims()!.acr, 'phr');
+      const userinfo = () => fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      assert.equal((await userinfo()).status, 200);
+      // The owner removes the passkey (they keep their password), from the session that added it.
+      await ownerPage.goto(`${server.issuer}/account`);
+      await ownerPage.click('#passkeys button:has-text("Remove")');
+      await ownerPage.waitForSelector('text=Passkey removed.');
+      // The thief's session and its token are over.
+      assert.equal((await userinfo()).status, 401, "the thief's access token after the removal");
+      await thiefCdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: thiefsKey, enabled: false });
+      await thiefPage.goto(`${server.issuer}/account`);
+      await thiefPage.waitForSelector('input[name="password"]');
+      assert.ok(thiefPage.url().includes('/interaction/') && !(await thiefPage.locator('#passkeys').count()), `the thief's browser is signed out: ${thiefPage.url()}`);
+      // And the copy signs nobody in any more.
+      await thiefCdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: thiefsKey, enabled: true });
+      await thiefPage.click('#passkey-button');
+      await thiefPage.waitForSelector('text=That passkey was not accepted');
+    } finally {
+      await owner.close();
+      await thief.close();
+    }
   });
 });
