@@ -73,7 +73,7 @@ function problem(err: EngineError | undefined, resumed: boolean): { error?: stri
 function toldTheDevice(name: string, error: string): { error: string } {
   if (error === 'unmet_authentication_requirements') {
     // Also a person with an authenticator app, for an app asking a passkey (acr_values=phr: second-factor.ts factorsReach).
-    return { error: `${name} was not connected: it asks for a way of signing in your account does not have yet (a passkey, or an authenticator app besides a password). Add one on your account page, then start again on your device.` };
+    return { error: `${name} was not connected: it asks for a second factor your account does not have yet: a passkey or an authenticator app besides a password (a passkey, when it asks for one). Add one on your account page, then start again on your device.` };
   }
   return { error: `${name} was not connected: the sign-in did not finish (${error}), and the device was told. Start again on your device.` };
 }
