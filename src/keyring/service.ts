@@ -165,6 +165,8 @@ export class KeyringService implements SigningGate {
   #running: Promise<void> | undefined;
   #closed = false;
   #failing = false;
+  /** The last read found no ring in the store (refresh). */
+  #missing = false;
   #changesMade = 0;
   /** The policy to plan with now (retainFor): the configured one until told otherwise. */
   #policyNow: () => Promise<RotationPolicy> = () => Promise.resolve(this.#options.policy);
@@ -339,7 +341,11 @@ export class KeyringService implements SigningGate {
   async refresh(): Promise<boolean> {
     const read = ++this.#reads;
     const raw = await this.#options.store.readRaw();
-    if (raw === undefined) return false;
+    if (raw === undefined) {
+      this.#missing = true; // the schedule writes back the ring in service (#writtenBack)
+      return false;
+    }
+    this.#missing = false;
     if (raw === this.#snapshot.raw) {
       this.#inService = Math.max(this.#inService, read); // the ring in service is as new as this read
       return false;
@@ -381,6 +387,7 @@ export class KeyringService implements SigningGate {
   async #tick() {
     try {
       await this.refresh();
+      if (this.#missing) await this.#writtenBack();
       await this.maintain();
       if (this.#failing) this.#options.logger?.info('key ring: store reachable again');
       this.#failing = false;
@@ -389,6 +396,35 @@ export class KeyringService implements SigningGate {
       if (!this.#failing) this.#options.logger?.error({ err: { message: (error as Error).message } }, 'key ring: cannot refresh from the store');
       this.#failing = true;
     }
+  }
+
+  /**
+   * The store holds no ring while this instance signs with one: a Redis that lost everything
+   * (restarted with nothing on disk, flushed, a replica promoted empty). Left so, the instance went
+   * on signing with a key no operator could list, rotate or revoke (`keys revoke`: "no key ring
+   * yet"), the schedule rotated nothing, and a server started meanwhile made a ring of its own,
+   * which this one then adopted, dropping the key it had signed with since the loss (its tokens no
+   * longer verified anywhere). Written back as it is in service, only while the store has none
+   * (under the lock, and compare-and-set on its absence): what another instance wrote first is
+   * adopted at the next refresh instead. Instances share one ring before a loss, so each holds the
+   * same one; a key revoked before the loss left every ring in service then (within
+   * keys.refreshInterval), and is not brought back, as keys/keyring.json imported at a start would.
+   */
+  async #writtenBack(): Promise<void> {
+    const { store, logger } = this.#options;
+    let read = 0;
+    const written = await store.locked(async () => {
+      read = ++this.#reads;
+      if ((await store.readRaw()) !== undefined) return undefined;
+      return store.write(this.#snapshot.ring, undefined);
+    });
+    if (written === LOCKED || written === undefined) return;
+    this.#missing = false;
+    logger?.warn(
+      { event: 'keys.written_back', keys: written.ring.keys.map(({ kid, state }) => `${kid}:${state}`) },
+      `key ring: ${store.description} held none (it lost everything?); wrote back the ring this server signs with. Check \`latchkey keys list\` and revoke again what was revoked before the loss`,
+    );
+    this.#adopt(written, read);
   }
 
   /** Puts the ring of read number `read` into service, unless a read begun after it is in service already. */
