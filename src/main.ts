@@ -48,6 +48,7 @@ import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { acceptedDocumentsKept } from './provider/provider.js';
 import { configuredClientsChanged } from './provider/client-endings.js';
+import { recordConfiguredClientsAgain } from './store/configured-clients.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
 import { mfaEverywhereChange, notRequiredNow, notRequiredSince } from './store/mfa-everywhere.js';
@@ -326,6 +327,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         logger.warn({ event: 'apis.configuration_differs' }, 'another instance recorded other configured APIs while this one started: instances are running with different configurations (RESOURCE_SERVERS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
       }
     }
+    // A store that lost everything while this instance ran: the records the blocks above compare
+    // with are written back with the key ring (keyring/service.ts afterLoss), so that a start with
+    // a client or API changed or removed since still ends what was issued for it after the loss.
+    keys.afterLoss(async () => {
+      await recordConfiguredClientsAgain(kv, config.clients);
+      await apis.recordConfigurationAgain();
+    });
     // An access token lifetime lowered since tokens were issued: the APIs verifying JWTs locally are told (revocation/lowered-lifetimes.ts).
     {
       const told = await tellLoweredLifetimes(apis, revocations, config.ttl);

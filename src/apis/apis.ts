@@ -343,6 +343,22 @@ export class Apis {
     }
   }
 
+  /**
+   * After the store lost everything (keyring/service.ts afterLoss): records the configured APIs and
+   * their grants as this process holds them, only while no record is there, so that a start with
+   * one removed, narrowed or changed since still ends what was issued for it after the loss
+   * (configurationChanged). Ends nothing. True when written.
+   */
+  async recordConfigurationAgain(): Promise<boolean> {
+    if ((await this.kv.get(CONFIGURED_APIS_KEY)) !== undefined) return false;
+    const { now } = await this.#endChanges(undefined);
+    for (const [identifier, recorded] of Object.entries(now)) {
+      const addedAt = this.#static.get(identifier)?.api.addedAt;
+      if (addedAt !== undefined) now[identifier] = { ...recorded, addedAt };
+    }
+    return this.kv.compareAndSet(CONFIGURED_APIS_KEY, undefined, JSON.stringify(now));
+  }
+
   /** Ends what the configuration's change since `recorded` takes away; what to record now. */
   async #endChanges(recorded: Record<string, RecordedApi> | undefined) {
     const configured = this.options.configured.map(({ grants: _grants, ...api }) => api.identifier);

@@ -167,6 +167,8 @@ export class KeyringService implements SigningGate {
   #failing = false;
   /** The last read found no ring in the store (refresh). */
   #missing = false;
+  /** What else the instance writes back when it writes back its ring (afterLoss). */
+  readonly #afterLoss: (() => Promise<void>)[] = [];
   #changesMade = 0;
   /** The policy to plan with now (retainFor): the configured one until told otherwise. */
   #policyNow: () => Promise<RotationPolicy> = () => Promise.resolve(this.#options.policy);
@@ -319,6 +321,15 @@ export class KeyringService implements SigningGate {
     }
   }
 
+  /**
+   * `listener` runs when this instance writes its ring back into a store that lost it (#writtenBack):
+   * the store lost everything, and what else the instance holds that a later start compares with
+   * (the configuration's clients and APIs as recorded) is written back too.
+   */
+  afterLoss(listener: () => Promise<void>): void {
+    this.#afterLoss.push(listener);
+  }
+
   /** Starts following the store and running the schedule. */
   start(): void {
     if (this.#timer || this.#closed) return;
@@ -420,6 +431,7 @@ export class KeyringService implements SigningGate {
     });
     if (written === LOCKED || written === undefined) return;
     this.#missing = false;
+    for (const listener of this.#afterLoss) await listener().catch((error: unknown) => logger?.error({ err: { message: (error as Error).message } }, 'key ring: what is written back after a loss failed'));
     logger?.warn(
       { event: 'keys.written_back', keys: written.ring.keys.map(({ kid, state }) => `${kid}:${state}`) },
       `key ring: ${store.description} held none (it lost everything?); wrote back the ring this server signs with. Check \`latchkey keys list\` and revoke again what was revoked before the loss`,

@@ -8,7 +8,9 @@
  * key ring yet, the schedule rotated nothing, and a server started after the loss made a ring of its
  * own, which the first then adopted, dropping the key it had signed with since the loss. A server
  * that finds the store without a ring now writes back the one it signs with (only while none is
- * there), so that operators reach it again and every instance shares one ring.
+ * there), so that operators reach it again and every instance shares one ring; and with it the
+ * configuration's clients and APIs as recorded, which the next start compares with: without them, a
+ * client removed from the configuration at that start kept the JWTs it got after the loss.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -17,11 +19,13 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { API, clientCredentialsToken, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { createResourceServer } from '../../src/resource-server/index.js';
+import { acceptedBy, API, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const SECRET = 'a-keyring-secret-for-the-fourteenth-blips-pass-0123';
-const CLIENTS = [machineClient(MACHINE)];
+const CLIENTS = [machineClient(MACHINE), machineClient(RS)];
 const ENV = { RESOURCE_SERVERS, KEYS_SECRETS: SECRET, KEYS_REFRESH_INTERVAL: '0.2' };
 
 const kidOf = (jwt: string) => decodeProtectedHeader(jwt).kid!;
@@ -33,19 +37,18 @@ describe('e2e: fourteenth blips pass: Redis restarted empty under a running serv
   const dirs: string[] = [];
   const servers: TestServer[] = [];
 
-  const start = async () => {
-    const dir = testDir();
+  const start = async (clients: Record<string, unknown>[] = CLIENTS, dir = testDir(), port?: number, env: Record<string, string> = ENV) => {
     dirs.push(dir);
-    const port = await freePort();
-    const server = await startServer({ dir, port, redisUrl: redis.url, clients: CLIENTS, env: ENV });
+    port ??= await freePort();
+    const server = await startServer({ dir, port, redisUrl: redis.url, clients, env });
     servers.push(server);
-    return { server, env: testEnv(dir, port, { redisUrl: redis.url, clients: CLIENTS, env: ENV }) };
+    return { server, dir, port, env: testEnv(dir, port, { redisUrl: redis.url, clients, env }) };
   };
 
-  before(async () => {
+  beforeEach(async () => {
     redis = await startRedisServer();
   });
-  after(async () => {
+  afterEach(async () => {
     for (const server of servers.splice(0)) await server.stop();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     await redis?.stop();
@@ -85,5 +88,40 @@ describe('e2e: fourteenth blips pass: Redis restarted empty under a running serv
       await eventually(async () => assert.ok(!(await jwksOf(server)).keys.some(({ kid }) => kid === signing), 'revoked: gone from the JWKS'));
       assert.notEqual(kidOf(await clientCredentialsToken(server.url, MACHINE, API)), signing);
     }
+  });
+
+  /** A token got after a loss, then a restart with `changed` configuration: whether an API following the feed still accepts it. */
+  async function acceptedAfterRestart(clients: Record<string, unknown>[], env: Record<string, string>): Promise<boolean> {
+    const { server: first, dir, port, env: cli } = await start();
+    await redis.kill();
+    await redis.restart();
+    await eventually(async () => assert.equal((await fetch(`${first.url}/readyz`)).status, 200));
+    await eventually(async () => {
+      const run = await latchkey(cli, ['keys', 'list']);
+      assert.notEqual(JSON.parse(run.stdout || '[]').length, 0, 'the ring written back');
+    }, 15, 300);
+    await grantFeed(first, RS.id); // the operator's grant went with the rest
+    const token = await clientCredentialsToken(first.url, MACHINE, API);
+    await first.stop();
+    servers.splice(servers.indexOf(first), 1);
+
+    const { server: second } = await start(clients, dir, port, env);
+    const helper = await createResourceServer({ issuer: second.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    try {
+      return await acceptedBy(helper, token);
+    } finally {
+      helper.close();
+    }
+  }
+
+  it('a configured client removed at a restart after the loss: the JWTs it got after the loss end (the record the start compares with was written back)', async () => {
+    // Before the fix: accepted, until it expired (the start found no record, so nothing changed).
+    assert.equal(await acceptedAfterRestart([machineClient(RS)], ENV), false);
+  });
+
+  it("a configured operator grant taken out at a restart after the loss: the client's JWTs for that API got after the loss end", async () => {
+    const narrowed = JSON.parse(RESOURCE_SERVERS) as { identifier: string; grants: { client_id: string }[] }[];
+    for (const api of narrowed) if (api.identifier === API) api.grants = api.grants.filter(({ client_id }) => client_id !== MACHINE.id);
+    assert.equal(await acceptedAfterRestart(CLIENTS, { ...ENV, RESOURCE_SERVERS: JSON.stringify(narrowed) }), false);
   });
 });
