@@ -369,6 +369,11 @@ export class RevocationList {
   /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
   async #publish(kind: 'access' | 'grant' | 'feed' | 'signed' | 'lead' | 'refresh' | 'session-idle' | 'session-max', seconds: number, ttl: number): Promise<void> {
     const member = `${kind}:${seconds}`;
+    // The epoch before any lifetime: a store holding lifetimes but no epoch is taken for one an
+    // earlier release wrote (epoch 0, nothing refused by it). publishLifetimes stamps it first; a key's
+    // revocation (revokeKey, the CLI's) on a store that lost everything did not, and made every token
+    // revoked before the loss valid again (fourteenth passes, blips-fourteenth). A cached read once stamped.
+    await this.epoch();
     // The key first: a member whose key is gone is read as gone.
     await this.#kv.set(lifetimeKey(member), '1', { ttl });
     await this.#kv.addToSet(LIFETIMES_KEY, member, ttl);

@@ -20,7 +20,7 @@ import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
-import { acceptedBy, API, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
@@ -123,5 +123,27 @@ describe('e2e: fourteenth blips pass: Redis restarted empty under a running serv
     const narrowed = JSON.parse(RESOURCE_SERVERS) as { identifier: string; grants: { client_id: string }[] }[];
     for (const api of narrowed) if (api.identifier === API) api.grants = api.grants.filter(({ client_id }) => client_id !== MACHINE.id);
     assert.equal(await acceptedAfterRestart(CLIENTS, { ...ENV, RESOURCE_SERVERS: JSON.stringify(narrowed) }), false);
+  });
+
+  it('a key revoked on the store before anything stamped its epoch after the loss: a token revoked before the loss stays refused (the revocation stamps the epoch before it writes the lifetimes)', async () => {
+    const { server, env } = await start();
+    const revoked = await clientCredentialsToken(server.url, MACHINE, API);
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, revoked)).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the loss in a later second than the token
+    await redis.kill();
+    await redis.restart();
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    let next = '';
+    await eventually(async () => {
+      const run = await latchkey(env, ['keys', 'list']);
+      next = (JSON.parse(run.stdout || '[]') as { kid: string; state: string }[]).find(({ state }) => state === 'next')?.kid ?? '';
+      assert.ok(next, 'the ring written back');
+    }, 15, 300);
+    // The operator revokes again what was revoked (the runbook), before any check or signature stamped the store.
+    const revoke = await latchkey(env, ['keys', 'revoke', next]);
+    assert.equal(revoke.status, 0, revoke.stderr);
+    // Before the fix: active. The kid entry's lifetime was written first, and the store, holding
+    // lifetimes, was taken for one an earlier release wrote: epoch 0, nothing refused by it.
+    assert.equal((await introspect(server.url, RS, revoked)).active, false, 'a token revoked before the loss');
   });
 });
