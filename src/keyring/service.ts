@@ -169,6 +169,8 @@ export class KeyringService implements SigningGate {
   #missing = false;
   /** What else the instance writes back when it writes back its ring (afterLoss). */
   readonly #afterLoss: (() => Promise<void>)[] = [];
+  /** The ring was written back and the afterLoss listeners have not all run through yet: run at each look until they do. */
+  #afterLossOwed = false;
   #changesMade = 0;
   /** The policy to plan with now (retainFor): the configured one until told otherwise. */
   #policyNow: () => Promise<RotationPolicy> = () => Promise.resolve(this.#options.policy);
@@ -324,7 +326,8 @@ export class KeyringService implements SigningGate {
   /**
    * `listener` runs when this instance writes its ring back into a store that lost it (#writtenBack):
    * the store lost everything, and what else the instance holds that a later start compares with
-   * (the configuration's clients and APIs as recorded) is written back too.
+   * (the configuration's clients and APIs as recorded) is written back too. Run again at each look
+   * until every listener succeeded (a blip then): each must write only what is absent.
    */
   afterLoss(listener: () => Promise<void>): void {
     this.#afterLoss.push(listener);
@@ -399,6 +402,7 @@ export class KeyringService implements SigningGate {
     try {
       await this.refresh();
       if (this.#missing) await this.#writtenBack();
+      if (this.#afterLossOwed) await this.#afterLossDone();
       await this.maintain();
       if (this.#failing) this.#options.logger?.info('key ring: store reachable again');
       this.#failing = false;
@@ -431,12 +435,18 @@ export class KeyringService implements SigningGate {
     });
     if (written === LOCKED || written === undefined) return;
     this.#missing = false;
-    for (const listener of this.#afterLoss) await listener().catch((error: unknown) => logger?.error({ err: { message: (error as Error).message } }, 'key ring: what is written back after a loss failed'));
+    this.#afterLossOwed = true;
     logger?.warn(
       { event: 'keys.written_back', keys: written.ring.keys.map(({ kid, state }) => `${kid}:${state}`) },
       `key ring: ${store.description} held none (it lost everything?); wrote back the ring this server signs with. Check \`latchkey keys list\` and revoke again what was revoked before the loss`,
     );
     this.#adopt(written, read);
+  }
+
+  /** Runs the afterLoss listeners; one that fails (a store blip) leaves them owed to the next look. */
+  async #afterLossDone(): Promise<void> {
+    for (const listener of this.#afterLoss) await listener();
+    this.#afterLossOwed = false;
   }
 
   /** Puts the ring of read number `read` into service, unless a read begun after it is in service already. */
