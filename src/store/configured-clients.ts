@@ -27,24 +27,28 @@ export interface ConfiguredClientChanges {
   record(): Promise<boolean>;
 }
 
-/**
- * Compares the clients configured now with those recorded. None recorded (the first start of a
- * release that keeps them): nothing changed, and they are recorded as they are.
- */
+/** The configured clients as they are recorded: each stored as the adapter stores it, by client_id. */
+function recordOf(clients: readonly Metadata[]): Record<string, AdapterPayload> {
+  return Object.fromEntries(clients.map((client) => [String(client.client_id), storedClient({ ...client } as AdapterPayload)]));
+}
+
 /**
  * After the store lost everything (keyring/service.ts afterLoss): records the clients this instance
  * is configured with, only while no record is there, so that a start with a client changed or
  * removed since still ends what it was issued after the loss. True when written.
  */
 export async function recordConfiguredClientsAgain(kv: Kv, clients: readonly Metadata[]): Promise<boolean> {
-  const now = Object.fromEntries(clients.map((client) => [String(client.client_id), storedClient({ ...client } as AdapterPayload)]));
-  return kv.compareAndSet(CONFIGURED_CLIENTS_KEY, undefined, JSON.stringify(now));
+  return kv.compareAndSet(CONFIGURED_CLIENTS_KEY, undefined, JSON.stringify(recordOf(clients)));
 }
 
+/**
+ * Compares the clients configured now with those recorded. None recorded (the first start of a
+ * release that keeps them): nothing changed, and they are recorded as they are.
+ */
 export async function configuredClientChanges(kv: Kv, clients: readonly Metadata[]): Promise<ConfiguredClientChanges> {
   const text = await kv.get(CONFIGURED_CLIENTS_KEY);
   const recorded = text === undefined ? undefined : (JSON.parse(text) as Record<string, AdapterPayload>);
-  const now: Record<string, AdapterPayload> = Object.fromEntries(clients.map((client) => [String(client.client_id), storedClient({ ...client } as AdapterPayload)]));
+  const now = recordOf(clients);
   const next = JSON.stringify(now);
   const replaced = Object.entries(now).flatMap(([clientId, stored]) => {
     const before = recorded?.[clientId];
