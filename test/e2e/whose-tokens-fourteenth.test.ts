@@ -185,7 +185,9 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
     }
   });
 
-  describe('in Chromium', () => {
+  describe('in Chromium', function () {
+    // Each navigation takes seconds on a loaded machine (one core shared with the server).
+    this.timeout(180_000);
     let browser: Browser;
     before(async () => {
       browser = await launchChromium();
