@@ -12,12 +12,14 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
+import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import type { Page } from '../helpers/agent.js';
 import { addPerson, Agent, ALICE, BOB, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from '../conformance/fixture.js';
 
 const SECRET = 'whose-tokens-fourteenth-client-secret-with-plenty-of-entropy';
+const UPSTREAM_SECRET = 'whose-tokens-fourteenth-upstream-secret-with-plenty-of-entropy';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 describe('e2e: whose tokens — two people in one browser, each app gets the person who signed in and consented there (fourteenth passes)', function () {
@@ -182,6 +184,41 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
       });
       assert.equal(polled.status, 400);
       assert.equal(((await polled.json()) as { error?: string }).error, 'login_required', `${bobSignedIn}: the device is told`);
+    }
+  });
+
+  it("held: an upstream's back-channel logout of the person it signed in (by sid, then by sub), sent after bob took over that browser with his password, ends her own other session and nothing of bob's", async () => {
+    const fake = await fakeUpstreamOf(op.server!, UPSTREAM_SECRET);
+    try {
+      fake.state.sub = 'ula-at-the-upstream';
+      fake.state.sid = 'ula-upstream-session';
+      const agent = new Agent();
+      const viaUpstream = await web.authorize(agent, { upstream: 'fake' });
+      const ulas = await web.redeem({ ...viaUpstream, page: isConsent(viaUpstream.page) ? await agent.submit(viaUpstream.page, '/confirm', {}, viaUpstream.redirectUri) : viaUpstream.page });
+      const ula = ulas.claims()!;
+      assert.deepEqual(ula.amr, ['fed']);
+      assert.notEqual(ula.sub, op.subs.bob);
+      const flow = await web.authorize(agent, { prompt: 'login' });
+      const bob = await web.redeem({ ...flow, page: await signInThere(agent, flow.page, BOB, flow.redirectUri) });
+      assert.equal(bob.claims()!.sub, op.subs.bob);
+      // Ula still signed in through the upstream in a browser of her own: what the logout ends.
+      const ulasOwn = new Agent();
+      const own = await web.authorize(ulasOwn, { upstream: 'fake' });
+      assert.ok(code(own, own.page), `ula's own browser, got ${own.page.url}`);
+      for (const claims of [{ sid: 'ula-upstream-session' }, { sub: 'ula-at-the-upstream' }]) {
+        const posted = await fetch(`${op.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken(claims) }) });
+        assert.equal(posted.status, 200, JSON.stringify(claims));
+      }
+      const ended = await web.authorize(ulasOwn, { prompt: 'none' });
+      assert.equal(callbackParams(ended).get('error'), 'login_required', "the logout ended ula's own session");
+      const info = await userinfo(bob.access_token);
+      assert.equal(info.status, 200, "bob's access token still works");
+      assert.equal(((await info.json()) as { sub?: string }).sub, op.subs.bob);
+      const silent = await web.authorize(agent, { prompt: 'none' });
+      assert.ok(code(silent, silent.page), `bob is still signed in, got ${silent.page.url}`);
+      assert.equal((await web.redeem(silent)).claims()!.sub, op.subs.bob);
+    } finally {
+      await fake.close();
     }
   });
 
