@@ -8,17 +8,22 @@
  * Nothing here failed: each case is what the pass attacked and saw hold (docs/security-passes.md).
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
+import { startBalancer } from '../helpers/balancer.js';
 import { launchChromium } from '../helpers/browser.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
+import { startRedisServer } from '../helpers/redis.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import type { Page } from '../helpers/agent.js';
 import { addPerson, Agent, ALICE, BOB, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from '../conformance/fixture.js';
 
 const SECRET = 'whose-tokens-fourteenth-client-secret-with-plenty-of-entropy';
+const WEB_CALLBACK = 'https://web.example.test/callback';
 const UPSTREAM_SECRET = 'whose-tokens-fourteenth-upstream-secret-with-plenty-of-entropy';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -219,6 +224,47 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
       assert.equal((await web.redeem(silent)).claims()!.sub, op.subs.bob);
     } finally {
       await fake.close();
+    }
+  });
+
+  it("held: two instances on one store behind one issuer: alice's consent page made by one, confirmed there after bob signed in through the other, gives no code, and nothing of it reaches bob", async () => {
+    const redis = await startRedisServer();
+    const dir = testDir();
+    const door = await startBalancer();
+    const instances: TestServer[] = [];
+    try {
+      for (let n = 0; n < 2; n += 1) instances.push(await startServer({ redisUrl: redis.url, dir, clients: [webClient('web', SECRET)], cheapHashing: true, env: { ISSUER: door.url } }));
+      const [one, two] = instances as [TestServer, TestServer];
+      await one.accounts.create(ALICE.username, ALICE.password);
+      const bobsSub = (await one.accounts.create(BOB.username, BOB.password)).sub;
+      door.route(one.url);
+      const app = await oidc.discovery(new URL(door.url), 'web', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const authorize = async (params: Record<string, string>) => {
+        const verifier = oidc.randomPKCECodeVerifier();
+        const url = oidc.buildAuthorizationUrl(app, { redirect_uri: WEB_CALLBACK, scope: 'openid', state: 'st', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params });
+        return { verifier, state: 'st', nonce: '', redirectUri: WEB_CALLBACK, page: await agent.follow(url.href, {}, WEB_CALLBACK) };
+      };
+      const first = await authorize({});
+      assert.ok(code(first, await signInThere(agent, first.page, ALICE, WEB_CALLBACK)), 'alice signed in at the first instance');
+      const asked = await authorize({ scope: 'openid email' });
+      assert.ok(isConsent(asked.page) && asked.page.html.includes('alice'), "alice's consent page, made by the first instance");
+      door.route(two.url);
+      const switched = await authorize({ prompt: 'login' });
+      const bobs = await signInThere(agent, switched.page, BOB, WEB_CALLBACK);
+      const tokens = await oidc.authorizationCodeGrant(app, new URL(bobs.url), { pkceCodeVerifier: switched.verifier, expectedState: 'st' });
+      assert.equal(tokens.claims()!.sub, bobsSub, "bob, through the second instance");
+      door.route(one.url);
+      const confirmed = await agent.submit(asked.page, '/confirm', {}, WEB_CALLBACK);
+      assert.equal(confirmed.status, 400, `alice's page at the first instance: ${confirmed.status} ${confirmed.url}`);
+      noCode(asked, confirmed, "alice's consent page after the switch at the other instance");
+      const silent = await authorize({ scope: 'openid email', prompt: 'none' });
+      assert.equal(callbackParams(silent).get('error'), 'consent_required');
+    } finally {
+      for (const instance of instances) await instance.stop();
+      await door.close();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
