@@ -256,6 +256,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // everything is stamped anew at the first signature after, so that what is issued after the loss
   // is not refused with what it forgot until the next check or publication stamps it.
   if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
+  // A ring written back after a loss leaves out what the revocation list (if it outlived the ring) names.
+  keys.writeBackWithout((kid) => revocations.keyRevoked(kid));
   const providers = new ProviderHost(build(keys.ring, verifier, keys));
   // What a start ends and records before serving (configured clients and APIs changed, documents
   // switched off, secrets digested): each records what it did only once it is done, so a store that

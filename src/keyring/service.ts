@@ -174,6 +174,8 @@ export class KeyringService implements SigningGate {
   #changesMade = 0;
   /** The policy to plan with now (retainFor): the configured one until told otherwise. */
   #policyNow: () => Promise<RotationPolicy> = () => Promise.resolve(this.#options.policy);
+  /** Whether a key is revoked (its kid entry), asked of each key written back after a loss (writeBackWithout); none: not asked. */
+  #revokedForWriteBack: ((kid: string) => Promise<boolean>) | undefined;
   /** Whether a key is revoked, read where it costs no round trip (guardSigning); none: not checked. */
   #revoked: ((kid: string) => Promise<boolean>) | undefined;
   /** The reads of the ring that signers who met a revoked key wait for together (replacing). */
@@ -268,6 +270,15 @@ export class KeyringService implements SigningGate {
    */
   guardSigning(revoked: (kid: string) => Promise<boolean>): void {
     this.#revoked = revoked;
+  }
+
+  /**
+   * Has the ring written back after a loss (#writtenBack) leave out the keys `revoked` names (the
+   * revocation list's kid entries, read where they are: a round trip each on Redis Cluster, on that
+   * rare path only).
+   */
+  writeBackWithout(revoked: (kid: string) => Promise<boolean>): void {
+    this.#revokedForWriteBack = revoked;
   }
 
   /**
@@ -423,7 +434,8 @@ export class KeyringService implements SigningGate {
    * (under the lock, and compare-and-set on its absence): what another instance wrote first is
    * adopted at the next refresh instead. Instances share one ring before a loss, so each holds the
    * same one; a key revoked before the loss left every ring in service then (within
-   * keys.refreshInterval), and is not brought back, as keys/keyring.json imported at a start would.
+   * keys.refreshInterval), and is not brought back, as keys/keyring.json imported at a start would;
+   * one revoked within that moment is left out if the revocation list still names it (#withoutRevoked).
    */
   async #writtenBack(): Promise<void> {
     const { store, logger } = this.#options;
@@ -431,7 +443,7 @@ export class KeyringService implements SigningGate {
     const written = await store.locked(async () => {
       read = ++this.#reads;
       if ((await store.readRaw()) !== undefined) return undefined;
-      return store.write(this.#snapshot.ring, undefined);
+      return store.write(await this.#withoutRevoked(this.#snapshot.ring), undefined);
     });
     if (written === LOCKED || written === undefined) return;
     this.#missing = false;
@@ -441,6 +453,20 @@ export class KeyringService implements SigningGate {
       `key ring: ${store.description} held none (it lost everything?); wrote back the ring this server signs with. Check \`latchkey keys list\` and revoke again what was revoked before the loss`,
     );
     this.#adopt(written, read);
+  }
+
+  /**
+   * `ring` without the keys the revocation list names. The ring in service may hold a key revoked
+   * since this instance last looked (within keys.refreshInterval); where the list outlived the ring
+   * (a Redis Cluster shard lost alone, keys/keyring.json lost beside the embedded store), written back
+   * as it was, the key was published and signed with again, and every signer asking its kid entry
+   * (ready) refused for good (review of the fourteenth passes, h11). As `keys revoke` leaves it.
+   */
+  async #withoutRevoked(ring: Keyring): Promise<Keyring> {
+    const revoked = this.#revokedForWriteBack;
+    if (!revoked) return ring;
+    const kids = (await Promise.all(ring.keys.map(async ({ kid }) => ((await revoked(kid)) ? [kid] : [])))).flat();
+    return kids.length ? apply(ring, planRevocation(ring, kids), Date.now(), this.#options.rsaBits) : ring;
   }
 
   /** Runs the afterLoss listeners; one that fails (a store blip) leaves them owed to the next look. */

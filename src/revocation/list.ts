@@ -507,7 +507,12 @@ export class RevocationList {
    */
   keyRevokedCheck(): ((kid: string) => Promise<boolean>) | undefined {
     if (this.#rareMarks === this.#kv && this.#kv.kind !== 'embedded') return undefined;
-    return async (kid) => (await this.#rareMarks.get(revokedKidKey(kid))) !== undefined;
+    return (kid) => this.keyRevoked(kid);
+  }
+
+  /** Whether a key is revoked (its kid entry): a read of its own where there is no cache (Redis Cluster), so for rare paths. */
+  async keyRevoked(kid: string): Promise<boolean> {
+    return (await this.#rareMarks.get(revokedKidKey(kid))) !== undefined;
   }
 
   /**
