@@ -412,7 +412,10 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     try {
       named = await clients.verifyLogoutToken(upstream, token);
     } catch (error) {
-      if (error instanceof UpstreamUnavailable) return unavailable('the upstream keys could not be read');
+      if (error instanceof UpstreamUnavailable) {
+        logger.warn({ event: 'upstream.unavailable', upstream: upstream.id, err: error.cause }, 'upstream keys unreadable for a logout token');
+        return unavailable('the upstream keys could not be read');
+      }
       if (!(error instanceof UpstreamRefused)) throw error;
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');
       return refuse(error.message);

@@ -7,7 +7,7 @@
  * hand. Every request goes through the guarded fetch (http/outbound.ts): bounded in time and size,
  * kept off private addresses unless outbound.allowPrivateNetworks.
  */
-import { createRemoteJWKSet, customFetch as joseFetch, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch as joseFetch, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import * as oidc from 'openid-client';
 import { createOutboundFetch } from '../http/outbound.js';
 import type { Upstream } from './registry.js';
@@ -20,6 +20,8 @@ const LOGOUT_TOKEN_MAX_AGE = 600;
 /** The `typ` a logout token may carry: logout+jwt (Back-Channel Logout §2.4), JWT, with or without `application/`. */
 const LOGOUT_TOKEN_TYP = /^(application\/)?(logout\+)?jwt$/i;
 const CLOCK_TOLERANCE = 30;
+/** What the key set, once read, says of a token: none of its keys (or several) is the token's, or the key found is no key for it. */
+const KEY_REFUSALS = [joseErrors.JWKSNoMatchingKey, joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported, joseErrors.JWKInvalid, joseErrors.JOSEAlgNotAllowed];
 /**
  * The longest `sub` (OIDC Core §2: at most 255 ASCII characters) and `sid` an upstream may name, in
  * UTF-8 bytes. Each becomes a store key and a link's name: an empty sub made every sign-in naming
@@ -217,10 +219,25 @@ export class UpstreamClients {
     // a 503 while the upstream is down, and no outbound request for anyone's garbage.
     if (!isSignedJwt(token)) throw new UpstreamRefused('the logout token is not a signed JWT');
     const { config, jwks } = await this.#discover(upstream);
+    // The key set is read apart from the callback's (a server's first logout token, or one once the
+    // cache ended, fetches it): an upstream that cannot be read at that moment (down, slow, a 5xx, no
+    // JSON) is unavailable, not its token refused. Answered 400 "does not verify", which a provider
+    // takes as final (Back-Channel Logout §2.8), the logout was lost and the sessions it named lived
+    // on (fourteenth fresh-eyes pass over upstreams); a 503 is retried. A set read that holds no key
+    // for the token (or several) is the token's fault, as before.
+    let unreadable: unknown;
+    const keys: JWTVerifyGetKey = async (header, jws) => {
+      try {
+        return await jwks(header, jws);
+      } catch (error) {
+        if (!KEY_REFUSALS.some((refusal) => error instanceof refusal)) unreadable = error;
+        throw error;
+      }
+    };
     let payload: JWTPayload;
     let typ: string | undefined;
     try {
-      ({ payload, protectedHeader: { typ } } = await jwtVerify(token, jwks, {
+      ({ payload, protectedHeader: { typ } } = await jwtVerify(token, keys, {
         issuer: config.serverMetadata().issuer,
         audience: upstream.clientId,
         requiredClaims: ['iat', 'jti'],
@@ -229,6 +246,7 @@ export class UpstreamClients {
         algorithms: (config.serverMetadata().id_token_signing_alg_values_supported as string[] | undefined) ?? ['RS256'],
       }));
     } catch (error) {
+      if (unreadable !== undefined) throw new UpstreamUnavailable("the upstream's key set could not be read", { cause: unreadable });
       throw new UpstreamRefused('the logout token does not verify', { cause: error });
     }
     // Explicit typing (Back-Channel Logout §2.4, §4.1; RFC 8725 §3.11): a JWT the upstream typed as
