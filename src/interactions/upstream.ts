@@ -267,7 +267,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return fail(ctx, interaction, unavailable(upstream));
     }
     const { url, pending: p } = started;
-    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
+    await pending.save(p.state, { upstream: id, issuer: upstream.issuer, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
@@ -329,7 +329,10 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     const upstream = await readable(ctx, at, id);
     if (upstream === false) return;
     // A result is a sign-in done already; a link offered (link-confirmation.ts) may be followed by another try.
-    if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream) {
+    // The upstream removed, or its id given to another issuer since the person was sent to the first
+    // one, is no upstream for this sign-in: its code and our PKCE verifier went to the new provider's
+    // token endpoint, and the sign-in went on under the new one's trust (fourteenth pass over upstreams).
+    if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream || (taken.issuer !== undefined && taken.issuer !== upstream.issuer)) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return;
     }

@@ -2,13 +2,18 @@
  * Sign-ins waiting for their upstream to send the person back, kept server-side by `state` for
  * upstreams.stateTtl seconds and consumed once: a replayed callback finds its state spent.
  *
- * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, maxAge?, fresh?, startedAt?}, with a TTL.
+ * Layout: upstream:state:<state> → record {upstream, issuer?, uid, nonce, verifier, maxAge?, fresh?, startedAt?}, with a TTL.
  */
 import type { Kv } from '../store/kv.js';
 import { upstreamStateKey } from '../store/keys.js';
 
 export interface PendingSignIn {
   readonly upstream: string;
+  /**
+   * The issuer the person was sent to (absent in records made before it was kept): the callback goes
+   * on only with that provider, not another one the id was given to since.
+   */
+  readonly issuer?: string;
   /** The interaction (Latchkey's own authorization request) that continues after the upstream. */
   readonly uid: string;
   readonly nonce: string;

@@ -13,6 +13,7 @@ import { isConsent } from '../helpers/sign-in.js';
 import { SignJWT } from 'jose';
 import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
 
 const SECRET = 'upstream-fourteenth-client-secret-with-plenty-of-entropy';
 const APP = { client_id: 'app1', client_secret: SECRET, redirect_uris: ['http://app1.localhost:1/callback'], grant_types: ['authorization_code'] };
@@ -108,5 +109,32 @@ describe('e2e: upstream identity providers, attacked (fourteenth pass)', functio
       assert.equal((await backchannel(await fake.logoutToken(claims))).status, 200, what);
     }
     assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
+  });
+  it('an upstream removed and its id given to another issuer while the person is at the first one: the callback is refused, as for an upstream removed, and nothing is made or redeemed at the new provider', async () => {
+    const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+    const settings = { id: 'swapped', clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', displayName: 'Swapped', linkByEmail: false, endSession: false };
+    const first = fake.state.issuer;
+    await upstreams.add({ ...settings, issuer: first });
+    fake.state.mode = 'good';
+    fake.state.sub = 'person-swapped';
+    const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'swapped' });
+    const browser = new Agent();
+    const atUpstream = await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, `${first}/authorize`);
+    assert.ok(atUpstream.url.startsWith(`${first}/authorize`), `at the first provider: ${atUpstream.status} ${atUpstream.url}`);
+    // While the person is there, the operator removes the upstream and adds another provider under its id
+    // (the fake under another issuer name, answering whatever code it is given).
+    await upstreams.remove('swapped');
+    const second = first.replace('127.0.0.1', 'localhost');
+    await upstreams.add({ ...settings, issuer: second });
+    fake.state.issuer = second;
+    const tokensBefore = fake.state.tokens;
+    try {
+      const back = await browser.follow(atUpstream.url, {}, REDIRECT);
+      assert.equal(back.status, 400, `the sign-in the removed provider was asked for does not go on with the new one: ${back.status} ${back.url}`);
+      assert.equal(fake.state.tokens, tokensBefore, "the first provider's code and our PKCE verifier were not sent to the new provider");
+    } finally {
+      fake.state.issuer = first;
+    }
+    assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('swapped', 'person-swapped'), undefined, 'nothing linked');
   });
 });
