@@ -22,6 +22,7 @@ const LONGEST_FIRST = [
   'test/integration/cli-embedded.test.ts',
   'test/e2e/person-cutoff-endings.test.ts',
   'test/e2e/upstreams.test.ts',
+  'test/e2e/upstreams-fourteenth.test.ts',
   'test/e2e/factors-fourteenth.test.ts',
   'test/e2e/store-growth.test.ts',
   'test/e2e/granting-attacks.test.ts',

@@ -224,13 +224,17 @@ export class UpstreamClients {
     // JSON) is unavailable, not its token refused. Answered 400 "does not verify", which a provider
     // takes as final (Back-Channel Logout §2.8), the logout was lost and the sessions it named lived
     // on (fourteenth fresh-eyes pass over upstreams); a 503 is retried. A set read that holds no key
-    // for the token (or several) is the token's fault, as before.
+    // for the token (or several) is the token's fault, as before; but one read less than jose's
+    // cooldown ago (30 s) is not read again, so a key the upstream published since (a rotation, its
+    // logout token signed with the new key at once) is not found in it yet: that too is answered 503,
+    // and the retry, once the set may be read again, finds the key.
     let unreadable: unknown;
     const keys: JWTVerifyGetKey = async (header, jws) => {
+      const readAgain = !jwks.coolingDown;
       try {
         return await jwks(header, jws);
       } catch (error) {
-        if (!KEY_REFUSALS.some((refusal) => error instanceof refusal)) unreadable = error;
+        if (!KEY_REFUSALS.some((refusal) => error instanceof refusal) || (error instanceof joseErrors.JWKSNoMatchingKey && !readAgain)) unreadable = error;
         throw error;
       }
     };

@@ -33,7 +33,7 @@ export async function startFakeUpstream(clientSecret: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown, extraClaims: {} as JWTPayload, tokenRedirectUri: undefined as string | undefined, jwksDown: false };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown, extraClaims: {} as JWTPayload, tokenRedirectUri: undefined as string | undefined, jwksDown: false, moreKeys: [] as JWK[] };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const signedAs = (payload: JWTPayload, mode: Mode) => {
@@ -55,7 +55,8 @@ export async function startFakeUpstream(clientSecret: string) {
       return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'], authorization_response_iss_parameter_supported: true } : discovery);
     }
     // jwksDown: a test plays an upstream whose key set cannot be read for a moment (a 503).
-    if (path === '/jwks') return state.jwksDown ? json({ error: 'temporarily_unavailable' }, 503) : json({ keys: [jwk] });
+    // moreKeys: keys a test publishes besides the fake's own (a rotation).
+    if (path === '/jwks') return state.jwksDown ? json({ error: 'temporarily_unavailable' }, 503) : json({ keys: [jwk, ...state.moreKeys] });
     if (prefix && path === '/userinfo') {
       state.userinfos += 1;
       // email-split: userinfo vouches for another address than the ID token names.
