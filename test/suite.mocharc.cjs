@@ -47,6 +47,7 @@ const LONGEST_FIRST = [
   'test/integration/operations.test.ts',
   'test/e2e/endings-fourteenth.test.ts',
   'test/e2e/granted-fourteenth.test.ts',
+  'test/e2e/review-fourteenth-h12.test.ts',
 ];
 
 const SUITES = ['unit', 'integration', 'e2e', 'conformance', 'fuzz'].map((suite) => `test/${suite}/**/*.test.ts`);

@@ -398,9 +398,9 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       ctx.body = { error: 'invalid_request', error_description: description };
     };
     // The upstream retries a logout it was not answered (Back-Channel Logout 1.0 §2.8): told when, as for a store outage.
-    const unavailable = (description: string) => {
+    const unavailable = (description: string, retryAfter = RETRY_AFTER_SECONDS) => {
       ctx.status = 503;
-      ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+      ctx.set('Retry-After', String(retryAfter));
       ctx.body = { error: 'temporarily_unavailable', error_description: description };
     };
     const upstream = await upstreams.find(ctx.params.id!).catch((error: unknown) => {
@@ -417,7 +417,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     } catch (error) {
       if (error instanceof UpstreamUnavailable) {
         logger.warn({ event: 'upstream.unavailable', upstream: upstream.id, err: error.cause }, 'upstream keys unreadable for a logout token');
-        return unavailable('the upstream keys could not be read');
+        return unavailable('the upstream keys could not be read', error.retryAfter);
       }
       if (!(error instanceof UpstreamRefused)) throw error;
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');

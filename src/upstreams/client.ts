@@ -20,6 +20,8 @@ const LOGOUT_TOKEN_MAX_AGE = 600;
 /** The `typ` a logout token may carry: logout+jwt (Back-Channel Logout §2.4), JWT, with or without `application/`. */
 const LOGOUT_TOKEN_TYP = /^(application\/)?(logout\+)?jwt$/i;
 const CLOCK_TOLERANCE = 30;
+/** Milliseconds jose waits after reading a key set before it reads it again for an unknown kid (its default, named so that Retry-After can say it). */
+const JWKS_COOLDOWN_MS = 30_000;
 /** What the key set, once read, says of a token: none of its keys (or several) is the token's, or the key found is no key for it. */
 const KEY_REFUSALS = [joseErrors.JWKSNoMatchingKey, joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported, joseErrors.JWKInvalid, joseErrors.JOSEAlgNotAllowed];
 /**
@@ -32,6 +34,12 @@ const MAX_IDENTIFIER_BYTES = 255;
 /** The upstream could not be reached, was too slow, or answered something unusable. */
 export class UpstreamUnavailable extends Error {
   override name = 'UpstreamUnavailable';
+  /** Seconds after which trying again can fare otherwise, when that is known (a key set not read again before then). */
+  readonly retryAfter: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { readonly retryAfter?: number }) {
+    super(message, options);
+    this.retryAfter = options?.retryAfter;
+  }
 }
 /** The upstream's answer was refused: an error response, or an ID token that does not verify. */
 export class UpstreamRefused extends Error {
@@ -123,6 +131,7 @@ export class UpstreamClients {
     if (!jwksUri) throw new UpstreamUnavailable('the upstream publishes no jwks_uri');
     const jwks = createRemoteJWKSet(new URL(jwksUri), {
       timeoutDuration: this.outbound.timeout,
+      cooldownDuration: JWKS_COOLDOWN_MS,
       [joseFetch]: (url: string, options: RequestInit) => this.#fetch(url, options),
     });
     for (const [other] of this.#cache) if (other.startsWith(`${upstream.id}\n`)) this.#cache.delete(other);
@@ -227,14 +236,18 @@ export class UpstreamClients {
     // for the token (or several) is the token's fault, as before; but one read less than jose's
     // cooldown ago (30 s) is not read again, so a key the upstream published since (a rotation, its
     // logout token signed with the new key at once) is not found in it yet: that too is answered 503,
-    // and the retry, once the set may be read again, finds the key.
+    // and the retry, once the set may be read again, finds the key: it is told to come back after the
+    // cooldown, not in the 2 s of a store outage, which fell within it (503 again, until the upstream
+    // gave up: review of the fourteenth passes, h12).
     let unreadable: unknown;
+    let coolingDown = false;
     const keys: JWTVerifyGetKey = async (header, jws) => {
       const readAgain = !jwks.coolingDown;
       try {
         return await jwks(header, jws);
       } catch (error) {
-        if (!KEY_REFUSALS.some((refusal) => error instanceof refusal) || (error instanceof joseErrors.JWKSNoMatchingKey && !readAgain)) unreadable = error;
+        coolingDown = error instanceof joseErrors.JWKSNoMatchingKey && !readAgain;
+        if (!KEY_REFUSALS.some((refusal) => error instanceof refusal) || coolingDown) unreadable = error;
         throw error;
       }
     };
@@ -250,7 +263,7 @@ export class UpstreamClients {
         algorithms: (config.serverMetadata().id_token_signing_alg_values_supported as string[] | undefined) ?? ['RS256'],
       }));
     } catch (error) {
-      if (unreadable !== undefined) throw new UpstreamUnavailable("the upstream's key set could not be read", { cause: unreadable });
+      if (unreadable !== undefined) throw new UpstreamUnavailable("the upstream's key set could not be read", { cause: unreadable, ...(coolingDown ? { retryAfter: JWKS_COOLDOWN_MS / 1000 + 1 } : {}) });
       throw new UpstreamRefused('the logout token does not verify', { cause: error });
     }
     // Explicit typing (Back-Channel Logout §2.4, §4.1; RFC 8725 §3.11): a JWT the upstream typed as
