@@ -257,7 +257,9 @@ export class UpstreamClients {
       ({ payload, protectedHeader: { typ } } = await jwtVerify(token, keys, {
         issuer: config.serverMetadata().issuer,
         audience: upstream.clientId,
-        requiredClaims: ['iat', 'jti'],
+        // Back-Channel Logout 1.0 §2.4 (errata set 1) makes exp REQUIRED and §2.6 validates it as an ID
+        // token's: one without it is refused, as the conformance suite's RPs are expected to (fifteenth pass).
+        requiredClaims: ['iat', 'exp', 'jti'],
         maxTokenAge: LOGOUT_TOKEN_MAX_AGE,
         clockTolerance: CLOCK_TOLERANCE,
         algorithms: (config.serverMetadata().id_token_signing_alg_values_supported as string[] | undefined) ?? ['RS256'],
@@ -279,7 +281,7 @@ export class UpstreamClients {
     // One no ID token could have named (finish) names no session: refused, not written down as a logout of it.
     if ([sid, sub].some(tooLong)) throw new UpstreamRefused(`a logout token's sid and sub are at most ${MAX_IDENTIFIER_BYTES} bytes`);
     if (typeof payload.jti !== 'string' || !payload.jti || payload.jti.length > 256) throw new UpstreamRefused('a logout token has a jti of at most 256 characters');
-    const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp ?? Infinity) + CLOCK_TOLERANCE;
+    const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp!) + CLOCK_TOLERANCE;
     return { ...(sid && { sid }), ...(sub && { sub }), jti: payload.jti, acceptedUntil: lastAccepted };
   }
 }

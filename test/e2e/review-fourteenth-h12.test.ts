@@ -37,7 +37,7 @@ describe('review of the merged changes, fourteenth passes (h12)', function () {
     const { privateKey, publicKey } = await generateKeyPair('RS256');
     fake.state.moreKeys = [{ ...(await exportJWK(publicKey)), kid: 'rotated-h12', alg: 'RS256', use: 'sig' }];
     try {
-      const token = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), sid: 'sid-of-no-one-either', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      const token = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 120, jti: crypto.randomUUID(), sid: 'sid-of-no-one-either', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
         .setProtectedHeader({ alg: 'RS256', kid: 'rotated-h12', typ: 'logout+jwt' })
         .sign(privateKey);
       const early = await backchannel(token);

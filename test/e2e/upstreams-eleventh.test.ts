@@ -56,7 +56,7 @@ async function startUpstream() {
   state.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     state,
-    logoutToken: (issuer: string, claims: JWTPayload) => sign({ iss: issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { 'http://schemas.openid.net/event/backchannel-logout': {} }, ...claims }, privateKey, 'logout+jwt'),
+    logoutToken: (issuer: string, claims: JWTPayload) => sign({ iss: issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 120, jti: crypto.randomUUID(), events: { 'http://schemas.openid.net/event/backchannel-logout': {} }, ...claims }, privateKey, 'logout+jwt'),
     close: () => new Promise<void>((done) => server.close(() => done())),
   };
 }

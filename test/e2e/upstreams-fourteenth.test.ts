@@ -99,7 +99,7 @@ describe('e2e: upstream identity providers, attacked (fourteenth pass)', functio
       'iat an hour ahead': await fake.logoutToken({ sid: 'sid-held', iat: now + 3600 }),
       'exp passed': await fake.logoutToken({ sid: 'sid-held', iat: now - 120, exp: now - 60 }),
       'iat 20 minutes old': await fake.logoutToken({ sid: 'sid-held', iat: now - 1200 }),
-      'HS256 with the client secret': await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, jti: crypto.randomUUID(), sid: 'sid-held', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      'HS256 with the client secret': await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, exp: now + 120, jti: crypto.randomUUID(), sid: 'sid-held', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
         .setProtectedHeader({ alg: 'HS256', typ: 'logout+jwt' })
         .sign(new TextEncoder().encode(SECRET)),
       'an ID token in its place': await fake.logoutToken({ sid: 'sid-held', nonce: 'n', events: undefined }),
@@ -146,7 +146,7 @@ describe('e2e: upstream identity providers, attacked (fourteenth pass)', functio
     fake.state.moreKeys = [{ ...(await exportJWK(publicKey)), kid: 'rotated', alg: 'RS256', use: 'sig' }];
     try {
       const now = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, jti: crypto.randomUUID(), sid: 'sid-rotated', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      const token = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, exp: now + 120, jti: crypto.randomUUID(), sid: 'sid-rotated', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
         .setProtectedHeader({ alg: 'RS256', kid: 'rotated', typ: 'logout+jwt' })
         .sign(privateKey);
       const early = await backchannel(token);
@@ -157,7 +157,7 @@ describe('e2e: upstream identity providers, attacked (fourteenth pass)', functio
       assert.equal((await backchannel(token)).status, 200, 'the retry reads the set again and finds the key');
       assert.match(await silent(), /error=login_required/, 'signed out');
       // A key no set holds, read just now, is the token's fault.
-      const unknown = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, jti: crypto.randomUUID(), sid: 'sid-rotated', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      const unknown = await new SignJWT({ iss: fake.state.issuer, aud: 'latchkey', iat: now, exp: now + 120, jti: crypto.randomUUID(), sid: 'sid-rotated', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
         .setProtectedHeader({ alg: 'RS256', kid: 'never-published', typ: 'logout+jwt' })
         .sign(privateKey);
       await new Promise((done) => setTimeout(done, 31_000));

@@ -118,7 +118,7 @@ export async function startFakeUpstream(clientSecret: string) {
     state,
     /** A logout token as the fake upstream (or a forger, with `key`) would send it. */
     logoutToken: (claims: JWTPayload, key = privateKey, typ = 'logout+jwt') =>
-      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { ['http://schemas.openid.net/event/backchannel-logout']: {} }, ...claims }, key, typ),
+      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 120, jti: crypto.randomUUID(), events: { ['http://schemas.openid.net/event/backchannel-logout']: {} }, ...claims }, key, typ),
     otherKey: other.privateKey,
     close: () => new Promise<void>((done) => server.close(() => done())),
   };
