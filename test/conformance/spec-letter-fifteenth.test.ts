@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
-import { ALICE, Agent, isConsent, startOp, webClient, type Op } from './fixture.js';
+import { ALICE, Agent, isConsent, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'spec-letter-fifteenth-client-secret-with-plenty-of-entropy';
 const REDIRECT = 'https://web.example.test/callback';
@@ -25,6 +25,10 @@ describe('Spec-letter pass, fifteenth', function () {
     await op?.stop();
     await fake?.close();
   });
+
+  const basic = (secret = SECRET) => `Basic ${Buffer.from(`web:${secret}`).toString('base64')}`;
+  const post = (url: string, form: Record<string, string>, authorization = basic()) =>
+    fetch(url, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
 
   it('a logout token without exp is refused (400) and ends nothing; the same with exp ends the session (Back-Channel Logout 1.0 §2.4 "exp REQUIRED", §2.6 step 4, errata set 1)', async () => {
     fake.state.mode = 'good';
@@ -52,5 +56,22 @@ describe('Spec-letter pass, fifteenth', function () {
     assert.equal(withExp.status, 200, 'the fake sends exp by default');
     assert.match(withExp.headers.get('cache-control') ?? '', /\bno-store\b/);
     assert.match(await silent(), /error=login_required/, 'signed out');
+  });
+
+  it('the revocation endpoint answers Cache-Control: no-store and Pragma: no-cache, its 200 and its errors, as the token and introspection endpoints do (RFC 6749 §5.1; the request carries a token and the client\'s credentials)', async () => {
+    const rp = await RelyingParty.create(op, 'web', { secret: SECRET });
+    const tokens = await rp.redeem(await rp.signIn(new Agent(), ALICE));
+    const revocation = op.metadata.revocation_endpoint!;
+    const answers = {
+      'a token revoked': await post(revocation, { token: tokens.access_token }),
+      'an unknown token': await post(revocation, { token: 'not-a-token-of-ours' }),
+      'no token (invalid_request)': await post(revocation, {}),
+      'a wrong secret (invalid_client)': await post(revocation, { token: 'x' }, basic('not the secret')),
+    };
+    for (const [what, answer] of Object.entries(answers)) {
+      assert.match(answer.headers.get('cache-control') ?? '', /\bno-store\b/, `${what}: ${answer.status} Cache-Control`);
+      assert.equal(answer.headers.get('pragma'), 'no-cache', `${what}: Pragma`);
+    }
+    assert.deepEqual(Object.values(answers).map((answer) => answer.status), [200, 200, 400, 401]);
   });
 });
