@@ -199,6 +199,19 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'Redis acknowledges writes before any replica has them (min-replicas-to-write 0): a sign-out, revocation or other ending acknowledged just before a failover is lost with the master, and what it ended works again; set min-replicas-to-write 1 and min-replicas-max-lag 10 (or less) on every master (docs/operating.md)',
     );
   }
+  // A master that appends no write to a file comes back from a restart on its last snapshot, every
+  // ending acknowledged since undone (Kv.acknowledgesUnpersisted; fifteenth fresh-eyes passes): said
+  // at start, as the replicas are.
+  const unpersisted = await kv.acknowledgesUnpersisted?.().catch((error: unknown) => {
+    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis appends every write to a file (INFO refused): run it with appendonly yes');
+    return false;
+  });
+  if (unpersisted) {
+    logger.warn(
+      { event: 'store.unpersisted_acks' },
+      'Redis appends no write to a file (appendonly no): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
+    );
+  }
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does
   // (clock.ts): read before anything is issued, and again with the lifetimes, every minute.
   // Said when it first differs, and again only when it moved by more than the measure can tell (no line a minute for a jitter of a millisecond).

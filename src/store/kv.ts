@@ -269,6 +269,13 @@ export interface Kv {
    */
   acknowledgesUnreplicated?(): Promise<boolean>;
   /**
+   * Whether a master answers a write it appends to no file (appendonly no, Redis's default): a
+   * restart (a crash, an OOM kill, a container killed) brings back its last RDB snapshot, and every
+   * ending acknowledged since is undone without a trace the store's epoch could see (it is in the
+   * snapshot), so what it ended works again.
+   */
+  acknowledgesUnpersisted?(): Promise<boolean>;
+  /**
    * The store's clock, in epoch milliseconds (Redis's TIME): the one clock every process of a
    * deployment stamps and compares on (clock.ts followStoreClock). Undefined for the embedded
    * store, which one process alone uses.

@@ -771,6 +771,12 @@ export class RedisKv implements Kv {
     return infos.some((info) => (sentinel || Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0) > 0) && !/^min_slaves_good_slaves:/m.test(info));
   }
 
+  async acknowledgesUnpersisted(): Promise<boolean> {
+    const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    const infos = await Promise.all(masters.map((node) => node.info('persistence')));
+    return infos.some((info) => /^aof_enabled:0\b/m.test(info));
+  }
+
   async time(): Promise<number> {
     const [seconds, micros] = await this.#client.time();
     return Number(seconds) * 1000 + Number(micros) / 1000;
