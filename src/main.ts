@@ -36,7 +36,7 @@ import { DueEndings } from './store/due-endings.js';
 import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
-import { openKeyring, publishedRotationPolicy } from './keyring/index.js';
+import { keyRevocationHorizon, openKeyring, publishedRotationPolicy } from './keyring/index.js';
 import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
 import { DpopNonces, dpopNonceSecret } from './keyring/dpop-nonces.js';
 import { fixedHeaders } from './http/preset-headers.js';
@@ -271,6 +271,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
   // A ring written back after a loss leaves out what the revocation list (if it outlived the ring) names.
   keys.writeBackWithout((kid) => revocations.keyRevoked(kid));
+  // A stored ring that brings back a key which had left it (a store gone back in time): its kid entry written again, as keys revoke does.
+  keys.keysCameBack(async (kids) => {
+    const horizon = keyRevocationHorizon(config, await revocations.lifetimes());
+    for (const kid of kids) await revocations.revokeKey(kid, horizon);
+  });
   const providers = new ProviderHost(build(keys.ring, verifier, keys));
   // What a start ends and records before serving (configured clients and APIs changed, documents
   // switched off, secrets digested): each records what it did only once it is done, so a store that

@@ -191,6 +191,14 @@ export class KeyringService implements SigningGate {
    */
   #reads = 0;
   #inService = 0;
+  /**
+   * Keys that were in the ring in service and left it (revoked, or removed after their retention):
+   * a key is made new each time, so one that comes back is a store that went back in time (a Redis
+   * restarted on its last snapshot, a backup restored), never a change (#cameBack).
+   */
+  readonly #departed = new Set<string>();
+  /** Ends again the keys a store that went back in time brought back (keysCameBack); none: nothing written. */
+  #endAgain: ((kids: readonly string[]) => Promise<void>) | undefined;
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
@@ -279,6 +287,15 @@ export class KeyringService implements SigningGate {
    */
   writeBackWithout(revoked: (kid: string) => Promise<boolean>): void {
     this.#revokedForWriteBack = revoked;
+  }
+
+  /**
+   * Has `endAgain` called with the keys a stored ring brought back after they had left the ring in
+   * service (the revocation list's kid entries written again: a store that went back in time lost
+   * them with the ring), before the ring in service is written back over it (#cameBack).
+   */
+  keysCameBack(endAgain: (kids: readonly string[]) => Promise<void>): void {
+    this.#endAgain = endAgain;
   }
 
   /**
@@ -375,7 +392,44 @@ export class KeyringService implements SigningGate {
       this.#inService = Math.max(this.#inService, read); // the ring in service is as new as this read
       return false;
     }
-    return this.#adopt({ raw, ring: await this.#options.store.parse(raw) }, read);
+    const ring = await this.#options.store.parse(raw);
+    if (read < this.#inService) return false; // a later read's ring is in service already (#adopt)
+    if (this.#returning(ring).length) {
+      await this.#cameBack(raw, ring);
+      return false;
+    }
+    return this.#adopt({ raw, ring }, read);
+  }
+
+  /** The keys of `ring` that had left the ring in service (#departed). */
+  #returning(ring: Keyring): string[] {
+    return ring.keys.filter(({ kid }) => this.#departed.has(kid)).map(({ kid }) => kid);
+  }
+
+  /**
+   * The store holds a ring with a key that had left the ring in service: it went back in time (a
+   * Redis without appendonly killed and started again on its last snapshot, a backup restored), and
+   * with it the revocation list's kid entries. Adopted, a revoked key was published and signed with
+   * again, and what it signed before its revocation was valid again at introspection (fifteenth
+   * fresh-eyes passes, endings). Not adopted: the kid entries are written again (endAgain), then the
+   * ring in service, the newer one, is written back over it (compare-and-set on what was read), as
+   * after a loss; the next look adopts what is there then.
+   */
+  async #cameBack(raw: string, ring: Keyring): Promise<void> {
+    const { store, logger } = this.#options;
+    const kids = this.#returning(ring);
+    await this.#endAgain?.(kids);
+    let read = 0;
+    const written = await store.locked(async () => {
+      read = ++this.#reads;
+      return (await store.readRaw()) === raw ? store.write(this.#snapshot.ring, raw) : undefined;
+    });
+    if (written === LOCKED || written === undefined) return;
+    logger?.warn(
+      { event: 'keys.came_back', keys: kids },
+      `key ring: ${store.description} held keys that had left the ring (${kids.join(', ')}): it went back in time (Redis restarted on an older snapshot, a backup restored?); wrote back the ring this server signs with and revoked them again. Sign-outs and revocations made since that snapshot are undone: make them again`,
+    );
+    this.#adopt(written, read);
   }
 
   /** Does what the schedule asks for now, if anything (under the lock; another instance may do it). */
@@ -390,7 +444,7 @@ export class KeyringService implements SigningGate {
     const outcome = await store.locked(async () => {
       read = ++this.#reads;
       const latest = await readRing(store);
-      if (!latest) return undefined;
+      if (!latest || this.#returning(latest.ring).length) return undefined; // a store gone back in time: refresh writes back (#cameBack)
       const now = Date.now();
       const work = plan(latest.ring, now, policy);
       if (isEmpty(work) && !store.needsRewrite(latest.raw)) return latest;
@@ -481,6 +535,7 @@ export class KeyringService implements SigningGate {
     this.#inService = read;
     if (snapshot.raw === this.#snapshot.raw) return false;
     const before = this.#snapshot.ring;
+    for (const { kid } of before.keys) if (!snapshot.ring.keys.some((key) => key.kid === kid)) this.#departed.add(kid);
     this.#snapshot = snapshot;
     this.#jwks = publish(snapshot.ring, this.#options.policy);
     this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());
