@@ -104,6 +104,13 @@ describe('e2e: fifteenth fresh-eyes pass, endings undone by a Redis that persist
       assert.ok(!jwks.keys.some((key) => key.kid === kid), `the revoked key is not published: ${jwks.keys.map((key) => key.kid).join(', ')}`);
       assert.notEqual(decodeProtectedHeader(await clientCredentialsToken(server.url, MACHINE)).kid, kid, 'nor signed with');
       assert.ok(lines.some((line) => line.event === 'keys.came_back'), 'said');
+      // Written again in the store itself, not only read from a cache kept across the restart.
+      const after = new Redis(redis.url);
+      try {
+        assert.equal(await after.exists(`${server.config.redis.keyPrefix}revoked:{rv}:kid:${kid}`), 1, 'its kid entry is in the store again');
+      } finally {
+        after.disconnect();
+      }
     } finally {
       admin.disconnect();
       await server.stop();
