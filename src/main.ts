@@ -199,9 +199,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'Redis acknowledges writes before any replica has them (min-replicas-to-write 0): a sign-out, revocation or other ending acknowledged just before a failover is lost with the master, and what it ended works again; set min-replicas-to-write 1 and min-replicas-max-lag 10 (or less) on every master (docs/operating.md)',
     );
   }
-  // A master that appends no write to a file comes back from a restart on its last snapshot, every
-  // ending acknowledged since undone (Kv.acknowledgesUnpersisted; fifteenth fresh-eyes passes): said
-  // at start, as the replicas are.
+  // A master that appends no write to a file but keeps snapshots comes back from a restart on its
+  // last snapshot, every ending acknowledged since undone (Kv.acknowledgesUnpersisted; fifteenth
+  // fresh-eyes passes): said at start, as the replicas are. One that keeps nothing comes back empty,
+  // and the store's epoch ends every token from before: nothing to say.
   const unpersisted = await kv.acknowledgesUnpersisted?.().catch((error: unknown) => {
     logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis appends every write to a file (INFO refused): run it with appendonly yes');
     return false;
@@ -209,7 +210,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (unpersisted) {
     logger.warn(
       { event: 'store.unpersisted_acks' },
-      'Redis appends no write to a file (appendonly no): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
+      'Redis appends no write to a file (appendonly no) but keeps RDB snapshots (save): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
     );
   }
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does

@@ -269,7 +269,8 @@ export interface Kv {
    */
   acknowledgesUnreplicated?(): Promise<boolean>;
   /**
-   * Whether a master answers a write it appends to no file (appendonly no, Redis's default): a
+   * Whether a master answers a write it appends to no file (appendonly no, Redis's default) while it
+   * keeps RDB snapshots (save points, also Redis's default; or CONFIG refused, so it may): a
    * restart (a crash, an OOM kill, a container killed) brings back its last RDB snapshot, and every
    * ending acknowledged since is undone without a trace the store's epoch could see (it is in the
    * snapshot), so what it ended works again.

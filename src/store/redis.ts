@@ -773,8 +773,16 @@ export class RedisKv implements Kv {
 
   async acknowledgesUnpersisted(): Promise<boolean> {
     const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
-    const infos = await Promise.all(masters.map((node) => node.info('persistence')));
-    return infos.some((info) => /^aof_enabled:0\b/m.test(info));
+    const unpersisted = await Promise.all(
+      masters.map(async (node) => {
+        if (!/^aof_enabled:0\b/m.test(await node.info('persistence'))) return false;
+        // Without save points it comes back empty, which the store's epoch ends everything after
+        // (revocation/list.ts); with them, on an older snapshot. CONFIG refused (a managed Redis): it may.
+        const save = await node.config('GET', 'save').catch(() => undefined);
+        return !Array.isArray(save) || String(save[1] ?? '').trim() !== '';
+      }),
+    );
+    return unpersisted.some(Boolean);
   }
 
   async time(): Promise<number> {

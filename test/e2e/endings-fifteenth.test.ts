@@ -3,7 +3,7 @@
  * "Looked at in the fifteenth fresh-eyes passes of 2026-12-07: endings that do not end"), black box.
  *
  * A Redis that appends no write to a file (`appendonly no`, Redis's own default, and that of the
- * official image) comes back from a crash, an OOM kill or a container killed on its last RDB
+ * official image) but keeps RDB snapshots (its default save points) comes back from a crash, an OOM kill or a container killed on its last RDB
  * snapshot: every ending acknowledged since (an RFC 7009 revocation, a sign-out, a password changed,
  * a person disabled, a key revoked) is undone, and what it ended works again. The store's epoch does
  * not see it (the snapshot holds the epoch): performed, a client's token revoked after a `SAVE`, the
@@ -57,17 +57,22 @@ describe('e2e: fifteenth fresh-eyes pass, endings undone by a Redis that persist
   }
   const warned = (lines: readonly LogLine[]) => lines.filter((line) => line.event === 'store.unpersisted_acks');
 
-  it('a Redis without appendonly (its restart brings back the last snapshot, every ending since undone) is said at start; with it, it is not', async () => {
-    const unset = warned(await startedOn(redis.url));
-    assert.equal(unset.length, 1, 'said at start of a Redis with appendonly no');
-    assert.match(unset[0]!.msg ?? '', /appendonly yes/);
-
+  it('a Redis with snapshots but without appendonly (its restart brings back the last snapshot, every ending since undone) is said at start; with appendonly, or with nothing kept on disk (it comes back empty), it is not', async () => {
     const admin = new Redis(redis.url);
     try {
+      // save "": a restart comes back empty, and the store's epoch ends every token from before.
+      assert.deepEqual(warned(await startedOn(redis.url)), [], 'not said of a Redis that keeps nothing on disk');
+
+      await admin.config('SET', 'save', '3600 1 300 100');
+      const unset = warned(await startedOn(redis.url));
+      assert.equal(unset.length, 1, 'said at start of a Redis with snapshots and appendonly no');
+      assert.match(unset[0]!.msg ?? '', /appendonly yes/);
+
       await admin.config('SET', 'appendonly', 'yes');
       assert.deepEqual(warned(await startedOn(redis.url)), [], 'not said once Redis appends every write');
     } finally {
       await admin.config('SET', 'appendonly', 'no').catch(() => {});
+      await admin.config('SET', 'save', '').catch(() => {});
       admin.disconnect();
     }
   });
