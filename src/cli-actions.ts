@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, type Config } from './config.js';
+import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, serveProductionProblem, type Config } from './config.js';
 import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { StartConflicts } from './ops/listen.js';
 import { builtinResourceServers } from './apis/builtin.js';
@@ -435,6 +435,8 @@ type Action = (...args: Parameters<Parameters<Command['action']>[0]>) => Promise
 const actions: Record<string, Action> = {
   'serve': async (options) => {
     const settings = config();
+    const unset = serveProductionProblem(settings);
+    if (unset) fail(unset);
     const workers = options.workers === undefined ? settings.workers : Number(options.workers);
     // Held to the bound the WORKERS setting has: past it, --workers 99999 forked processes until the machine gave out.
     if (!Number.isSafeInteger(workers) || workers < 0 || workers > MAX_WORKERS) {

@@ -557,6 +557,18 @@ export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>, di
   };
 }
 
+/**
+ * What `serve` alone refuses in production (the CLI run there without ISSUER takes the issuer the
+ * servers on its store announce): an issuer left unset, which is http://localhost:<port>, named in
+ * every token and URL, so that clients anywhere else fail on it (fifteenth newcomer pass).
+ */
+export function serveProductionProblem(config: Pick<Config, 'production' | 'issuerGiven' | 'port'>): ConfigError | undefined {
+  if (!config.production || config.issuerGiven) return undefined;
+  return new ConfigError(
+    `refusing to start in production: issuer (ISSUER): not set, so every token and URL would name http://localhost:${config.port}, which only this machine reaches; set ISSUER to the public URL clients reach this server at (ISSUER=https://id.example.com behind TLS; ISSUER=http://localhost:${config.port} to serve this machine alone)`,
+  );
+}
+
 /** Refusals that only apply in production: each names the setting to fix and how. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];
