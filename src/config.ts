@@ -537,6 +537,20 @@ export function envFileSets(names: readonly string[], dir = process.cwd()): stri
   return names.filter((name) => set.has(name));
 }
 
+/**
+ * The warning `serve` logs when `./.env` sets Latchkey settings the environment does not hold (never
+ * their values), other than `except` (the INSECURE warning's own): `npm start` does not read it, so a
+ * newcomer who followed the README's Docker lines (`PORT=3001` in `.env` when port 3000 is taken),
+ * or wrote `REDIS_URL` or `ISSUER` there, got the defaults without a word (fifteenth newcomer pass).
+ */
+export function envFileWarning(except: readonly string[] = [], env: NodeJS.ProcessEnv = process.env, dir = process.cwd()): string | undefined {
+  const names = [...settings().map(({ path }) => envName(path)), 'CONFIG_FILE', 'NODE_ENV'];
+  const ignored = envFileSets(names, dir).filter((name) => env[name] === undefined && !except.includes(name));
+  if (!ignored.length) return undefined;
+  const list = ignored.length === 1 ? ignored[0]! : `${ignored.slice(0, -1).join(', ')} and ${ignored.at(-1)!}`;
+  return `./.env sets ${list}, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the defaults apply instead); to use ${ignored.length === 1 ? 'it' : 'them'} here, export ${ignored.length === 1 ? 'it' : 'them'} in this shell first (set -a; . ./.env; set +a)`;
+}
+
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */
 export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>, dir = process.cwd()): { settings: string[]; message: string } | undefined {
   const settings = publicDefaultSecrets(config);

@@ -33,7 +33,7 @@ import { answerClientErrors, createApp } from './app.js';
 import { providerFactory } from './provider-factory.js';
 import { BackchannelDelivery } from './provider/backchannel-delivery.js';
 import { DueEndings } from './store/due-endings.js';
-import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
+import { envFileWarning, issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { keyRevocationHorizon, openKeyring, publishedRotationPolicy } from './keyring/index.js';
@@ -142,7 +142,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
-  if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
+  if (!cluster.isWorker) {
+    // The INSECURE warning names the secrets ./.env holds itself; this one names every other setting there.
+    const envFile = envFileWarning(kv.kind !== 'embedded' && insecure ? insecure.settings.map((setting) => /\(([A-Z_]+)\)/.exec(setting)?.[1] ?? '') : []);
+    if (envFile) logger.warn({ event: 'config.env_file_ignored' }, envFile);
+    for (const warning of issuerWarnings(config)) logger.warn(warning);
+  }
   // METRICS_PORT is never suggested for a busy PORT, nor PORT for a busy METRICS_PORT (below).
   const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' }, others: [config.metrics.port] };
   if (!cluster.isWorker) {

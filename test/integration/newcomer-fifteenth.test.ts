@@ -3,7 +3,8 @@
  * developer makes following the README for the first time, each answered with what to do.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
@@ -42,5 +43,36 @@ describe('a newcomer\'s first hour (fifteenth passes)', function () {
     const cli = await latchkey(production, ['users', 'list']);
     assert.equal(cli.status, 1);
     assert.doesNotMatch(cli.stderr, /issuer \(ISSUER\)/);
+  });
+
+  it('npm start beside a .env (the README\'s Docker lines, PORT=3001 when 3000 is taken): serve says which settings there it does not read, never their values', async () => {
+    const here = join(dir, 'dotenv');
+    mkdirSync(here, { recursive: true });
+    writeFileSync(join(here, '.env'), 'COOKIE_KEYS=cookie-secret-of-48-characters-cookie-secret-of-48\nexport KEYS_SECRETS=keys-secret-of-48\nPORT=3001\nISSUER=http://localhost:3001\nREDIS_URL=redis://127.0.0.1:6379\nTTL_ACCESS_TOKEN=300\nCOMPOSE_PROJECT_NAME=mine\n');
+    // Held, so that the start stops at the port check, right after its warnings.
+    const holder = createServer();
+    await new Promise<void>((done) => holder.listen(0, '127.0.0.1', done));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const settings = {
+        PORT: String(port), HOST: '127.0.0.1', METRICS_ENABLED: 'false', LOG_LEVEL: 'warn', LOG_FORMAT: 'json',
+        EMBEDDED_FILE: join(here, 'store.json'), KEYS_DIR: join(here, 'keys'), ISSUER: `http://localhost:${port}`,
+      };
+      const run = await latchkey(settings, ['serve'], undefined, here);
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, /PORT: port \d+ on 127\.0\.0\.1 is in use/);
+      const warnings = run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event?: string; msg: string }).filter((entry) => entry.event === 'config.env_file_ignored');
+      // PORT and ISSUER are in the environment too, which wins, as under docker compose; COMPOSE_PROJECT_NAME is compose's own.
+      assert.deepEqual(warnings.map((entry) => entry.msg), [
+        './.env sets REDIS_URL, COOKIE_KEYS, KEYS_SECRETS and TTL_ACCESS_TOKEN, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the defaults apply instead); to use them here, export them in this shell first (set -a; . ./.env; set +a)',
+      ]);
+      assert.doesNotMatch(run.stdout + run.stderr, /secret-of-48/);
+      // Without a .env, nothing is said.
+      const bare = await latchkey(settings, ['serve'], undefined, dir);
+      assert.equal(bare.status, 1, bare.stderr);
+      assert.doesNotMatch(bare.stdout, /\.env/);
+    } finally {
+      holder.close();
+    }
   });
 });
