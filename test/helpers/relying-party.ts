@@ -249,15 +249,26 @@ async function main() {
       `set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2, which needs jq; without it, install jq, and npx latchkey clients rotate-secret ${clientId} --grace 0 | jq -r .client_secret prints a new one)`,
     );
   }
-  const port = Number(env('PORT', '8080'));
-  const issuer = env('ISSUER', 'http://localhost:3000');
+  // Each said in one line, as Latchkey says its own settings (PORT=abc said "options.port should be
+  // >= 0", ISSUER=localhost:3000 "only requests to HTTPS are allowed": fifteenth newcomer pass).
+  const portText = env('PORT', '8080').trim();
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new Error(`PORT: expected the sample app's own port, a number such as 8080, got "${portText}"`);
+  const webUrl = (name: string, fallback: string, example: string) => {
+    const value = env(name, fallback);
+    const url = URL.parse(value);
+    if (!url || !['http:', 'https:'].includes(url.protocol) || !url.host) throw new Error(`${name}: expected an http:// or https:// URL such as ${example}, got "${value}"`);
+    return value;
+  };
+  const issuer = webUrl('ISSUER', 'http://localhost:3000', 'http://localhost:3000 (the issuer Latchkey logs at start, "latchkey is listening")');
+  const publicUrl = webUrl('PUBLIC_URL', `http://localhost:${port}`, `http://localhost:${port} (the app's own origin, as its redirect URI starts)`);
   const rp = await startRelyingParty({
     issuer,
     clientId,
     checkClient: true,
     log: (line) => console.log(line),
     clientSecret: env('CLIENT_SECRET'),
-    publicUrl: () => env('PUBLIC_URL', `http://localhost:${port}`),
+    publicUrl: () => publicUrl,
     title: env('TITLE', 'Sample app'),
     port,
   }).catch((error: unknown) => {

@@ -7,6 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { latchkey } from '../helpers/process.js';
+import { sampleRp } from './cli-commands.js';
 import { freePort } from '../helpers/redis.js';
 import { testDir } from '../helpers/server.js';
 
@@ -74,5 +75,22 @@ describe('a newcomer\'s first hour (fifteenth passes)', function () {
     } finally {
       holder.close();
     }
+  });
+
+  it('npm run sample-rp given a PORT, ISSUER or PUBLIC_URL that is no port or URL: one line naming it with an example (it said "options.port should be >= 0", "only requests to HTTPS are allowed", "Invalid URL")', async () => {
+    const base = { CLIENT_ID: 'demo', CLIENT_SECRET: 'never-checked', ISSUER: 'http://localhost:1', PORT: String(await freePort()) };
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ PORT: 'abc' }, /^PORT: expected the sample app's own port, a number such as 8080, got "abc"$/],
+      [{ ISSUER: 'localhost:3000' }, /^ISSUER: expected an http:\/\/ or https:\/\/ URL such as http:\/\/localhost:3000 \(the issuer Latchkey logs at start, "latchkey is listening"\), got "localhost:3000"$/],
+      [{ ISSUER: 'http//localhost:3000' }, /^ISSUER: expected an http:\/\/ or https:\/\/ URL .*, got "http\/\/localhost:3000"$/],
+      [{ PUBLIC_URL: 'localhost:8080' }, /^PUBLIC_URL: expected an http:\/\/ or https:\/\/ URL such as http:\/\/localhost:\d+ \(the app's own origin, as its redirect URI starts\), got "localhost:8080"$/],
+    ];
+    const runs = await Promise.all(cases.map(([change]) => sampleRp({ ...base, ...change })));
+    runs.forEach((run, i) => {
+      assert.equal(run.status, 1, run.stderr);
+      const lines = run.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0]!, cases[i]![1]);
+    });
   });
 });
