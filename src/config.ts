@@ -548,7 +548,7 @@ export function envFileWarning(except: readonly string[] = [], env: NodeJS.Proce
   const ignored = envFileSets(names, dir).filter((name) => env[name] === undefined && !except.includes(name));
   if (!ignored.length) return undefined;
   const list = ignored.length === 1 ? ignored[0]! : `${ignored.slice(0, -1).join(', ')} and ${ignored.at(-1)!}`;
-  return `./.env sets ${list}, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the defaults apply instead); to use ${ignored.length === 1 ? 'it' : 'them'} here, export ${ignored.length === 1 ? 'it' : 'them'} in this shell first (set -a; . ./.env; set +a)`;
+  return `./.env sets ${list}, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the configuration files' values apply instead); to use ${ignored.length === 1 ? 'it' : 'them'} here, export ${ignored.length === 1 ? 'it' : 'them'} in this shell first (set -a; . ./.env; set +a)`;
 }
 
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */

@@ -23,26 +23,29 @@ describe('a newcomer\'s first hour (fifteenth passes)', function () {
       PORT: String(port),
       METRICS_ENABLED: 'false',
       LOG_LEVEL: 'silent',
-      // Never reached: the refusal comes first. With ISSUER set, this is what refuses instead.
+      // Never reached by serve: the refusals come first.
       REDIS_URL: 'redis://127.0.0.1:1',
       COOKIE_KEYS: 'a-production-cookie-key-that-is-long-enough-0123456789',
       KEYS_SECRETS: 'a-production-key-ring-secret-that-is-long-enough-012345',
       KEYS_DIR: join(dir, 'keys'),
       WORKERS: '1',
     };
-    const unset = await latchkey(production, ['serve']);
+    // Set, even to localhost (docker compose's default), it gets past the issuer to the next check
+    // (a bad --workers, which fails before Redis is reached); the CLI is not the server: without
+    // ISSUER it takes the one the servers on its store announce, and fails here on Redis alone.
+    const [unset, localhost, cli] = await Promise.all([
+      latchkey(production, ['serve']),
+      latchkey({ ...production, ISSUER: `http://localhost:${port}` }, ['serve', '--workers', 'x']),
+      latchkey(production, ['users', 'list']),
+    ]);
     assert.equal(unset.status, 1, unset.stderr);
     assert.deepEqual(unset.stderr.trim().split('\n'), [
       `latchkey: refusing to start in production: issuer (ISSUER): not set, so every token and URL would name http://localhost:${port}, which only this machine reaches; set ISSUER to the public URL clients reach this server at (ISSUER=https://id.example.com behind TLS; ISSUER=http://localhost:${port} to serve this machine alone)`,
     ]);
-    // Set, even to localhost (docker compose's default), it gets past the issuer to the next step: Redis.
-    const localhost = await latchkey({ ...production, ISSUER: `http://localhost:${port}` }, ['serve']);
     assert.equal(localhost.status, 1);
-    assert.doesNotMatch(localhost.stderr, /ISSUER/);
-    assert.match(localhost.stderr, /REDIS_URL: cannot reach Redis/);
-    // The CLI is not the server: without ISSUER it takes the one the servers on its store announce.
-    const cli = await latchkey(production, ['users', 'list']);
+    assert.match(localhost.stderr, /^latchkey: --workers: expected a number/);
     assert.equal(cli.status, 1);
+    assert.match(cli.stderr, /REDIS_URL: cannot reach Redis/);
     assert.doesNotMatch(cli.stderr, /issuer \(ISSUER\)/);
   });
 
@@ -59,17 +62,17 @@ describe('a newcomer\'s first hour (fifteenth passes)', function () {
         PORT: String(port), HOST: '127.0.0.1', METRICS_ENABLED: 'false', LOG_LEVEL: 'warn', LOG_FORMAT: 'json',
         EMBEDDED_FILE: join(here, 'store.json'), KEYS_DIR: join(here, 'keys'), ISSUER: `http://localhost:${port}`,
       };
-      const run = await latchkey(settings, ['serve'], undefined, here);
+      // Beside it, and (below) without one, where nothing is said.
+      const [run, bare] = await Promise.all([latchkey(settings, ['serve'], undefined, here), latchkey(settings, ['serve'], undefined, dir)]);
       assert.equal(run.status, 1, run.stderr);
       assert.match(run.stderr, /PORT: port \d+ on 127\.0\.0\.1 is in use/);
       const warnings = run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event?: string; msg: string }).filter((entry) => entry.event === 'config.env_file_ignored');
       // PORT and ISSUER are in the environment too, which wins, as under docker compose; COMPOSE_PROJECT_NAME is compose's own.
       assert.deepEqual(warnings.map((entry) => entry.msg), [
-        './.env sets REDIS_URL, COOKIE_KEYS, KEYS_SECRETS and TTL_ACCESS_TOKEN, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the defaults apply instead); to use them here, export them in this shell first (set -a; . ./.env; set +a)',
+        './.env sets REDIS_URL, COOKIE_KEYS, KEYS_SECRETS and TTL_ACCESS_TOKEN, which this server does not read: only docker compose reads .env, Latchkey reads the environment (the configuration files\' values apply instead); to use them here, export them in this shell first (set -a; . ./.env; set +a)',
       ]);
       assert.doesNotMatch(run.stdout + run.stderr, /secret-of-48/);
       // Without a .env, nothing is said.
-      const bare = await latchkey(settings, ['serve'], undefined, dir);
       assert.equal(bare.status, 1, bare.stderr);
       assert.doesNotMatch(bare.stdout, /\.env/);
     } finally {
