@@ -132,6 +132,7 @@ import { developerClient } from '../registration/developer-sign-in.js';
 import { accountClient } from '../accounts/page/account-client.js';
 import { registeredClientId } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
+import { deviceTokenErrors } from './patches/device-token-errors.js';
 import { uniqueUserCodes } from './patches/unique-user-codes.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { CookieKeys } from '../http/cookie-keys.js';
@@ -695,6 +696,8 @@ function applyPatches(
   chunkedBodiesTooLarge(provider);
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
+  // ...and a device is told only a token endpoint's codes of how its flow ended (device-token-errors.ts).
+  deviceTokenErrors(provider);
   // A code taken on at Continue may be taken on again in the same browser (device-approval-outage.ts): before the throttle wraps the lookup.
   deviceCodesInFlightPerBrowser(provider);
   // One live device code per user code (unique-user-codes.ts).

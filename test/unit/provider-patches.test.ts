@@ -732,6 +732,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.doesNotMatch(source('actions/authorization/device.js'), /interval/);
   });
 
+  it('device-token-errors.ts: the device_code grant throws the error saved on its code (found by DeviceCode.find) by its name, with errorDescription, and the device pages save any error of the person\'s side there', () => {
+    const grant = source('actions/grants/device_code.js');
+    assert.match(grant, /throwIfAsyncGrantError\(code\)/);
+    assert.match(source('helpers/grant_common.js'), /if \(entity\.error\) \{\s*const className = upperFirst\(camelCase\(entity\.error\)\);\s*if \(errorMap\[className\]\) \{\s*throw new errorMap\[className\]\(entity\.errorDescription\);/);
+    assert.match(source('actions/authorization/device.js'), /Object\.assign\(code, \{\s*error: out\.error,\s*errorDescription: out\.error_description,/);
+  });
+
   it('user-code-entry.ts: the code is looked up with DeviceCode.findByUserCode before any change, ?user_code= is posted by an inline script, and an error page persists the session', () => {
     assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).findByUserCode, 'function');
     const verification = source('actions/code_verification.js');
