@@ -5,11 +5,13 @@
  * endpoint's answers to a device (RFC 6749 §5.2's codes, authorization_pending, slow_down,
  * access_denied, expired_token), and a device client acts on those alone: an authorization
  * endpoint's code there (OpenID Connect's unmet_authentication_requirements, whose IANA entry is for
- * the authorization endpoint) is one no device library knows.
+ * the authorization endpoint) is one no device library knows. And a device's approval whose resume
+ * reached Latchkey twice at the same moment (a browser's or a proxy's retry) is not undone by the
+ * copy that lost.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Agent } from '../helpers/agent.js';
+import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -49,4 +51,25 @@ describe('e2e: new kinds of clients, fifteenth pass', function () {
     });
   });
 
+  it("a device approval whose resume arrives twice at once (a retry) connects the device: the copy refused as not the interaction's leaves the device code alone", async () => {
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const consent = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'bob', password: PASSWORD, consent: 'stop' });
+    // Allow, followed by hand up to the resume (/device/<uid>), which the browser then asks twice.
+    const form = formIn(consent.html, '/confirm');
+    let answer = await agent.request(new URL(form.action, consent.url).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.hidden) });
+    let resume = new URL(answer.headers.get('location')!, consent.url);
+    for (let hops = 0; !/^\/device\/[^/]+$/.test(resume.pathname) && hops < 5; hops += 1) {
+      answer = await agent.request(resume.href);
+      resume = new URL(answer.headers.get('location')!, resume);
+    }
+    assert.match(resume.pathname, /^\/device\/[^/]+$/, resume.href);
+    const pages = await Promise.all([agent.request(resume.href), agent.request(resume.href)].map(async (asked) => (await asked).text()));
+    assert.equal(pages.filter((html) => /Device connected/.test(html)).length, 1, pages.map((html) => html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)).join('\n'));
+    // The other copy says what a reload of a finished sign-in says, never that the device was told an error.
+    assert.equal(pages.filter((html) => /This page was already used or has expired\. If your device shows it is connected, there is nothing more to do/.test(html)).length, 1);
+    const tokens = await oidc.pollDeviceAuthorizationGrant(tv, device);
+    assert.ok(tokens.access_token);
+  });
 });

@@ -24,7 +24,8 @@
  * its next page or its resume, and is started again.
  */
 import type { Context } from 'koa';
-import { errors, Provider } from 'oidc-provider';
+import { Provider } from 'oidc-provider';
+import { notThisResume } from './single-use-resume.js';
 
 const RESUMES = new Set(['resume', 'device_resume']);
 
@@ -63,7 +64,7 @@ export function browserBoundResume(provider: Provider, issuer: string, interacti
     const route = ctx?.oidc?.route;
     if (!ctx || route === undefined || !RESUMES.has(route)) return destroy.call(this);
     if (!startedInThisBrowser(ctx, issuer, this.uid)) {
-      throw new errors.SessionNotFound('this sign-in was not started in this browser');
+      throw notThisResume('this sign-in was not started in this browser');
     }
     await destroy.call(this);
     ctx.append('Set-Cookie', `${flowCookie(this.uid)}=; max-age=0${attributes}`);

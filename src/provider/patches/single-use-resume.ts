@@ -22,13 +22,29 @@ interface Taking {
   emit(event: string): void;
 }
 
+/**
+ * The refusal of a resume that is not the interaction's to take (another took it, or another browser
+ * asks: browser-bound-resume.ts). On device_resume the engine saves any error onto the interaction's
+ * device code (lib/actions/authorization/device.js deviceUserFlowErrors, which finds the code through
+ * the Interaction entity resume.js set), so a second resume of one approval at the same moment, such
+ * as a browser's retry, wrote its refusal over the device code while the first approved it: the
+ * person was told the code was used elsewhere, and the device got no tokens (fifteenth fresh-eyes
+ * pass at the new kinds of clients). The request is refused as before, its entity dropped first: it
+ * changes nothing of the flow it is not.
+ */
+export function notThisResume(description: string): InstanceType<typeof errors.SessionNotFound> {
+  const entities = (Provider.ctx as { oidc?: { entities?: Record<string, unknown> } } | undefined)?.oidc?.entities;
+  if (entities) delete entities.Interaction;
+  return new errors.SessionNotFound(description);
+}
+
 export function singleUseResume(provider: Provider): void {
   const prototype = provider.Interaction.prototype as unknown as { destroy(this: Taking): Promise<void> };
   const destroy = prototype.destroy;
   prototype.destroy = async function (this: Taking) {
     const route = (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route;
     if (route === undefined || !RESUMES.has(route) || !this.adapter.take) return destroy.call(this);
-    if (!(await this.adapter.take(this.jti))) throw new errors.SessionNotFound('interaction session not found');
+    if (!(await this.adapter.take(this.jti))) throw notThisResume('interaction session not found');
     this.emit('destroyed');
   };
 }
