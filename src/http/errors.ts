@@ -76,7 +76,11 @@ export function wantsHtml(ctx: Context): boolean {
 /** Writes an error as a page or as JSON, by what the caller accepts. */
 export function respondWithError(ctx: Context, status: number, out: ErrorOut, page: ErrorPageWords | undefined = signOutFailed(ctx)): void {
   ctx.status = status;
+  // RFC 6749 §5.1's pair, as the engine's answers at the token, introspection and revocation
+  // endpoints carry it (provider/patches/pragma-no-cache.ts): this also answers there, for a store
+  // away (503) or a body too large (413), before the engine's layers (fifteenth passes' review, h7).
   ctx.set('Cache-Control', 'no-store');
+  ctx.set('Pragma', 'no-cache');
   if (wantsHtml(ctx)) {
     ctx.type = 'html';
     ctx.body = errorPage(out, ctx.state.requestId as string | undefined, page);

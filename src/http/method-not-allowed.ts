@@ -27,6 +27,7 @@ function refuseMethod(ctx: Context, allowed: readonly string[], json = false): v
   if (json) {
     jsonError(ctx, 405, 'invalid_request', description);
     ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
   } else {
     respondWithError(ctx, 405, { error: 'invalid_request', error_description: description });
   }

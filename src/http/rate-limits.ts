@@ -104,7 +104,9 @@ function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: strin
   const wait = Math.max(1, seconds);
   metrics?.rateLimited.inc({ endpoint, limit });
   ctx.set('Retry-After', String(wait));
+  // With RFC 6749 §5.1's Pragma, as every other answer at the token, introspection and revocation endpoints.
   ctx.set('Cache-Control', 'no-store');
+  ctx.set('Pragma', 'no-cache');
   jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
 }
 
