@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, serveProductionProblem, type Config } from './config.js';
+import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKERS, type Config } from './config.js';
 import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { StartConflicts } from './ops/listen.js';
 import { builtinResourceServers } from './apis/builtin.js';
@@ -80,12 +80,13 @@ function fail(error: unknown): never {
 /** Said once a process (a server's workers read the same environment: the primary says it), before the settings are read. */
 let envChecked = cluster.isWorker;
 
-function config(): Config {
+/** `serving`: for `serve` (loadConfig). */
+function config(serving = false): Config {
   try {
     // A misspelt setting (REDIS_ULR) is no setting, so nothing else would mention it: one line each, never a failure.
     if (!envChecked) for (const warning of envWarnings()) console.error(`latchkey: ${warning}`);
     envChecked = true;
-    return loadConfig();
+    return loadConfig(process.env, undefined, { serving });
   } catch (error) {
     fail(error);
   }
@@ -434,9 +435,7 @@ type Action = (...args: Parameters<Parameters<Command['action']>[0]>) => Promise
 /** What each command does, by its words as typed. */
 const actions: Record<string, Action> = {
   'serve': async (options) => {
-    const settings = config();
-    const unset = serveProductionProblem(settings);
-    if (unset) fail(unset);
+    const settings = config(true);
     const workers = options.workers === undefined ? settings.workers : Number(options.workers);
     // Held to the bound the WORKERS setting has: past it, --workers 99999 forked processes until the machine gave out.
     if (!Number.isSafeInteger(workers) || workers < 0 || workers > MAX_WORKERS) {

@@ -624,22 +624,20 @@ export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>, di
 }
 
 /**
- * What `serve` alone refuses in production (the CLI run there without ISSUER takes the issuer the
- * servers on its store announce): an issuer left unset, which is http://localhost:<port>, named in
- * every token and URL, so that clients anywhere else fail on it (fifteenth newcomer pass).
+ * Refusals that only apply in production: each names the setting to fix and how. `serving`: for
+ * `serve`, which alone refuses an issuer left unset (http://localhost:<port>, named in every token
+ * and URL, so that clients anywhere else fail on it: fifteenth newcomer pass); the CLI run there
+ * without ISSUER takes the issuer the servers on its store announce. Said with the others, in the
+ * same line: after the image's bare `docker run` it came only once REDIS_URL was mended (review of
+ * the fifteenth passes, h7).
  */
-export function serveProductionProblem(config: Pick<Config, 'production' | 'issuerGiven' | 'port'>): ConfigError | undefined {
-  if (!config.production || config.issuerGiven) return undefined;
-  return new ConfigError(
-    `refusing to start in production: issuer (ISSUER): not set, so every token and URL would name http://localhost:${config.port}, which only this machine reaches; set ISSUER to the public URL clients reach this server at (ISSUER=https://id.example.com behind TLS; ISSUER=http://localhost:${config.port} to serve this machine alone)`,
-  );
-}
-
-/** Refusals that only apply in production: each names the setting to fix and how. */
-function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
+function productionProblems(config: z.infer<typeof schema> & { issuer: string }, issuerUnset: boolean, serving: boolean): string[] {
   const problems: string[] = [];
   if (!config.redis.url && config.redis.mode === 'standalone') {
     problems.push('redis.url (REDIS_URL): required in production (the embedded store is for development only); set REDIS_URL=redis://host:6379');
+  }
+  if (serving && issuerUnset) {
+    problems.push(`issuer (ISSUER): not set, so every token and URL would name http://localhost:${config.port}, which only this machine reaches; set ISSUER to the public URL clients reach this server at (ISSUER=https://id.example.com behind TLS; ISSUER=http://localhost:${config.port} to serve this machine alone)`);
   }
   const url = new URL(config.issuer);
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
@@ -735,7 +733,8 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
   return warnings;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): Config {
+/** `serving`: for `serve`, whose refusals in production are more than the CLI's (productionProblems). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config'), { serving = false }: { serving?: boolean } = {}): Config {
   const defaults = readYaml(join(dir, 'default.yaml'));
   const nodeEnv = env.NODE_ENV || 'development';
   let tree = defaults;
@@ -802,7 +801,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   }
   const production = nodeEnv === 'production';
   if (production) {
-    const problems = productionProblems(config);
+    const problems = productionProblems(config, result.data.issuer === '', serving);
     if (problems.length) throw new ConfigError(`refusing to start in production: ${problems.join('; ')}`);
   }
   const embeddedFileGiven = env[envName(['embedded', 'file'])] !== undefined || config.embedded.file !== valueAt(['embedded', 'file'], defaults);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { envFileWarning, publicSecretsWarning, loadConfig } from '../../src/config.js';
+import { latchkey } from '../helpers/process.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -39,6 +40,22 @@ describe('review of the merged changes, fifteenth passes (h7)', function () {
       writeFileSync(join(dir, '.env'), 'COOKIE_KEYS=\nKEYS_SECRETS=\n');
       assert.doesNotMatch(publicSecretsWarning(loadConfig({}), dir)?.message ?? '', /\.env/, 'nor by the INSECURE warning');
     });
+  });
+
+  it('serve in production without REDIS_URL nor ISSUER (a bare docker run of the image): one line naming both, not one refusal after the other', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-production-'));
+    try {
+      const run = await latchkey({
+        NODE_ENV: 'production', PORT: '3999', METRICS_ENABLED: 'false', LOG_LEVEL: 'silent', KEYS_DIR: join(dir, 'keys'),
+        COOKIE_KEYS: 'a-production-cookie-key-that-is-long-enough-0123456789', KEYS_SECRETS: 'a-production-key-ring-secret-that-is-long-enough-012345',
+      }, ['serve'], undefined, dir);
+      assert.equal(run.status, 1, run.stderr);
+      const lines = run.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0]!, /^latchkey: refusing to start in production: redis\.url \(REDIS_URL\): required in production.*; issuer \(ISSUER\): not set, so every token and URL would name http:\/\/localhost:3999/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('Cache-Control: no-store with Pragma: no-cache on the app\'s own answers at revocation, token and introspection', () => {
