@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
+import { parseEnv } from 'node:util';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ROOT } from './paths.js';
@@ -537,56 +538,15 @@ export function envFileSets(names: readonly string[], dir = process.cwd()): stri
   return names.filter((name) => set.has(name));
 }
 
-/** Where a value opened by `quote` closes in `text` (a double quote escaped by a backslash does not close it), or -1. */
-function closingQuote(text: string, quote: string): number {
-  for (let i = 0; i < text.length; i += 1) {
-    if (quote === '"' && text[i] === '\\') i += 1;
-    else if (text[i] === quote) return i;
-  }
-  return -1;
-}
-
 /**
- * The names a `.env` text gives a value that is not empty, read as docker compose and dotenv read
- * it: `export` before a name, comments, CRLF, and a quoted value running over lines to its closing
- * quote (a certificate, a JSON document), whose lines set nothing; an unclosed quote is the rest of
- * its line. An empty value (`REDIS_URL=`, `ISSUER=""`, `PORT= # comment`: a template's blanks) sets
- * nothing compose's `${…:-default}` would take, and exported it would fail the start (PORT) or
- * change nothing: the fifteenth passes' review (h7) found both named by the warnings.
+ * The names a `.env` text gives a value that is not empty, read as Node's own `--env-file` reads it
+ * (util.parseEnv: `export`, comments, CRLF, a quoted value over lines, whose lines set nothing). An
+ * empty value (`REDIS_URL=`, `ISSUER=""`, `PORT= # comment`: a template's blanks) sets nothing
+ * compose's `${…:-default}` would take, and exported it would fail the start (PORT) or change
+ * nothing: the fifteenth passes' review (h7) found both named by a line-by-line reading.
  */
 export function envFileNames(text: string): Set<string> {
-  const names = new Set<string>();
-  const lines = text.split(/\r?\n|\r/);
-  // The first line at or after each where a quote of each kind closes (-1: none), found once from
-  // the end, so that no unclosed quote makes the lines after it be searched again.
-  const closes = new Map<string, Int32Array>();
-  const closingLine = (quote: string, from: number) => {
-    let next = closes.get(quote);
-    if (!next) {
-      next = new Int32Array(lines.length + 1).fill(-1);
-      for (let j = lines.length - 1; j >= 0; j -= 1) next[j] = closingQuote(lines[j]!, quote) >= 0 ? j : next[j + 1]!;
-      closes.set(quote, next);
-    }
-    return next[from]!;
-  };
-  for (let i = 0; i < lines.length; i += 1) {
-    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=[ \t]*(.*)$/.exec(lines[i]!);
-    if (!match) continue;
-    const rest = match[2]!;
-    const quote = rest[0];
-    let empty: boolean;
-    if (quote === '"' || quote === "'" || quote === '`') {
-      const end = closingQuote(rest.slice(1), quote);
-      const last = end < 0 ? closingLine(quote, i + 1) : i;
-      // Over lines, it holds at least a line break; unclosed, the quote itself.
-      empty = end === 0;
-      if (last > i) i = last;
-    } else {
-      empty = rest.replace(/(?:^|\s)#.*$/, '').trim() === '';
-    }
-    if (!empty) names.add(match[1]!);
-  }
-  return names;
+  return new Set(Object.entries(parseEnv(text)).flatMap(([name, value]) => ((value ?? '').trim() === '' ? [] : [name])));
 }
 
 /**
