@@ -739,6 +739,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/device.js'), /Object\.assign\(code, \{\s*error: out\.error,\s*errorDescription: out\.error_description,/);
   });
 
+  it("device-token-errors.ts: a device code's consume() at the poll writes only its mark (the error read as access_denied is never saved); single-use-resume.ts notThisResume: deviceUserFlowErrors finds the code to save an error on only as ctx.oidc.deviceCode or through the Interaction entity, and device_resume sets DeviceCode only after the resume destroyed the interaction", () => {
+    assert.match(source('models/device_code.js'), /async consume\(\) \{\s*await this\.adapter\.consume\(this\.jti\);/);
+    const device = source('actions/authorization/device.js');
+    const errors = device.slice(device.indexOf('export async function deviceUserFlowErrors'), device.indexOf('async function deviceVerificationResponse'));
+    assert.match(errors, /let code = ctx\.oidc\.deviceCode;\s*if \(!code && ctx\.oidc\.entities\.Interaction\?\.deviceCode\) \{/);
+    assert.equal(errors.match(/DeviceCode\.find/g)?.length, 1, 'one lookup, through the Interaction entity');
+    const stack = source('actions/authorization/index.js');
+    assert.ok(stack.indexOf('use(deviceUserFlowErrors,') < stack.indexOf('use(getResume,') && stack.indexOf('use(getResume,') < stack.indexOf('use(deviceUserFlow,'), 'errors caught around the resume, the code set after it');
+  });
+
   it('user-code-entry.ts: the code is looked up with DeviceCode.findByUserCode before any change, ?user_code= is posted by an inline script, and an error page persists the session', () => {
     assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).findByUserCode, 'function');
     const verification = source('actions/code_verification.js');
