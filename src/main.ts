@@ -215,7 +215,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (unpersisted) {
     logger.warn(
       { event: 'store.unpersisted_acks' },
-      'Redis appends no write to a file (appendonly no) but keeps RDB snapshots (save): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
+      'Redis appends no write to a file (appendonly no) but keeps RDB snapshots (save points, or a snapshot written or loaded since it started): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
     );
   }
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does

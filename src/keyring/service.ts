@@ -11,7 +11,7 @@ import type { Logger } from '../ops/logger.js';
 import { StoreBehind } from '../store/outage.js';
 import type { Keyring } from './keyring.js';
 import { apply, isEmpty, NextKeyNotPublishedEverywhere, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
-import { LOCKED, readRing, type RingSnapshot, type RingStore } from './stores.js';
+import { LOCKED, readRing, ringGeneration, type RingSnapshot, type RingStore } from './stores.js';
 
 export interface KeyringServiceOptions {
   readonly store: RingStore;
@@ -192,11 +192,14 @@ export class KeyringService implements SigningGate {
   #reads = 0;
   #inService = 0;
   /**
-   * Keys that were in the ring in service and left it (revoked, or removed after their retention):
-   * a key is made new each time, so one that comes back is a store that went back in time (a Redis
-   * restarted on its last snapshot, a backup restored), never a change (#cameBack).
+   * The generation of the ring in service (ringGeneration): a stored ring of a lower one is older, a
+   * store that went back in time (a Redis restarted on its last snapshot, a backup restored), never a
+   * change (#cameBack). Before, a server refused a ring holding a key it had seen leave; one that had
+   * not (started since) took the older ring in, then called the newer ring's keys come back when the
+   * other wrote it back: it revoked the keys in service and the two wrote back over each other for
+   * ever (review of the fifteenth passes, h6).
    */
-  readonly #departed = new Set<string>();
+  #generation: number;
   /** Ends again the keys a store that went back in time brought back (keysCameBack); none: nothing written. */
   #endAgain: ((kids: readonly string[]) => Promise<void>) | undefined;
 
@@ -204,6 +207,7 @@ export class KeyringService implements SigningGate {
     this.#options = options;
     if (options.policyNow) this.#policyNow = options.policyNow;
     this.#snapshot = snapshot;
+    this.#generation = ringGeneration(snapshot.raw);
     this.#jwks = publish(snapshot.ring, options.policy);
     this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());
   }
@@ -290,8 +294,8 @@ export class KeyringService implements SigningGate {
   }
 
   /**
-   * Has `endAgain` called with the keys a stored ring brought back after they had left the ring in
-   * service (the revocation list's kid entries written again: a store that went back in time lost
+   * Has `endAgain` called with the keys an older stored ring holds that left the ring in service
+   * since (the revocation list's kid entries written again: a store that went back in time lost
    * them with the ring), before the ring in service is written back over it (#cameBack).
    */
   keysCameBack(endAgain: (kids: readonly string[]) => Promise<void>): void {
@@ -394,40 +398,46 @@ export class KeyringService implements SigningGate {
     }
     const ring = await this.#options.store.parse(raw);
     if (read < this.#inService) return false; // a later read's ring is in service already (#adopt)
-    if (this.#returning(ring).length) {
+    if (this.#older(raw)) {
       await this.#cameBack(raw, ring);
       return false;
     }
     return this.#adopt({ raw, ring }, read);
   }
 
-  /** The keys of `ring` that had left the ring in service (#departed). */
-  #returning(ring: Keyring): string[] {
-    return ring.keys.filter(({ kid }) => this.#departed.has(kid)).map(({ kid }) => kid);
+  /** Whether the stored ring `raw` is older than the ring in service (#generation). */
+  #older(raw: string): boolean {
+    const generation = ringGeneration(raw);
+    return generation > 0 && generation < this.#generation;
   }
 
   /**
-   * The store holds a ring with a key that had left the ring in service: it went back in time (a
-   * Redis without appendonly killed and started again on its last snapshot, a backup restored), and
-   * with it the revocation list's kid entries. Adopted, a revoked key was published and signed with
-   * again, and what it signed before its revocation was valid again at introspection (fifteenth
-   * fresh-eyes passes, endings). Not adopted: the kid entries are written again (endAgain), then the
-   * ring in service, the newer one, is written back over it (compare-and-set on what was read), as
-   * after a loss; the next look adopts what is there then.
+   * The store holds a ring older than the ring in service: it went back in time (a Redis without
+   * appendonly killed and started again on its last snapshot, a backup restored), and with it the
+   * revocation list's kid entries. Adopted, a revoked key was published and signed with again, and
+   * what it signed before its revocation was valid again at introspection (fifteenth fresh-eyes
+   * passes, endings). Not adopted: the keys it holds that the ring in service does not (they left it
+   * since: revoked, or removed after their retention) have their kid entries written again
+   * (endAgain); then the ring in service, less what the revocation list names (a `keys revoke` made
+   * on the older ring), is written back over it with its own generation (compare-and-set on what was
+   * read), so that a server holding a newer one still writes that back in turn, and every server
+   * ends on the newest; the next look adopts what is there then.
    */
   async #cameBack(raw: string, ring: Keyring): Promise<void> {
     const { store, logger } = this.#options;
-    const kids = this.#returning(ring);
-    await this.#endAgain?.(kids);
+    const inService = this.#snapshot.ring;
+    const kids = ring.keys.filter(({ kid }) => !inService.keys.some((key) => key.kid === kid)).map(({ kid }) => kid);
+    if (kids.length) await this.#endAgain?.(kids);
+    const generation = this.#generation;
     let read = 0;
     const written = await store.locked(async () => {
       read = ++this.#reads;
-      return (await store.readRaw()) === raw ? store.write(this.#snapshot.ring, raw) : undefined;
+      return (await store.readRaw()) === raw ? store.write(await this.#withoutRevoked(inService), raw, generation) : undefined;
     });
     if (written === LOCKED || written === undefined) return;
     logger?.warn(
       { event: 'keys.came_back', keys: kids },
-      `key ring: ${store.description} held keys that had left the ring (${kids.join(', ')}): it went back in time (Redis restarted on an older snapshot, a backup restored?); wrote back the ring this server signs with and revoked them again. Sign-outs and revocations made since that snapshot are undone: make them again`,
+      `key ring: ${store.description} held an older key ring (generation ${ringGeneration(raw)}, this server's ${generation}${kids.length ? `, with keys that had left it: ${kids.join(', ')}` : ''}): it went back in time (Redis restarted on an older snapshot, a backup restored?); wrote back the ring this server signs with${kids.length ? ' and revoked them again' : ''}. Sign-outs and revocations made since that snapshot are undone: make them again`,
     );
     this.#adopt(written, read);
   }
@@ -444,7 +454,7 @@ export class KeyringService implements SigningGate {
     const outcome = await store.locked(async () => {
       read = ++this.#reads;
       const latest = await readRing(store);
-      if (!latest || this.#returning(latest.ring).length) return undefined; // a store gone back in time: refresh writes back (#cameBack)
+      if (!latest || this.#older(latest.raw)) return undefined; // a store gone back in time: refresh writes back (#cameBack)
       const now = Date.now();
       const work = plan(latest.ring, now, policy);
       if (isEmpty(work) && !store.needsRewrite(latest.raw)) return latest;
@@ -497,7 +507,8 @@ export class KeyringService implements SigningGate {
     const written = await store.locked(async () => {
       read = ++this.#reads;
       if ((await store.readRaw()) !== undefined) return undefined;
-      return store.write(await this.#withoutRevoked(this.#snapshot.ring), undefined);
+      // Its own generation: the other servers, holding the same ring, do not call it older (#cameBack).
+      return store.write(await this.#withoutRevoked(this.#snapshot.ring), undefined, this.#generation || undefined);
     });
     if (written === LOCKED || written === undefined) return;
     this.#missing = false;
@@ -535,8 +546,8 @@ export class KeyringService implements SigningGate {
     this.#inService = read;
     if (snapshot.raw === this.#snapshot.raw) return false;
     const before = this.#snapshot.ring;
-    for (const { kid } of before.keys) if (!snapshot.ring.keys.some((key) => key.kid === kid)) this.#departed.add(kid);
     this.#snapshot = snapshot;
+    this.#generation = ringGeneration(snapshot.raw);
     this.#jwks = publish(snapshot.ring, this.#options.policy);
     this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());
     if (before.current?.kid !== snapshot.ring.current?.kid || before.keys.length !== snapshot.ring.keys.length) {

@@ -47,12 +47,31 @@ export interface RingStore {
   readonly description: string;
   readRaw(): Promise<string | undefined>;
   parse(raw: string): Promise<Keyring>;
-  /** Replaces the stored ring if it is still `previous` (undefined: none yet); undefined if it is not. */
-  write(ring: Keyring, previous: string | undefined): Promise<RingSnapshot | undefined>;
+  /**
+   * Replaces the stored ring if it is still `previous` (undefined: none yet); undefined if it is not.
+   * Stored with `generation` (ringGeneration), by default one more than `previous`'s.
+   */
+  write(ring: Keyring, previous: string | undefined, generation?: number): Promise<RingSnapshot | undefined>;
   /** Runs `work` holding the ring's lock; LOCKED (without running it) while someone else holds it. */
   locked<T>(work: () => Promise<T>): Promise<T | typeof LOCKED>;
   /** Whether the stored text should be rewritten though the ring did not change (re-sealing). */
   needsRewrite(raw: string): boolean;
+}
+
+/**
+ * How many writes the stored ring `raw` is from the first (each write stores one more than the ring
+ * it replaced): a ring of a lower generation than the one in service is an older one, a store gone
+ * back in time (KeyringService #cameBack). 0 for none, and for a ring written without one (before
+ * generations, or by a server of an earlier release during an upgrade), which is never called older.
+ */
+export function ringGeneration(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  try {
+    const { generation } = JSON.parse(raw) as { generation?: unknown };
+    return Number.isSafeInteger(generation) && (generation as number) > 0 ? (generation as number) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 export async function readRing(store: RingStore): Promise<RingSnapshot | undefined> {
@@ -144,9 +163,9 @@ export class FileRingStore implements RingStore {
     return checked(keys, this.file);
   }
 
-  async write(ring: Keyring, previous: string | undefined): Promise<RingSnapshot | undefined> {
+  async write(ring: Keyring, previous: string | undefined, generation = ringGeneration(previous) + 1): Promise<RingSnapshot | undefined> {
     if ((await this.readRaw()) !== previous) return undefined;
-    const raw = `${JSON.stringify({ version: 1, keys: ring.keys }, null, 2)}\n`;
+    const raw = `${JSON.stringify({ version: 1, generation, keys: ring.keys }, null, 2)}\n`;
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
@@ -226,9 +245,10 @@ export class KvRingStore implements RingStore {
     return checked(keys, where);
   }
 
-  async write(ring: Keyring, previous: string | undefined): Promise<RingSnapshot | undefined> {
+  async write(ring: Keyring, previous: string | undefined, generation = ringGeneration(previous) + 1): Promise<RingSnapshot | undefined> {
     const raw = JSON.stringify({
       format: 1,
+      generation,
       keys: ring.keys.map(({ jwk, ...dated }) => ({ ...dated, public: toPublic(jwk), sealed: this.sealer.seal(dated.kid, jwk) })),
     });
     return (await this.kv.compareAndSet(KEYRING_KEY, previous, raw)) ? { raw, ring } : undefined;
