@@ -277,8 +277,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
   // A ring written back after a loss leaves out what the revocation list (if it outlived the ring) names.
   keys.writeBackWithout((kid) => revocations.keyRevoked(kid));
-  // A stored ring that brings back a key which had left it (a store gone back in time): its kid entry
-  // written again, as keys revoke does (once: a write-back that waits on another's lock asks again).
+  // An older stored ring (a store gone back in time): the kid entries of its keys that left the ring
+  // in service since written again, as keys revoke does (once: a write-back that waits on another's lock asks again).
   keys.keysCameBack(async (kids) => {
     const horizon = keyRevocationHorizon(config, await revocations.lifetimes());
     for (const kid of kids) if (!(await revocations.keyRevoked(kid))) await revocations.revokeKey(kid, horizon);

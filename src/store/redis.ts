@@ -775,9 +775,17 @@ export class RedisKv implements Kv {
     const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
     const unpersisted = await Promise.all(
       masters.map(async (node) => {
-        if (!/^aof_enabled:0\b/m.test(await node.info('persistence'))) return false;
-        // Without save points it comes back empty, which the store's epoch ends everything after
-        // (revocation/list.ts); with them, on an older snapshot. CONFIG refused (a managed Redis): it may.
+        const info = await node.info('persistence');
+        if (!/^aof_enabled:0\b/m.test(info)) return false;
+        // Without save points and without an RDB file it comes back empty, which the store's epoch
+        // ends everything after (revocation/list.ts); with them, on an older snapshot. CONFIG refused
+        // (a managed Redis): it may. Without save points it still writes a snapshot when asked (a
+        // backup's SAVE or BGSAVE, a replica's sync without diskless sync) and loads it at every
+        // start: one written since it started, or loaded when it did, or INFO silent on both (before
+        // Redis 7), and it comes back on that (review of the fifteenth passes, h6).
+        const saves = /^rdb_saves:(\d+)/m.exec(info)?.[1];
+        const loaded = /^rdb_last_load_keys_loaded:(\d+)/m.exec(info)?.[1];
+        if (saves === undefined || loaded === undefined || Number(saves) > 0 || Number(loaded) > 0) return true;
         const save = await node.config('GET', 'save').catch(() => undefined);
         return !Array.isArray(save) || String(save[1] ?? '').trim() !== '';
       }),
