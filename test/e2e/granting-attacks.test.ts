@@ -1431,7 +1431,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(decodeJwt(samOnTv).sub, samSub);
     const approvedByPat = await device({ id_token_hint: samOnTv }, 'pat');
     assert.equal(approvedByPat.access_token, undefined, JSON.stringify(approvedByPat));
-    assert.equal(approvedByPat.error, 'login_required', JSON.stringify(approvedByPat));
+    // A device is told only the token endpoint's codes (RFC 8628 §3.5): access_denied, the reason first in its description.
+    assert.equal(approvedByPat.error, 'access_denied', JSON.stringify(approvedByPat));
+    assert.match(approvedByPat.error_description ?? '', /^login_required\b/, JSON.stringify(approvedByPat));
     assert.equal(decodeJwt((await device({ id_token_hint: samOnTv }, 'sam')).id_token!).sub, samSub, 'Sam approving it: Sam\'s tokens');
   });
 
