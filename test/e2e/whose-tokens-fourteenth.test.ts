@@ -172,7 +172,7 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
     assert.equal((await web.redeem({ ...asAlice, page })).claims()!.sub, op.subs.alice);
   });
 
-  it("held: a device that asked for alice (claims sub value) approved by bob, signed in or signing in, gets nothing: the device is told login_required", async () => {
+  it("held: a device that asked for alice (claims sub value) approved by bob, signed in or signing in, gets nothing: the device is told access_denied (login_required, its reason)", async () => {
     for (const bobSignedIn of [false, true]) {
       const agent = new Agent();
       if (bobSignedIn) await web.redeem(await web.signIn(agent, BOB));
@@ -188,7 +188,10 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
         body: new URLSearchParams({ grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: 'tv' }),
       });
       assert.equal(polled.status, 400);
-      assert.equal(((await polled.json()) as { error?: string }).error, 'login_required', `${bobSignedIn}: the device is told`);
+      // A device is told only the token endpoint's codes (RFC 8628 §3.5): access_denied, the reason first in its description.
+      const told = (await polled.json()) as { error?: string; error_description?: string };
+      assert.equal(told.error, 'access_denied', `${bobSignedIn}: the device is told`);
+      assert.match(told.error_description ?? '', /^login_required\b/, `${bobSignedIn}: the reason`);
     }
   });
 
