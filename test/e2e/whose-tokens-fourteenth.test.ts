@@ -252,12 +252,12 @@ describe('e2e: whose tokens — two people in one browser, each app gets the per
       assert.ok(code(first, await signInThere(agent, first.page, ALICE, WEB_CALLBACK)), 'alice signed in at the first instance');
       const asked = await authorize({ scope: 'openid email' });
       assert.ok(isConsent(asked.page) && asked.page.html.includes('alice'), "alice's consent page, made by the first instance");
-      door.route(two.url);
+      await door.route(two.url);
       const switched = await authorize({ prompt: 'login' });
       const bobs = await signInThere(agent, switched.page, BOB, WEB_CALLBACK);
       const tokens = await oidc.authorizationCodeGrant(app, new URL(bobs.url), { pkceCodeVerifier: switched.verifier, expectedState: 'st' });
       assert.equal(tokens.claims()!.sub, bobsSub, "bob, through the second instance");
-      door.route(one.url);
+      await door.route(one.url);
       const confirmed = await agent.submit(asked.page, '/confirm', {}, WEB_CALLBACK);
       assert.equal(confirmed.status, 400, `alice's page at the first instance: ${confirmed.status} ${confirmed.url}`);
       noCode(asked, confirmed, "alice's consent page after the switch at the other instance");

@@ -10,9 +10,11 @@ export interface Balancer {
   readonly url: string;
   /**
    * New connections go to `backendUrl`. Open ones are closed, unless `drain`: then they stay with
-   * their backend, as a load balancer drains an instance it takes out of rotation.
+   * their backend, as a load balancer drains an instance it takes out of rotation. Awaited, it
+   * resolves once this process's clients can have read the closes: a request sent at once may go out
+   * on a pooled connection its client has not yet seen closed ("other side closed" on a loaded runner).
    */
-  route(backendUrl: string, options?: { drain?: boolean }): void;
+  route(backendUrl: string, options?: { drain?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +53,9 @@ export async function startBalancer(): Promise<Balancer> {
     url: `http://localhost:${port}`,
     route(backendUrl, { drain = false } = {}) {
       target = new URL(backendUrl);
-      if (!drain) for (const socket of open) socket.destroy();
+      if (drain || open.size === 0) return Promise.resolve();
+      for (const socket of open) socket.destroy();
+      return new Promise((done) => setTimeout(done, 100));
     },
     close() {
       for (const socket of open) socket.destroy();
