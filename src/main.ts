@@ -192,32 +192,31 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw evictingStore(config, evicts);
   }
-  // A master that acknowledges writes no replica has loses, in a failover, the endings it acknowledged last (Kv.acknowledgesUnreplicated): said at start,
-  // by each process that opens the store (with --workers, the primary does not), as the checks beside it are.
-  const unreplicated = await kv.acknowledgesUnreplicated?.().catch((error: unknown) => {
-    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis acknowledges writes before a replica has them (INFO refused): set min-replicas-to-write 1 and min-replicas-max-lag on every master that may fail over');
-    return false;
-  });
-  if (unreplicated) {
-    logger.warn(
-      { event: 'store.unreplicated_acks' },
-      'Redis acknowledges writes before any replica has them (min-replicas-to-write 0): a sign-out, revocation or other ending acknowledged just before a failover is lost with the master, and what it ended works again; set min-replicas-to-write 1 and min-replicas-max-lag 10 (or less) on every master (docs/operating.md)',
-    );
-  }
-  // A master that appends no write to a file but keeps snapshots comes back from a restart on its
-  // last snapshot, every ending acknowledged since undone (Kv.acknowledgesUnpersisted; fifteenth
-  // fresh-eyes passes): said at start, as the replicas are. One that keeps nothing comes back empty,
-  // and the store's epoch ends every token from before: nothing to say.
-  const unpersisted = await kv.acknowledgesUnpersisted?.().catch((error: unknown) => {
-    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis appends every write to a file (INFO refused): run it with appendonly yes');
-    return false;
-  });
-  if (unpersisted) {
-    logger.warn(
-      { event: 'store.unpersisted_acks' },
-      'Redis appends no write to a file (appendonly no) but keeps RDB snapshots (save points, or a snapshot written or loaded since it started): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
-    );
-  }
+  // A master that acknowledges writes no replica has loses, in a failover, the endings it acknowledged
+  // last (Kv.acknowledgesUnreplicated); one that appends no write to a file but keeps snapshots comes
+  // back from a restart on its last snapshot, every ending acknowledged since undone
+  // (Kv.acknowledgesUnpersisted; fifteenth fresh-eyes passes; one that keeps nothing comes back empty,
+  // and the store's epoch ends every token from before). Said at start by each process that opens the
+  // store (with --workers, the primary does not), as the checks beside them are.
+  const warnWhen = async (check: (() => Promise<boolean>) | undefined, refused: string, event: string, message: string) => {
+    const holds = await check?.().catch((error: unknown) => {
+      logger.warn({ err: { message: (error as Error).message } }, refused);
+      return false;
+    });
+    if (holds) logger.warn({ event }, message);
+  };
+  await warnWhen(
+    kv.acknowledgesUnreplicated?.bind(kv),
+    'cannot tell whether Redis acknowledges writes before a replica has them (INFO refused): set min-replicas-to-write 1 and min-replicas-max-lag on every master that may fail over',
+    'store.unreplicated_acks',
+    'Redis acknowledges writes before any replica has them (min-replicas-to-write 0): a sign-out, revocation or other ending acknowledged just before a failover is lost with the master, and what it ended works again; set min-replicas-to-write 1 and min-replicas-max-lag 10 (or less) on every master (docs/operating.md)',
+  );
+  await warnWhen(
+    kv.acknowledgesUnpersisted?.bind(kv),
+    'cannot tell whether Redis appends every write to a file (INFO refused): run it with appendonly yes',
+    'store.unpersisted_acks',
+    'Redis appends no write to a file (appendonly no) but keeps RDB snapshots (save points, or a snapshot written or loaded since it started): a restart of it (a crash, an OOM kill, a container killed) brings back its last snapshot, every sign-out, revocation or other ending acknowledged since is undone, and what it ended works again; set appendonly yes on every master (docs/operating.md)',
+  );
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does
   // (clock.ts): read before anything is issued, and again with the lifetimes, every minute.
   // Said when it first differs, and again only when it moved by more than the measure can tell (no line a minute for a jitter of a millisecond).
