@@ -14,7 +14,7 @@ import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, MAX_WORKE
 import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { StartConflicts } from './ops/listen.js';
 import { builtinResourceServers } from './apis/builtin.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime, sessionRecordsLifetime } from './lifetimes.js';
 import { epochSeconds, followStoreClock } from './clock.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
@@ -190,7 +190,7 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
   const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
   // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
   const endGrant = revocation.revokingWithConsent(consents);
-  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant, undefined, consents);
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, sessionRecordsLifetime(settings.ttl)), signedInWith, endGrant, undefined, consents);
 }
 
 /**
@@ -207,7 +207,7 @@ async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Confi
     grantRevocation(kv, settings),
     consentsOn(kv, settings),
   ]);
-  const credentials = new SessionCredentials(kv, settings.ttl.session);
+  const credentials = new SessionCredentials(kv, sessionRecordsLifetime(settings.ttl));
   return new OwedEndings({ keeper, sessions: opened.sessions, credentials, grants, consents });
 }
 
@@ -824,13 +824,13 @@ const actions: Record<string, Action> = {
         import('./accounts/sessions.js'),
       ]);
       const links = new UpstreamLinks(kv, new Accounts(kv, settings.accounts.argon2));
-      const credentials = new SessionCredentials(kv, settings.ttl.session);
+      const credentials = new SessionCredentials(kv, sessionRecordsLifetime(settings.ttl));
       const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
       // What the upstream signed in ends with the consents its grants were made under.
       const endGrant = revocation.revokingWithConsent(consents);
       const opened = await sessionsOn(kv, settings);
       const endThrough = endingsThrough({
-        federated: new FederatedSessions(kv, settings.ttl.session),
+        federated: new FederatedSessions(kv, sessionRecordsLifetime(settings.ttl)),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
         endSession: (session) => opened!.sessions.endWithEveryGrant(session, endGrant),

@@ -40,3 +40,16 @@ export function sessionLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax
   if (typeof signedInAt !== 'number') return Math.min(ttl.session, ttl.interaction);
   return Math.max(1, Math.min(ttl.session, signedInAt + ttl.sessionMax - now));
 }
+
+/**
+ * Seconds what is kept beside a session signed in now lives (which credentials signed it in,
+ * accounts/session-credentials.ts; which upstream session it rests on, upstreams/sessions.ts): as
+ * long as the session may, which is ttl.sessionMax after its sign-in when it is used at least every
+ * ttl.session, and never less than ttl.session. Kept ttl.session only (the sixteenth fresh-eyes
+ * passes), a session in use longer than that was no longer found by the endings that look it up
+ * there: the upstream's back-channel logout and removal, an upstream link or the recovery codes
+ * removed on the account page.
+ */
+export function sessionRecordsLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax'>): number {
+  return Math.max(ttl.session, ttl.sessionMax);
+}

@@ -52,7 +52,7 @@ import { recordConfiguredClientsAgain } from './store/configured-clients.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
 import { mfaEverywhereChange, notRequiredNow, notRequiredSince } from './store/mfa-everywhere.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, sessionRecordsLifetime } from './lifetimes.js';
 import { CLOCK_AGREEMENT_MS, epochSeconds, followStoreClock, untilSecond } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
@@ -387,7 +387,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const clients = new Clients(kv, providers, apis, revocations, config.clients.map((client) => client.client_id));
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
-  const credentials = new SessionCredentials(kv, config.ttl.session);
+  const credentials = new SessionCredentials(kv, sessionRecordsLifetime(config.ttl));
   const due = new DueEndings(kv);
   const links = new UpstreamLinks(kv, accounts);
   const waysIn = new WaysIn(kv, accounts, secondFactors, links, upstreams);

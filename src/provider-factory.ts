@@ -18,7 +18,7 @@ import { unlessConfigured } from './interactions/client-branding.js';
 import { logoutPages } from './interactions/logout.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { SigningGate } from './keyring/service.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime, sessionRecordsLifetime } from './lifetimes.js';
 import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { clientEndings } from './provider/client-endings.js';
@@ -48,7 +48,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     endings: grantEndings(revocations),
     owed,
   });
-  const signedInWith = new SessionCredentials(kv, config.ttl.session);
+  const signedInWith = new SessionCredentials(kv, sessionRecordsLifetime(config.ttl));
   // What a person allowed at an API removed and added again since does not carry over to it.
   const consents = new Consents(
     kv,
@@ -75,7 +75,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     (sessionUid) => signedInWith.of(sessionUid),
   );
   const limits = new RateLimits(kv, config.rateLimit, metrics);
-  const federated = new FederatedSessions(kv, config.ttl.session);
+  const federated = new FederatedSessions(kv, sessionRecordsLifetime(config.ttl));
   const upstreams = new Upstreams(kv, config.keys.secrets);
   const upstreamClients = new UpstreamClients(
     { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },

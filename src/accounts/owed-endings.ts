@@ -71,11 +71,14 @@ export function signedInWith(changed: Exclude<Changed, { kind: 'password' }>): S
       return (used, amr) => (used ? (used.passkeys ?? []).includes(changed.id) : amr.includes('hwk') || amr.includes('swk'));
     case 'totp':
       return (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp'));
-    // amr does not tell a recovery code or a link apart: recorded sessions only.
+    // amr does not tell a recovery code apart: recorded sessions only.
     case 'recovery-codes':
       return (used) => used?.methods.includes('recovery-code') ?? false;
+    // amr does not tell one link from another: a session without its record (one signed in before
+    // the records lived as long as their session, sixteenth fresh-eyes passes) that signed in through
+    // an upstream at all ends, as a passkey's removal ends every passkey session without one.
     case 'link':
-      return (used) => used?.links?.includes(changed.id) ?? false;
+      return (used, amr) => (used ? (used.links ?? []).includes(changed.id) : amr.includes('fed'));
   }
 }
 

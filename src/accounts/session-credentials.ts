@@ -10,7 +10,8 @@
  * token paths.
  *
  * Layout: session-credentials:<session uid> → a set, one member (JSON) per sign-in, expiring with the
- * longest session (ttl.session). A set, added to atomically, so that two sign-ins finishing at once
+ * longest a session signed in now may live (lifetimes.ts sessionRecordsLifetime: ttl.sessionMax, a
+ * session in use living past ttl.session). A set, added to atomically, so that two sign-ins finishing at once
  * on one session both count (a read, merge and write would lose one). Until 2026-12-14 (ttl.session
  * after this layout shipped) `of` also reads the former one, session-credential:<session uid> →
  * the merged JSON; then that read goes.
@@ -198,7 +199,7 @@ export function credentialsHeld(
 export class SessionCredentials {
   constructor(
     private readonly kv: Kv,
-    /** The longest a session lives (ttl.session). */
+    /** The longest a session signed in now may live (lifetimes.ts sessionRecordsLifetime). */
     private readonly ttl: number,
     /** Checked as a finished sign-in resumes (recordAtSignIn); without it, not checked. */
     private readonly held?: CredentialsHeld,

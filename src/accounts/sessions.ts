@@ -52,12 +52,14 @@ export const withSecondFactor: SignedInWith = (used, amr) =>
 /**
  * A session signed in through one of the upstream's links ("<upstream>:<upstream sub>"), by its
  * recorded credential: what removing the upstream ends (upstreams/removal.ts) besides the sessions
- * its own index finds (older ones among them, by amr).
+ * its own index finds (older ones among them, by amr). A session of a person linked to the upstream
+ * without its record (signed in before the records lived as long as their session, sixteenth
+ * fresh-eyes passes) ends if it signed in through any upstream (amr `fed`): amr does not say which.
  */
 export const throughUpstream =
   (upstream: string): SignedInWith =>
-  (used) =>
-    used?.links?.some((link) => link.startsWith(`${upstream}:`)) ?? false;
+  (used, amr) =>
+    used ? (used.links ?? []).some((link) => link.startsWith(`${upstream}:`)) : amr.includes('fed');
 
 /**
  * The account each authorization request's recheck read, for the same request's findAccount

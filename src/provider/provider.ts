@@ -143,7 +143,7 @@ import { predatesClient, type Consents } from './consents.js';
 import { assertClaimsRequests } from './claims-requests.js';
 import { clientEndings } from './client-endings.js';
 import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
-import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
+import { CLOCK_TOLERANCE, sessionLifetime, sessionRecordsLifetime } from '../lifetimes.js';
 import { epochSeconds } from '../clock.js';
 import { accessTokenLifetimes, defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, ownToken, resourceServerInfo } from './resource-servers.js';
 
@@ -824,7 +824,7 @@ function applyPatches(
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;
   };
-  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow, (word) => federated.loggedOutSince(word)));
+  const sessionCredentials = new SessionCredentials(kv, sessionRecordsLifetime(config.ttl), credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow, (word) => federated.loggedOutSince(word)));
   // ...and which signed in the session a grant was made or extended in, kept as long as the grant:
   // removing a credential revokes the grants made with it, their session gone or not (in front of
   // recordAtSignIn, so that a resume's own sign-in is recorded for the session first).

@@ -3,7 +3,8 @@
  * `idp` claim), RP-initiated logout can end the upstream session too, and the upstream's
  * back-channel logout can find the sessions it ends.
  *
- * Layout (each with the session's lifetime): upstream:session:<session uid> → JSON record;
+ * Layout (each as long as a session signed in now may live, lifetimes.ts sessionRecordsLifetime:
+ * ttl.sessionMax, a session in use living past ttl.session): upstream:session:<session uid> → JSON record;
  * upstream:sid:<upstream>:<upstream sid>, upstream:sub:<upstream>:<upstream sub> and
  * upstream:sessions:<upstream> (every session it signed in, for its removal) → sets of session uids
  * the release before wrote (never pruned: read and taken from until they expire); each now as an
@@ -41,7 +42,7 @@ export interface FederatedSession {
 export class FederatedSessions {
   constructor(
     private readonly kv: Kv,
-    /** Seconds: the longest a Latchkey session lives. */
+    /** Seconds: the longest a Latchkey session signed in now may live (lifetimes.ts sessionRecordsLifetime). */
     private readonly ttl: number,
   ) {}
 
