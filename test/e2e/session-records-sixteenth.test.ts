@@ -7,7 +7,7 @@
  * so a session in use for longer than that was no longer found by the endings that look it up
  * there: the upstream's back-channel logout, the upstream link's removal on the account page, the
  * upstream's removal by an operator.
- * Lifetimes are shortened here (ttl.session 4 s, ttl.sessionMax 120 s) to play days in seconds.
+ * Lifetimes are shortened here (ttl.session 5 s, ttl.sessionMax 120 s) to play days in seconds.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -23,7 +23,7 @@ const REDIRECT = 'https://app.sixteenth.example.test/callback';
 const SECRET = 'sixteenth-session-records-secret-with-plenty-of-entropy-01';
 const UPSTREAM_SECRET = 'sixteenth-upstream-client-secret-with-plenty-of-entropy-0';
 const PASSWORD = 'sixteenth session records test password';
-const IDLE = 4;
+const IDLE = 5;
 const OPS = { id: 'ops', secret: 'sixteenth-session-records-operator-secret-with-entropy-01' };
 
 describe('e2e: sixteenth fresh-eyes pass, a session in use longer than ttl.session is still found by the endings of how it signed in', function () {
