@@ -7,6 +7,8 @@
  * so a session in use for longer than that was no longer found by the endings that look it up
  * there: the upstream's back-channel logout, the upstream link's removal on the account page, the
  * upstream's removal by an operator.
+ * Beside them, held: a device approved through the upstream and not yet polled, across the
+ * upstream's logout of that sign-in.
  * Lifetimes are shortened here (ttl.session 5 s, ttl.sessionMax 120 s) to play days in seconds.
  */
 import assert from 'node:assert/strict';
@@ -24,6 +26,7 @@ const SECRET = 'sixteenth-session-records-secret-with-plenty-of-entropy-01';
 const UPSTREAM_SECRET = 'sixteenth-upstream-client-secret-with-plenty-of-entropy-0';
 const PASSWORD = 'sixteenth session records test password';
 const IDLE = 5;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const OPS = { id: 'ops', secret: 'sixteenth-session-records-operator-secret-with-entropy-01' };
 
 describe('e2e: sixteenth fresh-eyes pass, a session in use longer than ttl.session is still found by the endings of how it signed in', function () {
@@ -37,7 +40,11 @@ describe('e2e: sixteenth fresh-eyes pass, a session in use longer than ttl.sessi
       ownRedis: true,
       cheapHashing: true,
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', TTL_SESSION: String(IDLE), TTL_SESSION_MAX: '120', TTL_INTERACTION: String(IDLE) },
-      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, machineClient(OPS)],
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        machineClient(OPS),
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [], scope: 'openid offline_access' },
+      ],
     });
     fake = await fakeUpstreamOf(server, UPSTREAM_SECRET);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -98,6 +105,26 @@ describe('e2e: sixteenth fresh-eyes pass, a session in use longer than ttl.sessi
     const removed = await other.submit(page, '/account/links/remove', {});
     assert.match(new URL(removed.url).search, /^\?done=links\.removed\./, `removed: ${removed.status} ${removed.url}`);
     assert.equal(await silently(agent), 'login_required', "the session signed in through the link outlived the link's removal");
+  });
+
+  it("a device approved through the upstream, not yet polled, across the upstream's back-channel logout of that sign-in: the device gets nothing (held)", async () => {
+    fake.state.mode = 'good';
+    fake.state.sub = 'fake-person-device';
+    fake.state.sid = 'sid-device';
+    const form = (fields: Record<string, string>) => fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'tv', ...fields }) });
+    const started = (await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'tv', scope: 'openid' }) })).json()) as Record<string, string>;
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    let done = await agent.submit(login, '/upstream/fake', {});
+    if (isConsent(done)) done = await agent.submit(done, '/confirm', {});
+    assert.match(done.html, /Device connected/, `${done.status} ${done.url}`);
+    const token = await fake.logoutToken({ sid: 'sid-device' });
+    const response = await fetch(`${server.url}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+    assert.equal(response.status, 200, await response.text());
+    const polled = (await (await form({ grant_type: DEVICE_GRANT, device_code: started.device_code! })).json()) as Record<string, string>;
+    assert.equal(polled.access_token, undefined, `the device got tokens: ${JSON.stringify(polled)}`);
+    assert.equal(polled.error, 'invalid_grant', JSON.stringify(polled));
   });
 
   // Last: the upstream goes.
