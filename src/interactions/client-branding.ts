@@ -25,6 +25,7 @@ import type { Provider } from 'oidc-provider';
 import { allowImagesFrom, registeredHosts, webUrl } from '../http/image-origins.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { Config } from '../config.js';
+import { clientMetadata } from '../provider/client-metadata.js';
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
@@ -53,7 +54,7 @@ export interface ClientBranding {
  * store/adapter-indexes.ts: no operator has written it since).
  */
 export async function registeredItself(client: Client, managesItself: (clientId: string) => Promise<boolean>): Promise<boolean> {
-  return client.metadata().owner !== undefined || (await managesItself(client.clientId));
+  return clientMetadata(client).owner !== undefined || (await managesItself(client.clientId));
 }
 
 /**
@@ -81,7 +82,7 @@ export function brandingOf(client: Client | undefined, clientId: string): Client
 }
 
 function branding(client: Client | undefined, clientId: string): ClientBranding {
-  const metadata: Record<string, unknown> = client?.metadata() ?? {};
+  const metadata: Readonly<Record<string, unknown>> = client ? clientMetadata(client) : {};
   return {
     name: client?.clientName ?? clientId,
     logoUri: webUrl(metadata.logo_uri)?.href,

@@ -9,6 +9,7 @@
  * Pinned by test/e2e/attacks.test.ts ("a client cannot lift …").
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { clientMetadata } from '../client-metadata.js';
 import { REQUIRE_MFA_PROPERTY } from './step-up.js';
 
 export const KEPT_REQUIREMENTS = [REQUIRE_MFA_PROPERTY, 'dpop_bound_access_tokens', 'require_pushed_authorization_requests'] as const;
@@ -17,6 +18,6 @@ export const KEPT_REQUIREMENTS = [REQUIRE_MFA_PROPERTY, 'dpop_bound_access_token
 export function keepRequirements(ctx: unknown, metadata: Record<string, unknown>): void {
   const oidc = (ctx as KoaContextWithOIDC | undefined)?.oidc;
   if (oidc?.route !== 'client_update' || !oidc.client) return;
-  const current = oidc.client.metadata();
+  const current = clientMetadata(oidc.client);
   for (const requirement of KEPT_REQUIREMENTS) if (current[requirement] === true) metadata[requirement] = true;
 }
