@@ -105,6 +105,7 @@ import { userinfoApiTokens } from './patches/userinfo-api-tokens.js';
 import { registrationTokenNeeded } from './patches/registration-token-needed.js';
 import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
 import { chunkedBodiesTooLarge, oversizedBodies } from './patches/oversized-bodies.js';
+import { bearerTokenGrammar } from './patches/bearer-token-grammar.js';
 import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
@@ -674,6 +675,8 @@ function applyPatches(
   staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
+  // RFC 6750 §2.1: a token in the Authorization header outside its scheme's grammar is a malformed request, not an unknown token.
+  bearerTokenGrammar(provider);
   // RFC 6750 §3: a registration or RFC 7592 request whose bearer token cannot be taken gets the Bearer challenge.
   registrationBearerChallenges(provider);
   // A native app's loopback port variance never lands on Latchkey's own origin (see the patch).
