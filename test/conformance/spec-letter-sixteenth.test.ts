@@ -42,5 +42,10 @@ describe('Spec-letter pass, sixteenth', function () {
       assert.match(unknown.headers.get('www-authenticate') ?? '', /error="invalid_token"/, name);
     }
     assert.deepEqual(wrong, [], 'each a malformed request, not a token that is not ours');
+
+    // The DPoP scheme's token68 has the same characters (RFC 9449 §7.1): its challenge names the error.
+    const dpop = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: 'DPoP a"b', dpop: 'not-a-proof' } });
+    assert.equal(dpop.status, 400);
+    assert.match(dpop.headers.get('www-authenticate') ?? '', /^DPoP\b[^]*\berror="invalid_request"/);
   });
 });
