@@ -98,21 +98,30 @@ export interface AccessTokenClaims extends JWTPayload {
 }
 
 /**
- * A token this API must refuse. `code` is the RFC 6750 / RFC 9449 error to answer with (401, or 403
- * for insufficient_scope); `scheme` the challenge it belongs to; `dpopNonce` a DPoP-Nonce header to send.
+ * A token this API must refuse. `code` is the RFC 6750 / RFC 9449 error to answer with, `status` its
+ * HTTP status (400 for invalid_request, 403 for insufficient_scope, else 401); `scheme` the challenge
+ * it belongs to; `dpopNonce` a DPoP-Nonce header to send.
  * ResourceServer.challenge(error) is the WWW-Authenticate value.
  */
 export class TokenRejected extends Error {
   override name = 'TokenRejected';
   constructor(
     message: string,
-    readonly code: 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' = 'invalid_token',
+    readonly code: 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' | 'invalid_request' = 'invalid_token',
     readonly scheme: 'Bearer' | 'DPoP' = 'Bearer',
     readonly dpopNonce?: string,
   ) {
     super(message);
   }
+
+  /** The HTTP status to answer with (RFC 6750 §3.1, RFC 9449 §7.1): 400 for a malformed request, 403 for a missing scope, else 401. */
+  get status(): 400 | 401 | 403 {
+    return this.code === 'invalid_request' ? 400 : this.code === 'insufficient_scope' ? 403 : 401;
+  }
 }
+
+/** RFC 6750 §2.1's b64token, RFC 9449 §7.1's token68: what may follow `Bearer ` or `DPoP ` in the header. */
+const TOKEN68 = /^[\w.~+/-]+=*$/;
 
 type FeedEntry =
   | { type: 'jti'; jti: string; exp: number }
@@ -324,7 +333,13 @@ export class ResourceServer {
   ): Promise<AccessTokenClaims> {
     const presented = (tokenOrHeader ?? '').trim();
     const scheme = /^dpop(\s|$)/i.test(presented) ? 'DPoP' : 'Bearer';
-    const token = presented.replace(/^(Bearer|DPoP)(\s+|$)/i, '');
+    const named = /^(Bearer|DPoP)(\s+|$)/i;
+    const token = presented.replace(named, '');
+    // A header of the scheme whose token breaks its grammar (none, spaces in it, `"`, `,`, `=` before
+    // the end) is a malformed request, RFC 6750 §3.1's invalid_request (400), as Latchkey answers it.
+    if (named.test(presented) && !TOKEN68.test(token)) {
+      throw new TokenRejected(`the Authorization header does not follow the ${scheme} scheme's grammar: ${scheme} <token>`, 'invalid_request', scheme);
+    }
     if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
     this.#requireFresh(scheme);
     let claims: AccessTokenClaims;

@@ -86,7 +86,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
           if (!(error instanceof TokenRejected)) return response.writeHead(500).end();
           response.setHeader('www-authenticate', strict.challenge(error));
           if (error.dpopNonce) response.setHeader('dpop-nonce', error.dpopNonce);
-          response.writeHead(error.code === 'insufficient_scope' ? 403 : 401).end();
+          response.writeHead(error.status).end();
         });
     });
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
