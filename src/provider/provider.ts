@@ -143,7 +143,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { assertClaimsRequests } from './claims-requests.js';
 import { clientEndings } from './client-endings.js';
-import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
+import { CLIENT_AUTH_ALGORITHMS, DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy, SIGNED_RESPONSE_ALGORITHMS } from './registration-policy.js';
 import { CLOCK_TOLERANCE, sessionLifetime, sessionRecordsLifetime } from '../lifetimes.js';
 import { epochSeconds } from '../clock.js';
 import { accessTokenLifetimes, defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, ownToken, resourceServerInfo } from './resource-servers.js';
@@ -206,12 +206,6 @@ type FindAccount = NonNullable<Configuration['findAccount']>;
 
 /** Client authentication at the token, introspection and revocation endpoints alike (public clients revoke their own tokens: RFC 7009 §5). */
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
-/**
- * Algorithms clients may sign private_key_jwt assertions with: asymmetric only. Ed25519 is RFC 9864's
- * fully specified name for what EdDSA named, which it deprecates: openid-client and oauth4webapi sign
- * with it an Ed25519 key's assertion, refused before (client libraries pass of 2026-12-06).
- */
-const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'] as const;
 /**
  * How long a metadata document's accepted metadata is kept after its last acceptance: the longest
  * anything issued under it can live. A grant begun while a cached copy was fresh (cacheMax) lives
@@ -298,8 +292,8 @@ function protocol({ config, keyring, signing }: ProviderDependencies): Configura
       id_token_signed_response_alg: 'RS256',
     },
     enabledJWA: {
-      idTokenSigningAlgValues: ['RS256'],
-      userinfoSigningAlgValues: ['RS256'],
+      idTokenSigningAlgValues: [...SIGNED_RESPONSE_ALGORITHMS],
+      userinfoSigningAlgValues: [...SIGNED_RESPONSE_ALGORITHMS],
       introspectionSigningAlgValues: ['RS256'],
       authorizationSigningAlgValues: ['RS256'],
       clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS,

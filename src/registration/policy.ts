@@ -31,6 +31,12 @@ export interface RegistrationPolicy {
   readonly requirePushedRequests?: { readonly except: readonly string[] };
   /** The issuer (an origin): a client that registers itself may not send people back to Latchkey's own pages. */
   readonly issuer?: string;
+  /**
+   * The grant types and the algorithms of named metadata the engine offers, said first: its own checks
+   * of what presupposes a value (a client_secret for an HS* algorithm, CIBA's delivery mode for its
+   * grant) come before its check of the value, and named a property the client was never to send.
+   */
+  readonly offered?: { readonly grantTypes: readonly string[]; readonly algorithms: Readonly<Record<string, readonly string[]>> };
 }
 
 /** The shortest client secret a client may be given (generated ones are longer). */
@@ -426,6 +432,19 @@ export function enforcePolicy(
   const method = metadata.token_endpoint_auth_method;
   if (method !== undefined && (typeof method !== 'string' || !policy.authMethods.includes(method))) {
     throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of: ${policy.authMethods.join(', ')}`);
+  }
+  // What is not offered is said so, before the engine asks for what such a value would need
+  // (private_key_jwt with HS256 was "client_secret is mandatory property", a CIBA grant type
+  // "backchannel_token_delivery_mode is mandatory property": sixteenth passes, the letter of the specs).
+  for (const [name, offered] of Object.entries(policy.offered?.algorithms ?? {})) {
+    const value = metadata[name];
+    if (value !== undefined && (typeof value !== 'string' || !offered.includes(value))) {
+      throw new errors.InvalidClientMetadata(`${name} must be one of: ${offered.join(', ')}`);
+    }
+  }
+  const grantTypes = policy.offered?.grantTypes;
+  if (grantTypes && Array.isArray(metadata.grant_types) && metadata.grant_types.some((grant) => typeof grant !== 'string' || !grantTypes.includes(grant))) {
+    throw new errors.InvalidClientMetadata(`grant_types can only contain: ${grantTypes.join(', ')}`);
   }
   // client_credentials is the client acting as itself: with no way to authenticate, anyone who
   // knows a public client's client_id would be that client (RFC 6749 §4.4: confidential clients only).
