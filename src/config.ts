@@ -10,6 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { schemelessHost } from './loopback.js';
 import { ROOT } from './paths.js';
 import { withoutQuerySecrets } from './url-secrets.js';
 
@@ -90,7 +91,11 @@ const issuer = z
   );
 
 const resourceServer = z.strictObject({
-  identifier: z.url(),
+  // "localhost:4000" passes as a URL (the scheme "localhost:"): a host and port without http(s)://.
+  identifier: z
+    .string()
+    .refine((value) => !schemelessHost(value), { error: (issue) => `a host and port without a scheme; expected ${schemelessHost(String(issue.input))}` })
+    .pipe(z.url()),
   scopes: z.array(apiScope).default([]),
   format: z.enum(['jwt', 'opaque']).default('jwt'),
   accessTokenTTL: seconds.optional(),

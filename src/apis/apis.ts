@@ -20,6 +20,7 @@ import type { CachedReads, Kv } from '../store/kv.js';
 import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY, CONFIGURED_APIS_KEY } from '../store/keys.js';
 import { isDeepStrictEqual } from 'node:util';
 import { epochSeconds, untilSecond } from '../clock.js';
+import { schemelessHost } from '../loopback.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 
 /**
@@ -749,6 +750,9 @@ const MAX_IDENTIFIER_LENGTH = 512;
 function checkIdentifier(identifier: unknown): string {
   if (typeof identifier !== 'string') throw new ApiError('identifier is an absolute URI', 'invalid_request', 400);
   if (identifier.length > MAX_IDENTIFIER_LENGTH) throw new ApiError(`identifier is at most ${MAX_IDENTIFIER_LENGTH} characters (this one has ${identifier.length})`, 'invalid_request', 400);
+  // "localhost:4000" is an absolute URI (the scheme "localhost:"), which no client means as a resource.
+  const meant = schemelessHost(identifier);
+  if (meant) throw new ApiError(`identifier: ${JSON.stringify(identifier)} is a host and port without a scheme; did you mean ${meant}?`, 'invalid_request', 400);
   if (!ABSOLUTE_URI.test(identifier) || !URL.parse(identifier)) {
     throw new ApiError(`identifier: ${JSON.stringify(identifier)} is not an absolute URI without a fragment (RFC 8707)`, 'invalid_request', 400);
   }

@@ -8,10 +8,10 @@
  * `http://notes.localhost:5173` was said to go to that "site", not to a program on this device.
  */
 
-/** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
-export function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
+import { isLoopback } from '../loopback.js';
+
+/** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine (src/loopback.ts). */
+export { isLoopback };
 
 /**
  * Names the hosts file of common systems gives the loopback addresses, which a browser resolves

@@ -14,6 +14,7 @@ import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 import { isLoopback } from '../http/this-machine.js';
+import { schemelessHost } from '../loopback.js';
 import { COMMA_RULE, joinedWithCommas } from '../apis/scope-commas.js';
 import { listLimitProblem } from './metadata-limits.js';
 import { uriHostProblem } from './uri-hosts.js';
@@ -151,8 +152,8 @@ function redirectUriProblem(uri: string, native: boolean): { rule: string; sugge
     return isLoopback(url.hostname) ? undefined : { rule: 'use https (http is allowed only for localhost and loopback addresses)' };
   }
   // "localhost:8080/callback" parses as the scheme "localhost:": a host and port without http(s)://.
-  const host = /^([a-z0-9.-]+):\d+(?:[/?]|$)/i.exec(uri)?.[1];
-  if (host) return { rule: 'a host and port without a scheme', suggestion: `did you mean ${isLoopback(host.toLowerCase()) ? 'http' : 'https'}://${uri}?` };
+  const meant = schemelessHost(uri);
+  if (meant) return { rule: 'a host and port without a scheme', suggestion: `did you mean ${meant}?` };
   if (!native) return { rule: 'a custom scheme is allowed only for native apps (application_type "native")' };
   // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
   if (!url.protocol.slice(0, -1).includes('.')) return { rule: "a native app's custom scheme must be a reverse domain name, e.g. com.example.app" };

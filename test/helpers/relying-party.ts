@@ -72,7 +72,7 @@ export class ClientRefused extends Error {
   constructor(clientId: string, description?: string) {
     const why = description && description !== 'client authentication failed' ? `invalid_client: ${description}` : 'invalid_client';
     super(
-      `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (${why}): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
+      `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (${why}): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one), or, if Latchkey has no client ${clientId} (npx latchkey clients list shows its clients; an unknown client is refused alike), set CLIENT_ID to yours or add it (walkthrough, step 2)`,
     );
   }
 }
@@ -82,7 +82,7 @@ function failure(error: unknown, clientId: string): string {
   if (!(error instanceof oidc.ResponseBodyError)) return error instanceof Error ? error.message : String(error);
   const said = `${error.error}: ${error.error_description ?? error.message}`;
   return error.error === 'invalid_client'
-    ? `${said}. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed (shown only once; lost, get a new one with npx latchkey clients rotate-secret ${clientId} --grace 0)`
+    ? `${said}. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed (shown only once; lost, get a new one with npx latchkey clients rotate-secret ${clientId} --grace 0); and CLIENT_ID: npx latchkey clients list shows the clients Latchkey has`
     : said;
 }
 

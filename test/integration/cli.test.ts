@@ -210,7 +210,7 @@ describe('latchkey CLI: usage', function () {
       const agent = new Agent();
       const page = await signInSteps(agent, await agent.follow(`${rp.url}/login`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'required' });
       assert.equal(page.status, 500);
-      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed \(shown only once; lost, get a new one with npx latchkey clients rotate-secret demo --grace 0\)/);
+      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed \(shown only once; lost, get a new one with npx latchkey clients rotate-secret demo --grace 0\); and CLIENT_ID: npx latchkey clients list shows the clients Latchkey has/);
     } finally {
       await rp.close();
       await latchkeyServer.stop();
@@ -227,7 +227,7 @@ describe('latchkey CLI: usage', function () {
         assert.equal(run.status, 1, run.stderr);
         assert.equal(
           run.stderr.trim(),
-          `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (invalid_client): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
+          `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (invalid_client): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one), or, if Latchkey has no client ${clientId} (npx latchkey clients list shows its clients; an unknown client is refused alike), set CLIENT_ID to yours or add it (walkthrough, step 2)`,
         );
       }
     } finally {

@@ -1,0 +1,82 @@
+/**
+ * A newcomer's first hour (sixteenth passes, docs/security-passes.md): an API written as a host and
+ * port without its scheme, the sample app given a CLIENT_ID Latchkey does not have, and the README's
+ * architecture section against the modules of src/.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ApiError, Apis } from '../../src/apis/apis.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { ROOT } from '../../src/paths.js';
+import { backends, type OpenBackend } from '../helpers/backends.js';
+import { ClientRefused, startRelyingParty } from '../helpers/relying-party.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const SECRET = 'the-secret-latchkey-printed-0123456789abcdef';
+
+describe("a newcomer's first hour (sixteenth passes)", function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let store: OpenBackend;
+  before(async () => {
+    [server, store] = await Promise.all([
+      startServer({ cheapHashing: true, clients: [{ client_id: 'demo', client_secret: SECRET, redirect_uris: ['http://localhost:8080/callback'] }] }),
+      backends.find((backend) => !backend.redis)!.open(),
+    ]);
+  });
+  after(async () => Promise.all([server?.stop(), store?.stop()]));
+
+  it('an API identifier written as a host and port without its scheme (localhost:4000) is refused naming the URI meant, in apis add, the admin API and resourceServers (it was kept as the scheme "localhost:")', async () => {
+    const apis = new Apis(store.kv, { builtin: [], configured: [], maxAccessTokenTTL: 900 });
+    for (const [written, meant] of [
+      ['localhost:4000', 'http://localhost:4000'],
+      ['127.0.0.1:4000/api', 'http://127.0.0.1:4000/api'],
+      ['api.example.com:8443', 'https://api.example.com:8443'],
+    ]) {
+      await assert.rejects(
+        apis.add({ identifier: written!, scopes: ['read'] }),
+        (error) => error instanceof ApiError && error.message === `identifier: "${written}" is a host and port without a scheme; did you mean ${meant}?`,
+        written,
+      );
+      assert.equal(await apis.find(written!), undefined);
+      assert.throws(
+        () => loadConfig({ RESOURCE_SERVERS: JSON.stringify([{ identifier: written, scopes: ['read'] }]) }),
+        (error) => error instanceof ConfigError && error.message.includes(`a host and port without a scheme; expected ${meant}`),
+        written,
+      );
+    }
+    // A URN, and a URI of another scheme with a path, are still APIs' identifiers (RFC 8707 takes any absolute URI).
+    for (const identifier of ['urn:example:ledger', 'https://api.example.com:8443']) {
+      assert.equal((await apis.add({ identifier, scopes: ['read'] })).identifier, identifier);
+    }
+  });
+
+  it('the sample app given a CLIENT_ID Latchkey does not have says so beside the secret (it was told only to set CLIENT_SECRET, and rotate-secret for a client that is not there)', async () => {
+    const start = (clientId: string) =>
+      startRelyingParty({ issuer: server.issuer, clientId, clientSecret: SECRET, publicUrl: (port) => `http://localhost:${port}`, title: 'Sample', checkClient: true });
+    await assert.rejects(
+      start('dmeo'),
+      (error) => error instanceof ClientRefused && /if Latchkey has no client dmeo \(npx latchkey clients list shows its clients/.test(error.message) && /set CLIENT_ID/.test(error.message),
+    );
+    await (await start('demo')).close();
+  });
+
+  it("every module of src/ is named in the README's architecture section or docs/architecture.md (four were not)", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const architecture = readme.slice(readme.indexOf('\n## Architecture'), readme.indexOf('\n## Performance'));
+    // `src/accounts/page/{passkeys,authenticator}-section.ts` names each.
+    const text = (architecture + readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8')).replace(/\{([\w,-]+)\}([\w.-]*\.ts)/g, (_, names: string, rest: string) =>
+      names
+        .split(',')
+        .map((name) => name + rest)
+        .join(' '),
+    );
+    const modules = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? modules(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [relative(join(ROOT, 'src'), join(dir, entry.name))] : [],
+      );
+    const unnamed = modules(join(ROOT, 'src')).filter((module) => !new RegExp(`[\`/ ]${module.split('/').at(-1)!.replace(/\./g, '\\.')}\\b`).test(text));
+    assert.deepEqual(unnamed, []);
+  });
+});
