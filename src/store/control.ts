@@ -509,7 +509,10 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
       running?.store === 'redis' && running.location !== location
         ? `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data`
         : running?.store === 'embedded'
-          ? `the server at ${running.issuer} (pid ${running.pid}) runs on the embedded store ${running.location}, not on Redis: unset REDIS_URL to act on its data (what this command makes there, it never sees)`
+          ? announced
+            ? // Servers run on this Redis too (the README's "On Redis", beside the first start): acting here is right.
+              `also running from this directory: the server at ${running.issuer} (pid ${running.pid}) on the embedded store ${running.location}, which this command does not act on (unset REDIS_URL to act on its data)`
+            : `the server at ${running.issuer} (pid ${running.pid}) runs on the embedded store ${running.location}, not on Redis: unset REDIS_URL to act on its data (what this command makes there, it never sees)`
           : announced && announced.issuer !== issuer
           ? `the servers on this store announce the issuer ${announced.issuer}, not ${issuer} (ISSUER): what this command signs, posts or prints names ${issuer} (logout tokens the apps refuse); unset ISSUER, or give theirs`
           : undefined;

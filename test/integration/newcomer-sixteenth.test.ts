@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { ApiError, Apis } from '../../src/apis/apis.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { backends, type OpenBackend } from '../helpers/backends.js';
 import { ClientRefused, startRelyingParty } from '../helpers/relying-party.js';
+import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const SECRET = 'the-secret-latchkey-printed-0123456789abcdef';
@@ -60,6 +61,26 @@ describe("a newcomer's first hour (sixteenth passes)", function () {
       (error) => error instanceof ClientRefused && /if Latchkey has no client dmeo \(npx latchkey clients list shows its clients/.test(error.message) && /set CLIENT_ID/.test(error.message),
     );
     await (await start('demo')).close();
+  });
+
+  it('the CLI on Redis beside the embedded server of the first start (the README\'s "On Redis", both running) says the embedded one is left alone, not that what it makes is never seen (a server on Redis sees it)', async function () {
+    this.timeout(90_000);
+    const onRedis = await startServer({ ownRedis: true, cheapHashing: true });
+    try {
+      // As the second terminal has it: the first start's directory, the Redis server's REDIS_URL, no ISSUER.
+      const { ISSUER: _issuer, PORT: _port, ...here } = server.env;
+      const run = await latchkey({ ...here, REDIS_URL: onRedis.env.REDIS_URL! }, ['users', 'list']);
+      assert.equal(run.status, 0, run.stderr);
+      const lines = run.stderr.trim().split('\n');
+      assert.match(lines[0]!, new RegExp(`^latchkey: acting on Redis redis://127\\.0\\.0\\.1:\\d+, key prefix lk: \\(issuer ${onRedis.issuer}, as the servers on it announce\\)$`));
+      assert.equal(
+        lines[1],
+        `latchkey: also running from this directory: the server at ${server.issuer} (pid ${process.pid}) on the embedded store ${resolve(server.env.EMBEDDED_FILE!)}, which this command does not act on (unset REDIS_URL to act on its data)`,
+      );
+      assert.equal(lines.length, 2, run.stderr);
+    } finally {
+      await onRedis.stop();
+    }
   });
 
   it("every module of src/ is named in the README's architecture section or docs/architecture.md (four were not)", () => {
