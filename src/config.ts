@@ -268,6 +268,19 @@ export function envName(path: readonly string[]): string {
   return path.map((segment) => segment.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
+/**
+ * A settings file written as a .env (`PORT=3001`, the README's Docker lines' file, given as
+ * CONFIG_FILE since `npm start` does not read .env) parses as one YAML string: said so, naming how
+ * the first setting it sets is written in YAML, never its value.
+ */
+function dotEnvLines(text: string | undefined): string {
+  const names = [...envFileNames(text ?? '')];
+  if (!names.length) return '';
+  const meant = settings().find(({ path }) => names.includes(envName(path)))?.path;
+  const example = meant ? `: ${envName(meant)} is written ${nested(meant)}` : '';
+  return ` (as config/default.yaml writes them), not NAME=value lines as in a .env, which are environment variables: export them, or write each as YAML${example}`;
+}
+
 /** Every setting path, with its default value: the leaves of default.yaml. */
 export function settings(tree: Tree = readYaml(join(ROOT, 'config', 'default.yaml')), prefix: string[] = []) {
   const out: { path: string[]; value: unknown }[] = [];
@@ -311,7 +324,7 @@ function readYaml(file: string): Tree {
     throw new ConfigError(`${file}: ${yamlError(error, text)}`);
   }
   if (parsed == null) parsed = {};
-  if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings`);
+  if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings${dotEnvLines(text)}`);
   parsedFiles.set(file, { text, tree: structuredClone(parsed) });
   return parsed;
 }

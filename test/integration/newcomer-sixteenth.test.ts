@@ -4,7 +4,8 @@
  * architecture section against the modules of src/.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ApiError, Apis } from '../../src/apis/apis.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -50,6 +51,25 @@ describe("a newcomer's first hour (sixteenth passes)", function () {
     // A URN, and a URI of another scheme with a path, are still APIs' identifiers (RFC 8707 takes any absolute URI).
     for (const identifier of ['urn:example:ledger', 'https://api.example.com:8443']) {
       assert.equal((await apis.add({ identifier, scopes: ['read'] })).identifier, identifier);
+    }
+  });
+
+  it('a CONFIG_FILE written as a .env (NAME=value lines, as the README\'s Docker lines make one) says so and how a setting is written in YAML, never a value (it said only "expected a mapping of settings")', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'newcomer-sixteenth-'));
+    try {
+      const file = join(dir, '.env');
+      writeFileSync(file, 'COOKIE_KEYS=a-cookie-secret-nobody-may-read\nexport REDIS_URL=redis://127.0.0.1:6379/4\n');
+      assert.throws(
+        () => loadConfig({ CONFIG_FILE: file }),
+        (error) =>
+          error instanceof ConfigError &&
+          error.message === `${file}: expected a mapping of settings (as config/default.yaml writes them), not NAME=value lines as in a .env, which are environment variables: export them, or write each as YAML: REDIS_URL is written redis: {url: …}`,
+      );
+      // A file of one string that is no .env is told as before.
+      writeFileSync(file, 'port 3001\n');
+      assert.throws(() => loadConfig({ CONFIG_FILE: file }), (error) => error instanceof ConfigError && error.message === `${file}: expected a mapping of settings`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
