@@ -151,7 +151,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
       case '/': {
         const body = s.user
           ? `<p id="status">Signed in as <strong>${escape(s.user.name ?? s.user.sub)}</strong></p><p><a class="button" id="signout" href="/logout">Sign out</a></p>`
-          : `<p id="status">Not signed in${url.searchParams.has('error') ? ` (${escape(url.searchParams.get('error')!)})` : ''}</p><p><a class="button" id="signin" href="/login">Sign in with Latchkey</a></p>`;
+          : `<p id="status">Not signed in${url.searchParams.has('error') ? ` (${escape([url.searchParams.get('error'), url.searchParams.get('error_description')].filter(Boolean).join(': '))})` : ''}</p><p><a class="button" id="signin" href="/login">Sign in with Latchkey</a></p>`;
         return page(res, options.title, body);
       }
       case '/login': {
@@ -174,7 +174,11 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
         const pending = s.pending;
         s.pending = undefined;
         if (url.searchParams.has('error') || !pending) {
-          res.writeHead(302, { location: `/?error=${encodeURIComponent(url.searchParams.get('error') ?? 'no_pending_request')}` }).end();
+          // With Latchkey's error_description: "invalid_scope" alone did not say which scope the client may not ask for.
+          const said = new URLSearchParams({ error: url.searchParams.get('error') ?? 'no_pending_request' });
+          const description = url.searchParams.get('error_description');
+          if (description) said.set('error_description', description);
+          res.writeHead(302, { location: `/?${said}` }).end();
           return;
         }
         const tokens = await oidc.authorizationCodeGrant(config, url, {

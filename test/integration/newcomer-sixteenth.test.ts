@@ -11,6 +11,7 @@ import { ApiError, Apis } from '../../src/apis/apis.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { backends, type OpenBackend } from '../helpers/backends.js';
+import { freePort } from '../helpers/ports.js';
 import { ClientRefused, startRelyingParty } from '../helpers/relying-party.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -21,9 +22,18 @@ describe("a newcomer's first hour (sixteenth passes)", function () {
   this.timeout(60_000);
   let server: TestServer;
   let store: OpenBackend;
+  let narrowPort: number;
   before(async () => {
+    narrowPort = await freePort();
     [server, store] = await Promise.all([
-      startServer({ cheapHashing: true, clients: [{ client_id: 'demo', client_secret: SECRET, redirect_uris: ['http://localhost:8080/callback'] }] }),
+      startServer({
+        cheapHashing: true,
+        clients: [
+          { client_id: 'demo', client_secret: SECRET, redirect_uris: ['http://localhost:8080/callback'] },
+          // Registered with `--scope openid`, where the sample app asks for "openid profile email".
+          { client_id: 'narrow', client_secret: SECRET, redirect_uris: [`http://localhost:${narrowPort}/callback`], scope: 'openid' },
+        ],
+      }),
       backends.find((backend) => !backend.redis)!.open(),
     ]);
   });
@@ -51,6 +61,26 @@ describe("a newcomer's first hour (sixteenth passes)", function () {
     // A URN, and a URI of another scheme with a path, are still APIs' identifiers (RFC 8707 takes any absolute URI).
     for (const identifier of ['urn:example:ledger', 'https://api.example.com:8443']) {
       assert.equal((await apis.add({ identifier, scopes: ['read'] })).identifier, identifier);
+    }
+  });
+
+  it('the sample app refused a sign-in by Latchkey shows its error_description, not only the code ("Not signed in (invalid_scope)" did not say which scope)', async () => {
+    const rp = await startRelyingParty({ issuer: server.issuer, clientId: 'narrow', clientSecret: SECRET, port: narrowPort, publicUrl: (port) => `http://localhost:${port}`, title: 'Narrow' });
+    try {
+      let at = `${rp.url}/login`;
+      let cookie = '';
+      for (let hops = 0; hops < 5; hops++) {
+        const response = await fetch(at, { redirect: 'manual', headers: at.startsWith(rp.url) && cookie ? { cookie } : {} });
+        if (at.startsWith(rp.url)) cookie = response.headers.get('set-cookie')?.split(';')[0] ?? cookie;
+        const next = response.headers.get('location');
+        if (!next) break;
+        at = new URL(next, at).href;
+      }
+      assert.equal(new URL(at).pathname, '/');
+      const page = await (await fetch(at, { headers: { cookie } })).text();
+      assert.match(page, /Not signed in \(invalid_scope: requested scope is not allowed: (profile|email)/, page);
+    } finally {
+      await rp.close();
     }
   });
 
