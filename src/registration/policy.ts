@@ -541,7 +541,9 @@ export function enforcePolicy(
     // A string, or no URL: anything else is never read as text (String() of some JSON throws).
     const url = typeof value === 'string' ? URL.parse(value) ?? undefined : undefined;
     if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
-      throw new errors.InvalidClientMetadata(`${name} must be an https URL`);
+      // `localhost:8080/backchannel-logout`: the URI meant, as for a redirect URI (sixteenth newcomer pass).
+      const meant = typeof value === 'string' ? schemelessHost(value) : undefined;
+      throw meant ? quoting(`${name} must be an https URL; did you mean ${meant}?`, `${name} must be an https URL`) : new errors.InvalidClientMetadata(`${name} must be an https URL`);
     }
     // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.

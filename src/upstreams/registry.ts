@@ -7,6 +7,7 @@
  * Layout: upstream:<id> (JSON, durable), upstreams (set of ids, durable).
  */
 import { SealError, Sealer } from '../keyring/sealing.js';
+import { schemelessHost } from '../loopback.js';
 import type { CachedReads, Kv } from '../store/kv.js';
 import { upstreamKey, UPSTREAMS_KEY } from '../store/keys.js';
 
@@ -75,7 +76,11 @@ function checkIssuer(issuer: string): string | undefined {
   } catch {
     return 'the issuer must be a URL';
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) return 'the issuer must be an https URL (http only on a loopback host, for development: localhost, 127.0.0.1, [::1])';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
+    // `localhost:5000` parses as the scheme "localhost:": the URI meant, as for a redirect URI (sixteenth newcomer pass).
+    const meant = schemelessHost(issuer);
+    return `the issuer must be an https URL (http only on a loopback host, for development: localhost, 127.0.0.1, [::1])${meant ? `; did you mean ${meant}?` : ''}`;
+  }
   if (url.search || url.hash || url.username || url.password) return 'the issuer has no query, fragment or credentials';
   return undefined;
 }

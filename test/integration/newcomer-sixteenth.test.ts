@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ApiError, Apis } from '../../src/apis/apis.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { enforcePolicy, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { UpstreamError, Upstreams } from '../../src/upstreams/registry.js';
+import { errors } from 'oidc-provider';
 import { ROOT } from '../../src/paths.js';
 import { backends, type OpenBackend } from '../helpers/backends.js';
 import { freePort } from '../helpers/ports.js';
@@ -17,6 +20,7 @@ import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const SECRET = 'the-secret-latchkey-printed-0123456789abcdef';
+const POLICY: RegistrationPolicy = { authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'], scopes: ['openid', 'profile', 'email'], privilegedScopes: [] };
 
 describe("a newcomer's first hour (sixteenth passes)", function () {
   this.timeout(60_000);
@@ -111,6 +115,25 @@ describe("a newcomer's first hour (sixteenth passes)", function () {
       (error) => error instanceof ClientRefused && /if Latchkey has no client dmeo \(npx latchkey clients list shows its clients/.test(error.message) && /set CLIENT_ID/.test(error.message),
     );
     await (await start('demo')).close();
+  });
+
+  it('a jwks_uri, backchannel_logout_uri or upstream issuer written as a host and port is refused naming the URI meant (it said only "must be an https URL")', async () => {
+    const web = { redirect_uris: ['https://app.example.com/cb'] };
+    for (const [name, written, meant] of [
+      ['backchannel_logout_uri', 'localhost:8080/backchannel-logout', 'http://localhost:8080/backchannel-logout'],
+      ['jwks_uri', 'app.example.com:8443/jwks', 'https://app.example.com:8443/jwks'],
+    ] as const) {
+      assert.throws(
+        () => enforcePolicy(POLICY, { ...web, token_endpoint_auth_method: 'private_key_jwt', [name]: written }, false),
+        (error) => error instanceof errors.InvalidClientMetadata && error.error_description === `${name} must be an https URL; did you mean ${meant}?`,
+        name,
+      );
+    }
+    const upstreams = new Upstreams(store.kv, ['a-secret-of-the-test-store']);
+    await assert.rejects(
+      upstreams.add({ id: 'corp', issuer: 'localhost:5000', clientId: 'latchkey', clientSecret: 'secret', scope: 'openid email profile', displayName: 'Corp', linkByEmail: false, endSession: false }),
+      (error) => error instanceof UpstreamError && error.message.endsWith('; did you mean http://localhost:5000?'),
+    );
   });
 
   it('the CLI on Redis beside the embedded server of the first start (the README\'s "On Redis", both running) says the embedded one is left alone, not that what it makes is never seen (a server on Redis sees it)', async function () {
