@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
 import { clientErrorAnswers, connectAnswers } from './http/client-errors.js';
-import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
+import { respondWithError, signOutFailedPage, wantsHtml, type ErrorOut, type FailurePage } from './http/errors.js';
 import { ownAnswerCors } from './http/own-answer-cors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
@@ -80,12 +80,35 @@ function storeCannot(ctx: Koa.Context, error: unknown, logger: Logger): boolean 
  */
 function storeOutage(ctx: Koa.Context, providers: ProviderHost, failurePages: FailurePages) {
   ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
-  const provider = providers.current;
-  const signOut = ctx.path === provider.pathFor('end_session_confirm') ? signOutFailedPage(`${ctx.origin}${provider.pathFor('end_session')}`) : undefined;
   respondWithError(ctx, 503, {
     error: 'temporarily_unavailable',
     error_description: 'the service is temporarily unavailable, retry shortly',
-  }, signOut ?? (Object.hasOwn(failurePages, ctx.path) ? failurePages[ctx.path]!(ctx.origin) : undefined));
+  }, unfinishedPage(ctx, providers, failurePages));
+}
+
+/**
+ * The words of the page for a person's request refused before it was carried out, by path: a
+ * sign-out's confirmation says "Not signed out" and offers it again, our own pages' (failurePages)
+ * theirs; undefined elsewhere.
+ */
+function unfinishedPage(ctx: Koa.Context, providers: ProviderHost, failurePages: FailurePages): FailurePage | undefined {
+  const provider = providers.current;
+  if (ctx.path === provider.pathFor('end_session_confirm')) return signOutFailedPage(`${ctx.origin}${provider.pathFor('end_session')}`);
+  return Object.hasOwn(failurePages, ctx.path) ? failurePages[ctx.path]!(ctx.origin) : undefined;
+}
+
+/**
+ * The per-address limit's 429 (http/rate-limits.ts), answered as JSON there, is a page for a person's
+ * browser, as every other refusal is: the limit covers the sign-in, device, sign-out, account and
+ * developer pages, where `{"error":"temporarily_unavailable"}` told a person nothing (sixteenth
+ * passes, h7). The JSON stays for a program (what it accepts: respondWithError); `Retry-After` stays.
+ */
+function rateLimited(ctx: Koa.Context, providers: ProviderHost, failurePages: FailurePages, wait: number) {
+  if (ctx.status !== 429 || !wantsHtml(ctx)) return;
+  respondWithError(ctx, 429, ctx.body as ErrorOut, unfinishedPage(ctx, providers, failurePages) ?? {
+    title: 'Too many requests',
+    message: `Too many requests came from your network in a short time. Wait ${wait === 1 ? 'a second' : `${wait} seconds`}, then try again.`,
+  });
 }
 
 /** The status label of a request's duration ("2xx"), without making a string per request. */
@@ -142,6 +165,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
     try {
       await next();
       if (ctx.state.storeOutage) storeOutage(ctx, providers, failurePages);
+      else if (typeof ctx.state.rateLimited === 'number') rateLimited(ctx, providers, failurePages, ctx.state.rateLimited);
     } catch (error) {
       const status = (error as { status?: number; expose?: boolean }).status;
       if (status && status >= 400 && status < 500) {

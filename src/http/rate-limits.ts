@@ -108,6 +108,9 @@ function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: strin
   ctx.set('Cache-Control', 'no-store');
   ctx.set('Pragma', 'no-cache');
   jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
+  // A person's browser is answered a page instead, saying how long to wait (app.ts rateLimited): the
+  // pages and the sign-in and sign-out flows are limited too, not only the endpoints programs call.
+  ctx.state.rateLimited = wait;
 }
 
 /**
