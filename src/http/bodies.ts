@@ -32,8 +32,8 @@ export function formBody(limit: string): Middleware {
  */
 const MAX_JSON_DEPTH = 32;
 
-/** How deep `value` nests, counted without recursion, stopping once past `max`. */
-function nestedDeeperThan(value: unknown, max: number): boolean {
+/** Whether `value` nests deeper than `max` levels of objects and arrays, counted without recursion, stopping once past `max`. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
   const pending: [unknown, number][] = [[value, 0]];
   while (pending.length) {
     const [item, depth] = pending.pop()!;
