@@ -16,7 +16,6 @@ export interface Run {
 }
 
 export const CLI = join(ROOT, 'dist', 'cli.js');
-const COMPILE_CACHE = join(tmpdir(), 'latchkey-test-compile-cache');
 
 /** The built CLI must be there (`npm test` builds it first; after editing src/, run npm run build). */
 function assertBuilt(): void {
@@ -30,9 +29,8 @@ function start(env: Record<string, string>, args: string[], cwd?: string): Child
     checked = true;
   }
   return spawn(process.execPath, [CLI, ...args], {
-    // Node's on-disk bytecode cache: each of the suite's many CLI runs loads the whole app, and
-    // compiles it again without one (about a sixth of a run's CPU).
-    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', NODE_COMPILE_CACHE: COMPILE_CACHE, ...env },
+    // No NODE_COMPILE_CACHE: the CLI keeps its own per-user bytecode cache (src/compile-cache.ts), as for an operator.
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
     ...(cwd ? { cwd } : {}),
   });
@@ -64,7 +62,7 @@ export function latchkeyOneStream(env: Record<string, string>, args: string[]): 
     checked = true;
   }
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', NODE_COMPILE_CACHE: COMPILE_CACHE, ...env },
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['ignore', fd, fd],
   });
   return new Promise((done, fail) => {
