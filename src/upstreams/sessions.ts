@@ -54,6 +54,25 @@ export class FederatedSessions {
     if (session.sid) await this.kv.addExpiring(federatedBySidEndsKey(session.upstream, session.sid), sessionUid, this.ttl);
   }
 
+  /**
+   * Keeps the record of the upstream session `sessionUid` rests on, and its indexes, as long as the
+   * session may now live (ttl.sessionMax from now): at another sign-in on the same session that is
+   * not through the upstream (prompt=login with the password, the account page's "sign in again"),
+   * which moves the session's end (its loginTs) but leaves it resting on the upstream's sign-in (its
+   * credentials accumulate: accounts/session-credentials.ts). Written at the upstream's sign-in only,
+   * the record ended ttl.sessionMax after it, and the upstream's back-channel logout with it, while
+   * the session lived on (sixteenth passes, review h9). Only over what was read: a logout or removal
+   * that forgot it meanwhile is not undone. Nothing when there is none.
+   */
+  async keep(sessionUid: string): Promise<void> {
+    const json = await this.kv.get(federatedSessionKey(sessionUid));
+    if (!json || !(await this.kv.compareAndSet(federatedSessionKey(sessionUid), json, json, this.ttl))) return;
+    const session = JSON.parse(json) as FederatedSession;
+    await this.kv.addExpiring(federatedBySubEndsKey(session.upstream, session.sub), sessionUid, this.ttl);
+    await this.kv.addExpiring(federatedByUpstreamEndsKey(session.upstream), sessionUid, this.ttl);
+    if (session.sid) await this.kv.addExpiring(federatedBySidEndsKey(session.upstream, session.sid), sessionUid, this.ttl);
+  }
+
   /** The live members of an expiring index and those the release before put in its plain set. */
   private async indexed(ends: string, before: string): Promise<string[]> {
     const [live, old] = await Promise.all([this.kv.liveMembers(ends), this.kv.members(before)]);
@@ -123,7 +142,8 @@ export class FederatedSessions {
  * provider.use middleware: when a sign-in through an upstream resumes the authorization request or
  * the device flow's verification (RFC 8628; `resumePaths`), the interaction result carrying
  * `upstream` (see interactions/upstream.ts), the session it signed in is recorded with its
- * upstream, once the engine has saved it.
+ * upstream, once the engine has saved it; another sign-in on a session an upstream signed in keeps
+ * that record as long as the session now may live (FederatedSessions.keep).
  */
 export function recordFederatedSessions(resumePaths: readonly string[], federated: FederatedSessions) {
   // Scoped by the prefixes its own test stays within (http/layers.ts).
@@ -135,8 +155,10 @@ export function recordFederatedSessions(resumePaths: readonly string[], federate
     const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string } } | undefined;
     const upstream = oidc?.result?.upstream;
     const session = oidc?.session;
-    if (upstream && session?.uid && session.accountId && session.accountId === oidc.result?.login?.accountId) {
-      await federated.record(session.uid, upstream);
-    }
+    if (!session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
+    // Signed in another way on a session an upstream signed in before: what that sign-in rests on
+    // is kept as long as the session now may live (FederatedSessions.keep).
+    if (upstream) await federated.record(session.uid, upstream);
+    else await federated.keep(session.uid);
   });
 }
