@@ -152,13 +152,14 @@ export function recordFederatedSessions(resumePaths: readonly string[], federate
     // Before, only the authorization request's: a device approved after an upstream sign-in had a
     // session its upstream's logout (and removal) did not find.
     if (!resumePaths.some((path) => ctx.path.startsWith(`${path}/`))) return;
-    const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string } } | undefined;
+    const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string; new?: boolean } } | undefined;
     const upstream = oidc?.result?.upstream;
     const session = oidc?.session;
     if (!session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
     // Signed in another way on a session an upstream signed in before: what that sign-in rests on
-    // is kept as long as the session now may live (FederatedSessions.keep).
+    // is kept as long as the session now may live (FederatedSessions.keep). A session this request
+    // made (the engine's `new`: a uid of its own) has nothing kept yet: no read for a first sign-in.
     if (upstream) await federated.record(session.uid, upstream);
-    else await federated.keep(session.uid);
+    else if (session.new !== true) await federated.keep(session.uid);
   });
 }
