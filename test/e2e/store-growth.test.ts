@@ -28,6 +28,8 @@ const clients = [
 /** Keys an operator's configuration or a start writes, durable by design (none of them per caller). */
 const OPERATOR_OWNED = [/^keyring$/, /^configured-clients$/, /^configured-apis$/, /^oidc:clients$/, new RegExp(`^oidc:Client:(${DEVICE}|${WEB})$`), /^revoked:\{rv\}:epoch$/, /^revoked:\{rv\}:lifetimes?(:.*)?$/, /^accounts:skeletons$/, /^account:linked-indexed$/, /^mfa-everywhere$/];
 
+const SHORT = { TTL_DEVICE_CODE: '2', TTL_SESSION: '6', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', REGISTRATION_OPEN: 'true' };
+
 describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   this.timeout(120_000);
   let redis: RedisServer;
@@ -44,7 +46,7 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     // The rate limits bound how fast, not how much in the end: off, so that a test drives hundreds quickly.
     // Hashing at its cheapest (no test here is about hashing or a race a hash could time): the sign-ins
     // again and again cost less, and keep within the short lifetimes on a loaded machine.
-    server = await startServer({ redisUrl: redis.url, clients, cheapHashing: true, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '6', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', REGISTRATION_OPEN: 'true' } });
+    server = await startServer({ redisUrl: redis.url, clients, cheapHashing: true, env: SHORT });
   });
   after(async () => {
     raw?.disconnect();
@@ -57,13 +59,13 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   const deviceAuthorization = () => form('/device/auth', { client_id: DEVICE, scope: 'openid' });
   const pushed = () => form('/request', { client_id: WEB, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSwSsqqM', code_challenge_method: 'S256', state: 's' });
 
-  /** Every key in the store, without the key prefix (REDIS_KEY_PREFIX, `lk:` by default). */
-  async function allKeys(): Promise<string[]> {
+  /** Every key in the store under a key prefix (REDIS_KEY_PREFIX, `lk:` by default), without it. */
+  async function allKeys(prefix = PREFIX): Promise<string[]> {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await raw.scan(cursor, 'COUNT', 1000);
-      keys.push(...batch.map((key) => key.slice(PREFIX.length)));
+      const [next, batch] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      keys.push(...batch.map((key) => key.slice(prefix.length)));
       cursor = next;
     } while (cursor !== '0');
     return keys;
@@ -91,14 +93,14 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   });
 
   /** Members of an index (a plain set or an expiring one), by its key without the prefix. */
-  async function membersOf(key: string): Promise<string[]> {
-    return (await raw.type(PREFIX + key)) === 'zset' ? raw.zrange(PREFIX + key, '0', '-1') : raw.smembers(PREFIX + key);
+  async function membersOf(key: string, keyPrefix = PREFIX): Promise<string[]> {
+    return (await raw.type(keyPrefix + key)) === 'zset' ? raw.zrange(keyPrefix + key, '0', '-1') : raw.smembers(keyPrefix + key);
   }
 
   /** Members of the indexes whose keys start with `prefix` (plain sets and expiring ones alike). */
-  async function membersUnder(prefix: string): Promise<string[]> {
+  async function membersUnder(prefix: string, keyPrefix = PREFIX): Promise<string[]> {
     const members: string[] = [];
-    for (const key of (await allKeys()).filter((key) => key.startsWith(prefix))) members.push(...(await membersOf(key)));
+    for (const key of (await allKeys(keyPrefix)).filter((key) => key.startsWith(prefix))) members.push(...(await membersOf(key, keyPrefix)));
     return members;
   }
 
@@ -122,39 +124,46 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   });
 
   it("people signing in through an upstream to an app again and again: the upstream's session indexes and the app's and the person's grant indexes keep only the live ones", async () => {
-    const fake = await fakeUpstreamOf(server, 'upstream-secret-with-plenty-of-entropy-0123');
+    // What is kept beside a session lives as long as the session may (ttl.sessionMax after its sign-in,
+    // lifetimes.ts sessionRecordsLifetime): a server of its own, on the same Redis under a prefix of its
+    // own, whose sessions live at most TTL_SESSION_MAX 6 after their sign-in, so that they all end.
+    const prefix = 'up:';
+    const short = await startServer({ redisUrl: redis.url, clients, cheapHashing: true, env: { ...SHORT, TTL_SESSION_MAX: '6', REDIS_KEY_PREFIX: prefix } });
+    const fake = await fakeUpstreamOf(short, 'upstream-secret-with-plenty-of-entropy-0123');
     try {
       fake.state.sub = 'same-person';
       const params = new URLSearchParams({ client_id: WEB, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fake' });
       /** A sign-in through the upstream in a fresh browser, allowing the app: a code. */
       const signIn = async () => {
         const agent = new Agent();
-        let page = await agent.follow(`${server.issuer}/auth?${params}`, {}, REDIRECT);
+        let page = await agent.follow(`${short.issuer}/auth?${params}`, {}, REDIRECT);
         if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);
         assert.ok(new URL(page.url).searchParams.get('code'), `a code: ${page.url}`);
       };
       for (let round = 0; round < 40; round++) await signIn();
-      const first = new Set((await allKeys()).filter((key) => key.startsWith('upstream:session:') || key.startsWith('oidc:Grant:')));
+      const first = new Set((await allKeys(prefix)).filter((key) => key.startsWith('upstream:session:') || key.startsWith('oidc:Grant:')));
       assert.ok([...first].some((key) => key.startsWith('oidc:Grant:')), 'the sign-ins made grants');
-      // Sign-ins go on until every one of those sessions and grants has ended (TTL_SESSION 6, TTL_GRANT
-      // 3), and the longest of their lifetimes as the store gave them (a grant's is its record's TTL,
-      // even when it is ended with its session first) has passed, with a second of margin.
+      assert.ok([...first].some((key) => key.startsWith('upstream:session:')), 'the sign-ins recorded their upstream sessions');
+      // Sign-ins go on until every one of those sessions and grants has ended (TTL_SESSION and
+      // TTL_SESSION_MAX 6, TTL_GRANT 3), and the longest of their lifetimes as the store gave them (a
+      // grant's is its record's TTL, even when it is ended with its session first) has passed, with a second of margin.
       let longest = 0;
-      for (const key of first) longest = Math.max(longest, await raw.pttl(PREFIX + key));
+      for (const key of first) longest = Math.max(longest, await raw.pttl(prefix + key));
       const until = Date.now() + longest + 1000;
-      while ((await allKeys()).some((key) => first.has(key)) || Date.now() < until) {
+      while ((await allKeys(prefix)).some((key) => first.has(key)) || Date.now() < until) {
         await signIn();
         await sleep(200);
       }
       await sleep(2500);
       await signIn();
       const ended = new Set([...first].map((key) => key.replace(/^(upstream:session|oidc:Grant):/, '')));
-      for (const prefix of ['upstream:sessions', 'upstream:sub', 'upstream:sid', 'oidc:grants:client', 'oidc:grants-ends:client', 'oidc:grants:account', 'oidc:grants-ends:account']) {
-        const kept = (await membersUnder(prefix)).filter((member) => ended.has(member));
-        assert.equal(kept.length, 0, `${prefix}: still holds ${kept.length} sessions or grants that ended`);
+      for (const index of ['upstream:sessions', 'upstream:sub', 'upstream:sid', 'oidc:grants:client', 'oidc:grants-ends:client', 'oidc:grants:account', 'oidc:grants-ends:account']) {
+        const kept = (await membersUnder(index, prefix)).filter((member) => ended.has(member));
+        assert.equal(kept.length, 0, `${index}: still holds ${kept.length} sessions or grants that ended`);
       }
     } finally {
       await fake.close();
+      await short.stop();
     }
   });
   it("a person signing in again and again: their session index keeps only the live sessions, and ending them all still finds every live one", async () => {
