@@ -309,7 +309,25 @@ function yamlError(error: unknown, text: string | undefined): string {
   if (!(error instanceof YAMLParseError)) return first;
   const line = error.linePos?.[0]?.line;
   const source = line === undefined ? undefined : text?.split('\n')[line - 1]?.trim();
-  return `not valid YAML: ${first.replace(/:$/, '')}${source ? ` (${JSON.stringify(source)})` : ''}`;
+  // A NAME=value line (a .env's, pasted in) is not quoted: its value may be a secret.
+  const shown = source && !ENV_LINE.test(source) ? source : undefined;
+  return `not valid YAML: ${first.replace(/:$/, '')}${shown ? ` (${JSON.stringify(shown)})` : ''}`;
+}
+
+/** A .env's line: an environment variable's name (after `export `), then `=`. */
+const ENV_LINE = /^(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=/;
+
+/**
+ * Whether `text` is a .env: each line that is not blank or a comment is NAME=value. YAML reads such a
+ * file as one string, as no YAML at all when a value holds ": " on a later line (its error quoted the
+ * first line, a value with it), or as a mapping of one odd key when the only line does ("KEYS_SECRETS=abc"
+ * an unknown setting): it is refused as a .env whichever (sixteenth passes' review, h12).
+ */
+const DOT_ENV = Symbol('a .env');
+
+function dotEnvShaped(text: string): boolean {
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  return lines.length > 0 && lines.every((line) => ENV_LINE.test(line));
 }
 
 function readYaml(file: string): Tree {
@@ -319,10 +337,11 @@ function readYaml(file: string): Tree {
     text = readFileSync(file, 'utf8');
     const known = parsedFiles.get(file);
     if (known?.text === text) return structuredClone(known.tree);
-    parsed = parseYaml(text);
+    parsed = dotEnvShaped(text) ? DOT_ENV : parseYaml(text);
   } catch (error) {
     throw new ConfigError(`${file}: ${yamlError(error, text)}`);
   }
+  if (parsed === DOT_ENV) throw new ConfigError(`${file}: expected a mapping of settings${dotEnvLines(text)}`);
   if (parsed == null) parsed = {};
   if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings${dotEnvLines(text)}`);
   parsedFiles.set(file, { text, tree: structuredClone(parsed) });
