@@ -12,12 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { collect, oneValueEach } from './cli-options.js';
-import { enableLatchkeyCompileCache } from './compile-cache.js';
 import { ROOT } from './paths.js';
-
-// Node's compile cache (per user, safe or off) for the modules a command loads (cli-actions.js and
-// what it imports: most of a run's code); what is imported above is compiled before any of it runs.
-enableLatchkeyCompileCache();
 
 /** A command's action (commander gives its arguments, its options and the command last), from cli-actions.ts. */
 async function run(...args: unknown[]): Promise<void> {
