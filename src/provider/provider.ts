@@ -31,6 +31,8 @@ import './patches/sha256-bindings.js';
 import { knownScopes } from './patches/scope-required.js';
 // ...and a request_uri another client pushed is refused before its state is taken (see the patch).
 import './patches/pushed-by-another-client.js';
+// ...and a refused request object's error goes back in the response mode, with the state, it asked (see the patch).
+import './patches/refused-request-objects.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';

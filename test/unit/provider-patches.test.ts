@@ -26,6 +26,7 @@ import { cheaperCorsHeaderScan } from '../../src/provider/patches/cors-header-sc
 import { adapterFactory, UserCodeTaken } from '../../src/store/adapter.js';
 import { uniqueUserCodes } from '../../src/provider/patches/unique-user-codes.js';
 import '../../src/provider/patches/sha256-bindings.js';
+import '../../src/provider/patches/refused-request-objects.js';
 import type { Kv } from '../../src/store/kv.js';
 
 /** The versions every patch was last checked against. Change only after re-checking each patch below. */
@@ -154,6 +155,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/access_token.js'), /const accessToken = await ctx\.oidc\.provider\.AccessToken\.find\(value\);\s*ctx\.assert\(accessToken, new InvalidToken\('access token not found'\)\);/);
     assert.match(source('helpers/errors.js'), /class InvalidToken extends OIDCProviderError \{\s*error_description = 'invalid token provided';/);
     assert.match(source('shared/set_www_authenticate_header.js'), /error_description: err\.error_description,/);
+  });
+
+  it('refused-request-objects.ts: the engine refuses `request` in its rejectUnsupported step at /auth (after the parameters are assembled, before the client is checked), and its error handler answers with the state and response_mode of ctx.oidc.params, a mode it does not offer falling back to the default', () => {
+    assert.match(source('actions/authorization/request_parameters.js'), /export function rejectUnsupported\(ctx, next\) \{[\s\S]*?if \(params\.request !== undefined && !requestObjects\.enabled\) \{\s*throw new RequestNotSupported\(\);/);
+    assert.match(source('actions/authorization/index.js'), /use\(assembleAuthorizationParams,[^\n]*\n[\s\S]*use\(rejectUnsupported,[^\n]*\n[\s\S]*use\(checkClient,/);
+    assert.match(source('shared/authorization_error_handler.js'), /const \{ params = \(ctx\.method === 'POST' \? oidc\.body : ctx\.query\) \|\| \{\} \} = oidc;/);
+    assert.match(source('shared/authorization_error_handler.js'), /let mode = safe\(params\.response_mode\);\s*if \(!instance\(provider\)\.responseModes\.has\(mode\)\) \{\s*mode = resolveResponseMode/);
+    assert.match(source('shared/authorization_error_handler.js'), /getOutAndEmit\(ctx, err, safe\(params\.state\)\)/);
+    assert.ok((authorizationSteps('authorization') as { name: string }[]).some((step) => step.name === 'deliverAsTheObjectAsks'), 'the step is in place');
   });
 
   it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step (after it loads a pushed request), makes a code from the parameters with save(), keeps only IN_PAYLOAD, read once per model, and stores a pushed request with its parameters', () => {
