@@ -7,10 +7,24 @@
  * the object alone; its logout modules modify the id_token_hint in their own ways (ChangeIdTokenToAlgNone,
  * SignFakeIdToken) and send a 128-character state. The server runs as the plans need it
  * (pkce.required: public, docs/protocol.md).
+ *
+ * The plans' modules (conformance-suite, OIDCC*TestPlan.java) and where each is checked; suite-sweep.test.ts's
+ * header maps the rest module by module:
+ *  - here: unsigned-request-object-supported-correctly-or-rejected-as-unsupported (query and form_post),
+ *    request-uri-unsigned-supported-correctly-or-rejected-as-unsupported, ensure-request-object-with-redirect-uri
+ *    (both modes), response-type-missing (both modes), rp-initiated-logout (128-character state, the prompt=none
+ *    after), rp-initiated-logout-modified-id-token-hint (alg none), rp-initiated-logout-bad-id-token-hint
+ *    (HS256 by the client secret); the FAPI 2.0 plans' PAR refusals and a push without PKCE.
+ *  - skipped by the suite itself, as it should be: idtoken-unsigned (no none in
+ *    id_token_signing_alg_values_supported), registration-sector-uri and -sector-bad (no pairwise in
+ *    subject_types_supported), scope-address, -phone, -all (not in scopes_supported); request-uri-signed-rs256
+ *    and request-uri-unsigned answer request_uri_not_supported (the suite fails the first: docs/protocol.md).
+ *  - not applicable: ensure-request-without-nonce-fails (implicit and hybrid only; code only here).
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { formIn, type Page } from '../helpers/agent.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'suite-sixteenth-client-secret-with-plenty-of-entropy';
@@ -116,6 +130,29 @@ describe('OpenID Foundation OP plans: the suite\'s own requests (sixteenth passe
     });
   });
 
+  describe('oidcc-response-type-missing in both plans (its placeholder: ExpectResponseTypeMissingErrorPage; CheckErrorFromAuthorizationEndpointErrorInvalidRequestOrUnsupportedResponseType)', () => {
+    it('without response_type the error is invalid_request or unsupported_response_type with state and iss, in the query, or posted when form_post was asked (the Form Post plan rejects an error in the query), or an error page; never a code (RFC 6749 §3.1.1, §4.1.2.1; Form Post Response Mode §2)', async () => {
+      for (const mode of [{}, { response_mode: 'form_post' }] as Record<string, string>[]) {
+        const { response_type: _left, ...request } = suiteRequest(mode);
+        const url = new URL(op.metadata.authorization_endpoint!);
+        url.search = new URLSearchParams(request).toString();
+        const page = await new Agent().follow(url.href, {}, 'https://web.example.test');
+        const form = posted(page);
+        const answer = form ? new URLSearchParams(form.fields) : page.url.startsWith(REDIRECT) ? new URL(page.url).searchParams : undefined;
+        if (!answer) {
+          assert.equal(page.status, 400, JSON.stringify(mode));
+          assert.match(page.html, /response_type/);
+          continue;
+        }
+        assert.equal(Boolean(form), mode.response_mode === 'form_post', `${JSON.stringify(mode)}: ${page.url}`);
+        assert.ok(['invalid_request', 'unsupported_response_type'].includes(answer.get('error')!), String(answer));
+        assert.equal(answer.get('state'), request.state);
+        assert.equal(answer.get('iss'), op.issuer);
+        assert.equal(answer.get('code'), null);
+      }
+    });
+  });
+
   describe('oidcc-ensure-request-object-with-redirect-uri (its placeholder: ExpectRedirectUriErrorPage)', () => {
     it('the registered redirect_uri in the object and an unregistered one beside it: an error page at the server, never a redirect to the registered one, in either response mode (Core §6.1, RFC 6749 §3.1.2.4; EnsureOPDoesNotUseDefaultRedirectUriInCaseOfInvalidRedirectUri)', async () => {
       for (const mode of [{}, { response_mode: 'form_post' }] as Record<string, string>[]) {
@@ -127,6 +164,48 @@ describe('OpenID Foundation OP plans: the suite\'s own requests (sixteenth passe
         assert.equal(posted(page), undefined, JSON.stringify(mode));
         assert.match(page.html, /redirect_uri/);
       }
+    });
+  });
+
+  describe('pushed requests as the FAPI 2.0 plans send them (fapi2-security-profile: par-attempt-invalid-redirect-uri, par-plain-pkce, par-without-pkce; RFC 9126 §2.2, §2.3)', () => {
+    async function push(fields: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+      const response = await fetch(op.metadata.pushed_authorization_request_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}` },
+        body: new URLSearchParams(fields),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    }
+    const pkce = { code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' };
+
+    it('an unregistered redirect_uri, plain PKCE or a malformed code_challenge is refused by the pushed request endpoint itself: 400 with a JSON error and no request_uri (RFC 9126 §2.3, RFC 7636 §4.4.1)', async () => {
+      const cases: [string, Record<string, string>][] = [
+        ['unregistered redirect_uri', suiteRequest({ ...pkce, redirect_uri: `${REDIRECT}_invalid` })],
+        ['plain PKCE', suiteRequest({ code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' })],
+        ['a code_challenge of 42 characters', suiteRequest({ code_challenge: 'a'.repeat(42), code_challenge_method: 'S256' })],
+      ];
+      for (const [name, fields] of cases) {
+        const answer = await push(fields);
+        assert.equal(answer.status, 400, name);
+        assert.equal(typeof answer.body.error, 'string', name);
+        assert.equal(answer.body.request_uri, undefined, name);
+      }
+    });
+
+    it('a confidential client pushing without PKCE (pkce.required: public, as the OpenID plans run) gets a request_uri of the urn:ietf:params:oauth:request_uri: form and expires_in; with the request_uri and client_id alone the sign-in ends at the redirect URI with the pushed state (RFC 9126 §2.2, §4)', async () => {
+      const answer = await push(suiteRequest());
+      assert.equal(answer.status, 201);
+      assert.match(String(answer.body.request_uri), /^urn:ietf:params:oauth:request_uri:/);
+      assert.equal(typeof answer.body.expires_in, 'number');
+      const url = new URL(op.metadata.authorization_endpoint!);
+      url.search = new URLSearchParams({ client_id: 'web', request_uri: String(answer.body.request_uri) }).toString();
+      const agent = new Agent();
+      const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: ALICE.username, password: ALICE.password, stopAt: REDIRECT });
+      assert.ok(page.url.startsWith(REDIRECT), `${page.status} ${page.url}`);
+      const params = new URL(page.url).searchParams;
+      assert.ok(params.get('code'));
+      assert.equal(params.get('state'), 'suite-state-0123456789');
+      assert.equal(params.get('iss'), op.issuer);
     });
   });
 
