@@ -17,8 +17,9 @@
  *    (HS256 by the client secret); the FAPI 2.0 plans' PAR refusals and a push without PKCE.
  *  - skipped by the suite itself, as it should be: idtoken-unsigned (no none in
  *    id_token_signing_alg_values_supported), registration-sector-uri and -sector-bad (no pairwise in
- *    subject_types_supported), scope-address, -phone, -all (not in scopes_supported); request-uri-signed-rs256
- *    and request-uri-unsigned answer request_uri_not_supported (the suite fails the first: docs/protocol.md).
+ *    subject_types_supported), scope-address, -phone, -all (not in scopes_supported).
+ *  - failed by the suite on purpose (docs/protocol.md "Not offered"): the Dynamic plan's request-uri-unsigned
+ *    and request-uri-signed-rs256 (request_uri_not_supported, pinned here and in basic-op.test.ts).
  *  - not applicable: ensure-request-without-nonce-fails (implicit and hybrid only; code only here).
  */
 import assert from 'node:assert/strict';
