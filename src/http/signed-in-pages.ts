@@ -30,9 +30,34 @@ interface Options<Who extends SignedIn> {
   readonly csrf: CsrfTokens;
   /** The page's name in error messages: "your developer page". */
   readonly where: string;
+  /**
+   * Whether the request carried a session cookie at all (a form posted from another site arrives
+   * without it under SameSite=Lax, as does one from a browser blocking cookies): such a request is
+   * told nothing was done, not that the person was signed out.
+   */
+  carriedSession(ctx: Context): boolean;
+  /** Where the page is (`/account`): the link offered when a form came without a session. */
+  readonly home: string;
 }
 
-export function signedInPages<Who extends SignedIn>({ signedIn, csrf, where }: Options<Who>): SignedInPages<Who> {
+/**
+ * What a form that came without a signed-in session is told: nothing was done, and why. Never "Signed
+ * out" (the sign-in steps' words for a session ended as they were answered): a form posted from
+ * another site carries no cookie, so the person it was aimed at is still signed in, and at "Sign
+ * out" of a session the words read as if the sign-out had happened (sixteenth passes, h10).
+ */
+function notSignedInWords(carried: boolean, where: string, home: string) {
+  const again = { href: home, label: `Open ${where}` };
+  return carried
+    ? { title: 'Not signed in', message: `Your sign-in on ${where} has ended (you signed out, it expired, or the page asks you to sign in again). Nothing was changed: sign in there and try again.`, again }
+    : {
+        title: 'Nothing was done',
+        message: `This form reached Latchkey without this browser’s sign-in (it was sent from another site, or this browser blocks cookies here), so nothing was changed. If you meant to do it, open ${where} and do it there.`,
+        again,
+      };
+}
+
+export function signedInPages<Who extends SignedIn>({ signedIn, csrf, where, carriedSession, home }: Options<Who>): SignedInPages<Who> {
   function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200) {
     ctx.status = status;
     ctx.type = 'html';
@@ -46,7 +71,7 @@ export function signedInPages<Who extends SignedIn>({ signedIn, csrf, where }: O
   async function submitted(ctx: Context) {
     const who = await signedIn(ctx);
     if (!who) {
-      respondWithError(ctx, 401, { error: 'login_required', error_description: `sign in on ${where} first` });
+      respondWithError(ctx, 401, { error: 'login_required', error_description: `sign in on ${where} first` }, notSignedInWords(carriedSession(ctx), where, home));
       return undefined;
     }
     const body = (ctx.request.body ?? {}) as Form;

@@ -72,7 +72,8 @@ export function developerPage({ providers, clients, sessions, csrfKey, reauthent
     return { accountId: found.accountId, sessionId: found.session.jti, authTime: signInTimeForChecks(found.session) };
   }
 
-  const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });
+  const carriedSession = (ctx: Context) => ctx.cookies.get(providers.current.cookieName('session')) !== undefined;
+  const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page', carriedSession, home: '/developer' });
 
   const recent = (who: SignedIn) => Math.floor(Date.now() / 1000) - (who as Developer).authTime <= reauthenticateAfter;
 

@@ -180,7 +180,8 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     );
   }
 
-  const pages = signedInPages({ signedIn, csrf, where: 'your account page' });
+  const carriedSession = (ctx: Context) => ctx.cookies.get(providers.current.cookieName('session')) !== undefined;
+  const pages = signedInPages({ signedIn, csrf, where: 'your account page', carriedSession, home: ACCOUNT_PATH });
   const { page } = pages;
   // The person a POST came from, for done() to sign the notice it sends them back with.
   async function submitted(ctx: Context) {
