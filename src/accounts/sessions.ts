@@ -347,12 +347,15 @@ export class AccountSessions {
         if (error instanceof SessionEnded) return 'done';
         throw error;
       }
-      await this.kv.set(renewed, '1', { ttl: RENEWED_S });
+      // The cookie goes out as soon as the new record is written: a failure of what follows (the
+      // mark below) is answered 503 with it, and this browser stays signed in under the new id. Set
+      // after the mark, a blip there signed the browser out and left the new record held by no one.
       const { cookies } = provider.createContext(ctx.req, ctx.res);
       // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.
       cookies.secure ||= ctx.secure;
       const lasting = !session.transient && typeof session.exp === 'number';
       cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
+      await this.kv.set(renewed, '1', { ttl: RENEWED_S });
       return 'done';
     } finally {
       await this.kv.del([held]);
