@@ -164,7 +164,8 @@ export class KeyringService implements SigningGate {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
-  #failing = false;
+  /** Why refreshes failed since the last that did not: each reason said once, not once per tick. */
+  readonly #failing = new Set<string>();
   /** The last read found no ring in the store (refresh). */
   #missing = false;
   /** What else the instance writes back when it writes back its ring (afterLoss). */
@@ -479,12 +480,15 @@ export class KeyringService implements SigningGate {
       if (this.#missing) await this.#writtenBack();
       if (this.#afterLossOwed) await this.#afterLossDone();
       await this.maintain();
-      if (this.#failing) this.#options.logger?.info('key ring: store reachable again');
-      this.#failing = false;
+      if (this.#failing.size) this.#options.logger?.info('key ring: store reachable again');
+      this.#failing.clear();
     } catch (error) {
-      // Keep signing with what we have; say so once per outage, not once per tick.
-      if (!this.#failing) this.#options.logger?.error({ err: { message: (error as Error).message } }, 'key ring: cannot refresh from the store');
-      this.#failing = true;
+      // Keep signing with what we have; say so once per reason, not once per tick. Once per outage
+      // said only the first reason: a ring read half-written (not JSON), then whole but unusable (a kid
+      // twice), never said the second, the one to fix (sixteenth passes, a rehearsal).
+      const reason = (error as Error).message;
+      if (!this.#failing.has(reason)) this.#options.logger?.error({ err: { message: reason } }, 'key ring: cannot refresh from the store');
+      this.#failing.add(reason);
     }
   }
 

@@ -50,4 +50,22 @@ describe('e2e: a key ring naming one kid twice (twelfth fresh-eyes passes)', fun
       await server.stop();
     }
   });
+
+  it('read half-written, then whole but unusable: both reasons are said (before: once per outage, so only "not JSON", which was no longer true; sixteenth passes)', async () => {
+    const keys = join(dir, 'half-keys');
+    const env = { PORT: String(await freePort()), METRICS_ENABLED: 'false', LOG_LEVEL: 'warn', EMBEDDED_FILE: join(dir, 'half-store.json'), KEYS_DIR: keys, KEYS_REFRESH_INTERVAL: '0.2', KEYS_PUBLISH_LEAD: '1' };
+    const server = await serveProcess(env);
+    try {
+      const text = readFileSync(join(keys, 'keyring.json'), 'utf8');
+      const ring = JSON.parse(text) as { version: 1; keys: { kid: string; state: string }[] };
+      const current = ring.keys.find((key) => key.state === 'current')!;
+      // An editor's save caught half-way, then finished with the current key pasted in again.
+      writeFileSync(join(keys, 'keyring.json'), text.slice(0, text.length >> 1));
+      await eventually(async () => assert.match(server.stdout() + server.stderr(), /keyring\.json is not a Latchkey key ring \(not JSON\)/), 100);
+      writeFileSync(join(keys, 'keyring.json'), JSON.stringify({ ...ring, keys: [...ring.keys, { ...current, state: 'retired', retiredAt: new Date().toISOString() }] }));
+      await eventually(async () => assert.match(server.stdout() + server.stderr(), new RegExp(`holds the key ${current.kid} twice`)), 100);
+    } finally {
+      await server.stop();
+    }
+  });
 });
