@@ -28,7 +28,15 @@ function compileCacheDir(): string {
   compileCache ??= mkdtempSync(join(tmpdir(), 'latchkey-test-compile-cache-'));
   return compileCache;
 }
-process.once('exit', () => compileCache && rmSync(compileCache, { recursive: true, force: true }));
+// Never throwing: a child still writing there must not keep the exit handlers after this one (which
+// stop the served children) from running.
+process.once('exit', () => {
+  try {
+    if (compileCache) rmSync(compileCache, { recursive: true, force: true, maxRetries: 2 });
+  } catch {
+    // Left in the temporary directory.
+  }
+});
 
 /** The built CLI must be there (`npm test` builds it first; after editing src/, run npm run build). */
 function assertBuilt(): void {
