@@ -159,13 +159,18 @@ export class DPoPVerifier {
     if (typeof payload.jti !== 'string' || !payload.jti) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: jti must be a string');
     if (payload.htm !== request!.method.toUpperCase()) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: htm is not the request method');
     const htu = typeof payload.htu === 'string' ? normalisedUrl(payload.htu) : undefined;
-    if (htu === undefined || htu !== normalisedUrl(request!.url)) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: htu is not the request URL');
+    if (htu === undefined || htu !== normalisedUrl(request!.url)) {
+      // Both named: behind a TLS proxy the API's own idea of its URL (http://, an internal host) is the usual slip.
+      const quoted = (value: unknown) => JSON.stringify(value ?? null).slice(0, 200);
+      throw new DPoPProblem('invalid_dpop_proof', `DPoP proof: htu ${quoted(payload.htu)} is not the request URL ${quoted(request!.url)} (give dpop.url as the client called it: your public origin)`);
+    }
     if (payload.ath !== sha256(accessToken)) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: ath is not the hash of the access token');
     if ((await calculateJwkThumbprint(jwk)) !== jkt) throw new DPoPProblem('invalid_token', 'the DPoP proof is signed by another key than the token is bound to');
     const now = Math.floor(Date.now() / 1000);
     const iat = payload.iat!;
     if (iat > now + this.clockTolerance || iat < now - this.#maxAge - this.clockTolerance) {
-      throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: iat is outside the accepted window', this.#nonces?.issue());
+      const off = iat > now ? `${iat - now} s ahead of` : `${now - iat} s behind`;
+      throw new DPoPProblem('invalid_dpop_proof', `DPoP proof: iat is outside the accepted window (${off} this machine's clock; accepted: up to ${this.#maxAge + this.clockTolerance} s behind, ${this.clockTolerance} s ahead)`, this.#nonces?.issue());
     }
     if (this.#nonces) {
       if (typeof payload.nonce !== 'string' || !this.#nonces.check(payload.nonce)) {

@@ -27,7 +27,7 @@
  * Depends on jose only (and node:crypto); uses the global fetch. RFC 9728 Protected Resource
  * Metadata and its challenge: protected-resource.ts.
  */
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { wwwAuthenticate } from './challenge.js';
 import { DPoPProblem, DPoPVerifier, type DPoPOptions, type DPoPRequest } from './dpop.js';
 
@@ -117,6 +117,15 @@ export class TokenRejected extends Error {
   /** The HTTP status to answer with (RFC 6750 §3.1, RFC 9449 §7.1): 400 for a malformed request, 403 for a missing scope, else 401. */
   get status(): 400 | 401 | 403 {
     return this.code === 'invalid_request' ? 400 : this.code === 'insufficient_scope' ? 403 : 401;
+  }
+}
+
+/** A JWT's protected header, or {} when it has none that decodes. */
+function safeHeader(token: string): { typ?: unknown } {
+  try {
+    return decodeProtectedHeader(token);
+  } catch {
+    return {};
   }
 }
 
@@ -361,8 +370,7 @@ export class ResourceServer {
         requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
       }));
     } catch (error) {
-      if (error instanceof errors.JOSEError) throw new TokenRejected(error.message, 'invalid_token', scheme);
-      if (error instanceof TypeError) throw new TokenRejected('not a JWT', 'invalid_token', scheme); // decodeProtectedHeader
+      if (error instanceof errors.JOSEError || error instanceof TypeError) throw new TokenRejected(this.#whyRefused(error, token), 'invalid_token', scheme);
       throw error;
     }
     await this.#checkBinding(claims, token, scheme, dpop);
@@ -378,6 +386,45 @@ export class ResourceServer {
     const missing = scopes.filter((scope) => !granted.has(scope));
     if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope', scheme);
     return claims;
+  }
+
+  /**
+   * What jose's refusal means for this API, for the log (error.message): the likely slips (a token
+   * asked for without `resource`, for another API, from another issuer, an ID token, a clock ahead)
+   * named with what the token holds and what was expected, rather than jose's "unexpected "aud"
+   * claim value" (sixteenth passes, the developer and the operator). The token's own values are read
+   * unverified, only to be quoted, JSON-escaped and cut short.
+   */
+  #whyRefused(error: Error, token: string): string {
+    const { issuer, audience } = this.#options;
+    let claims: JWTPayload | undefined;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      // not a JWT at all
+    }
+    if (claims === undefined) {
+      return `not a JWT: an opaque token (one asked for without resource=${audience} at the token endpoint is for userinfo alone; an API of format opaque asks introspection)`;
+    }
+    const quoted = (value: unknown) => (value === undefined ? 'none' : JSON.stringify(value).slice(0, 200));
+    const claim = error instanceof errors.JWTClaimValidationFailed || error instanceof errors.JWTExpired ? error.claim : undefined;
+    if (claim === 'typ') {
+      return `not an access token: its typ is ${quoted(safeHeader(token).typ)}, not "at+jwt" (an ID token? send the access token)`;
+    }
+    // A token of another issuer fails on its key before its claims are read: say whose it is.
+    if (claims.iss !== issuer && (claim === 'iss' || error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWSSignatureVerificationFailed)) {
+      return `the access token was issued by ${quoted(claims.iss)}, not ${issuer} (${error.message})`;
+    }
+    if (claim === 'aud') {
+      return `the access token is for ${quoted(claims.aud)}, not this API (${audience}): the caller asks for it with resource=${audience}`;
+    }
+    if (claim === 'exp' && typeof claims.exp === 'number') {
+      const now = Math.floor(Date.now() / 1000);
+      const when = (seconds: number) => new Date(seconds * 1000).toISOString();
+      const issued = typeof claims.iat === 'number' ? `issued ${when(claims.iat)}, ` : '';
+      return `the access token has expired: ${issued}expired ${when(claims.exp)}, ${now - claims.exp} s before this machine's clock (${when(now)}); a token just issued that is refused so has met a clock ahead of Latchkey's (clockTolerance is ${this.#options.clockTolerance} s)`;
+    }
+    return error.message;
   }
 
   /** Refuses every token while what this helper knows of the revocation list is older than maxStaleness (fails closed). */
