@@ -118,13 +118,13 @@ export class UpstreamClients {
     const cached = this.#cache.get(cacheKey);
     if (cached && Date.now() - cached.at < DISCOVERY_CACHE_MS) return cached;
     const config = await unavailableOnFailure(() =>
-      oidc.discovery(new URL(upstream.issuer), upstream.clientId, upstream.clientSecret, oidc.ClientSecretBasic(upstream.clientSecret), {
+      namingAnotherIssuer(upstream.issuer, () => oidc.discovery(new URL(upstream.issuer), upstream.clientId, upstream.clientSecret, oidc.ClientSecretBasic(upstream.clientSecret), {
         [oidc.customFetch]: this.#fetch as oidc.CustomFetch,
         timeout: Math.ceil(this.outbound.timeout / 1000),
         // ID token signatures are checked against the upstream's JWKS too (openid-client by default
         // relies on TLS to the token endpoint alone, which OIDC Core §3.1.3.7 allows).
         execute: [oidc.enableNonRepudiationChecks, ...(upstream.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [])],
-      }),
+      })),
     );
     config[oidc.customFetch] = this.#fetch as oidc.CustomFetch;
     const jwksUri = config.serverMetadata().jwks_uri;
@@ -283,6 +283,29 @@ export class UpstreamClients {
     if (typeof payload.jti !== 'string' || !payload.jti || payload.jti.length > 256) throw new UpstreamRefused('a logout token has a jti of at most 256 characters');
     const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp!) + CLOCK_TOLERANCE;
     return { ...(sid && { sid }), ...(sub && { sub }), jti: payload.jti, acceptedUntil: lastAccepted };
+  }
+}
+
+/**
+ * An upstream added with an issuer its discovery document does not name (`http://localhost:3100`
+ * for one whose ISSUER is `http://127.0.0.1:3100`, a tenant's URL for its provider's) never works:
+ * openid-client's "discovered metadata issuer does not match the expected issuer" named neither, and
+ * the person's page says the provider is not answering. The log's cause now names both and the
+ * mend (sixteenth passes, the developer and the operator).
+ */
+async function namingAnotherIssuer<T>(issuer: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const { code, cause } = error as { code?: unknown; cause?: { attribute?: unknown; body?: { issuer?: unknown } } };
+    const named = cause?.body?.issuer;
+    if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' && cause?.attribute === 'issuer' && typeof named === 'string') {
+      throw new Error(
+        `the upstream at ${issuer} names itself ${JSON.stringify(named.slice(0, 200))} in its discovery document, not ${issuer}: an upstream's --issuer is exactly its issuer (remove this upstream and add it again${/^https?:\/\/[\x21-\x7e]{1,200}$/.test(named) ? ` with --issuer ${named}` : ''}, if that is the provider meant)`,
+        { cause: error },
+      );
+    }
+    throw error;
   }
 }
 
