@@ -55,12 +55,52 @@ export function nothingGrantedAt(indicator: string): Error {
   return new errors.InvalidTarget(`nothing was granted at ${indicator}: ask for its scopes in the authorization request, for the person to allow`);
 }
 
+/**
+ * The API an unknown `resource` was probably meant to name, as "; did you mean …?": the same
+ * identifier with or without a trailing slash, in another case of its scheme or host, or with the
+ * other loopback name (`127.0.0.1` for `localhost`), where that API exists and, for a client acting
+ * for itself, holds a grant of this client's (so that no one learns of an API by guessing near it).
+ * An identifier is compared exactly (RFC 8707 §2), so `https://api.example.com/` is refused for
+ * `https://api.example.com`, and the refusal said only "unknown resource server" (sixteenth passes,
+ * the developer and the operator). Only on the refusal's path.
+ */
+async function nearMiss(apis: Apis, indicator: string, clientId: string | undefined): Promise<string> {
+  const candidates = new Set<string>();
+  const add = (value: string) => {
+    candidates.add(value);
+    candidates.add(value.endsWith('/') ? value.slice(0, -1) : `${value}/`);
+  };
+  add(indicator);
+  let url: URL | undefined;
+  try {
+    url = new URL(indicator);
+  } catch {
+    // no URL: only the slash
+  }
+  if (url && /^https?:$/.test(url.protocol)) {
+    add(url.href);
+    const swapped = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname === '127.0.0.1' ? 'localhost' : undefined;
+    if (swapped) {
+      const other = new URL(url.href);
+      other.hostname = swapped;
+      add(other.href);
+    }
+  }
+  candidates.delete(indicator);
+  for (const candidate of [...candidates].slice(0, 8)) {
+    if (!(await apis.find(candidate))) continue;
+    if (clientId !== undefined && !(await apis.grantAt(clientId, candidate))) continue;
+    return `; did you mean ${candidate}? (an API's identifier is compared exactly)`;
+  }
+  return '';
+}
+
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
 export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
   const ownBehalf = clientCredentials(ctx);
   // The token endpoint is hot: the API and the client's grant at it are read together.
   const [api, grant] = await Promise.all([apis.find(indicator), ownBehalf ? apis.grantAt(client.clientId, indicator) : undefined]);
-  if (!api) throw new errors.InvalidTarget(`unknown resource server: ${indicator}`);
+  if (!api) throw new errors.InvalidTarget(`unknown resource server: ${indicator}${await nearMiss(apis, indicator, ownBehalf ? client.clientId : undefined)}`);
 
   let allowed: readonly string[];
   if (ownBehalf) {
