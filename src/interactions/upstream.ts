@@ -267,7 +267,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return fail(ctx, interaction, unavailable(upstream));
     }
     const { url, pending: p } = started;
-    await pending.save(p.state, { upstream: id, issuer: upstream.issuer, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
+    await pending.save(p.state, { upstream: id, issuer: upstream.issuer, made: upstream.made ?? '', uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
@@ -332,7 +332,11 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     // The upstream removed, or its id given to another issuer since the person was sent to the first
     // one, is no upstream for this sign-in: its code and our PKCE verifier went to the new provider's
     // token endpoint, and the sign-in went on under the new one's trust (fourteenth pass over upstreams).
-    if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream || (taken.issuer !== undefined && taken.issuer !== upstream.issuer)) {
+    // Nor the same provider removed and added again: the removal ended what it signed in, and a sign-in
+    // begun before it is not made whole by the addition after (sixteenth passes, h15; as a password
+    // verified before a disable is not by the enable).
+    const madeAgain = taken.made !== undefined && upstream !== undefined && taken.made !== (upstream.made ?? '');
+    if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream || (taken.issuer !== undefined && taken.issuer !== upstream.issuer) || madeAgain) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return;
     }

@@ -2,7 +2,7 @@
  * Sign-ins waiting for their upstream to send the person back, kept server-side by `state` for
  * upstreams.stateTtl seconds and consumed once: a replayed callback finds its state spent.
  *
- * Layout: upstream:state:<state> → record {upstream, issuer?, uid, nonce, verifier, maxAge?, fresh?, startedAt?}, with a TTL.
+ * Layout: upstream:state:<state> → record {upstream, issuer?, made?, uid, nonce, verifier, maxAge?, fresh?, startedAt?}, with a TTL.
  */
 import type { Kv } from '../store/kv.js';
 import { upstreamStateKey } from '../store/keys.js';
@@ -14,6 +14,12 @@ export interface PendingSignIn {
    * on only with that provider, not another one the id was given to since.
    */
   readonly issuer?: string;
+  /**
+   * The addition of the upstream the person was sent to (Upstream.made; '' for one added before it was
+   * kept; absent in records made before this was): the callback goes on only while that addition
+   * stands, not after the upstream was removed and added again, even under the same issuer.
+   */
+  readonly made?: string;
   /** The interaction (Latchkey's own authorization request) that continues after the upstream. */
   readonly uid: string;
   readonly nonce: string;

@@ -6,6 +6,7 @@
  *
  * Layout: upstream:<id> (JSON, durable), upstreams (set of ids, durable).
  */
+import { randomUUID } from 'node:crypto';
 import { SealError, Sealer } from '../keyring/sealing.js';
 import { schemelessHost } from '../loopback.js';
 import type { CachedReads, Kv } from '../store/kv.js';
@@ -34,11 +35,17 @@ export interface UpstreamSettings {
 
 export interface Upstream extends UpstreamSettings {
   readonly clientSecret: string;
+  /**
+   * This addition of the upstream (random, made at `add`; absent in one added before it was kept): an
+   * upstream removed and added again under its id, even with the same issuer, is another addition.
+   */
+  readonly made?: string;
 }
 
 interface Stored extends UpstreamSettings {
   readonly sealedSecret: string;
   readonly createdAt: number;
+  readonly made?: string;
 }
 
 /**
@@ -147,6 +154,7 @@ export class Upstreams {
       claims: { ...defaultClaims(), ...rest.claims },
       sealedSecret: this.#sealer.seal(upstreamKey(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
       createdAt: Math.floor(Date.now() / 1000),
+      made: randomUUID(),
     };
     // Listed before it is written (list skips an id with no upstream): listed after, an addition cut off
     // at the listing (503) left an upstream that signed people in, that no list or login page showed,
@@ -172,7 +180,7 @@ export class Upstreams {
     } catch (error) {
       throw error instanceof SealError ? new UpstreamUnreadable(publicSettings(stored), error) : error;
     }
-    return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8') };
+    return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8'), ...(stored.made !== undefined && { made: stored.made }) };
   }
 
   /**

@@ -1,11 +1,17 @@
 /**
  * The sixteenth passes, "endings must end, second angle" (docs/security-passes.md, "Looked at in
- * the sixteenth passes: endings by an operator, and timing (h15)"), black box: an operator's ending
- * (admin API) made while a person or an app is mid-flow. Nothing gave; these pin the cells no
- * earlier test performed: an upstream sign-in begun before the person was disabled and enabled
- * again, its callback arriving after, or across its link's removal on the account page; a pushed request (PAR) for a stored API used after the API was
- * removed, and after it was removed and added again in a session that had consented to the old one;
- * a code issued in a session signed in through an upstream, redeemed after the upstream's removal.
+ * the sixteenth passes: endings by an operator, and timing, second angle (h15)"), black box: an
+ * operator's ending (admin API) made while a person or an app is mid-flow.
+ *
+ * Found and fixed: an upstream removed and added again (the same issuer and client) while a sign-in
+ * waited at it took that sign-in's callback, and the app got a code (upstreams/registry.ts `made`,
+ * kept with the pending sign-in and compared at the callback).
+ *
+ * Held, pinned (no earlier test performed them): an upstream sign-in begun before the person was
+ * disabled and enabled again, its callback arriving after, or across its link's removal on the
+ * account page; a pushed request (PAR) for a stored API used after the API was removed, and after it
+ * was removed and added again in a session that had consented to the old one; a code issued in a
+ * session signed in through an upstream, redeemed after the upstream's removal.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -20,7 +26,7 @@ const REDIRECT = 'https://app.operator-sixteenth.example.test/callback';
 const SECRET = 'operator-sixteenth-client-secret-with-plenty-of-entropy-0123';
 const OPS = { id: 'ops', secret: 'operator-sixteenth-operator-secret-with-plenty-of-entropy-01' };
 
-describe('e2e: sixteenth passes, an operator\'s endings made while a person or an app is mid-flow (held)', function () {
+describe('e2e: sixteenth passes, an operator\'s endings made while a person or an app is mid-flow', function () {
   this.timeout(60_000);
   let server: TestServer;
   let app: oidc.Configuration;
@@ -129,6 +135,22 @@ describe('e2e: sixteenth passes, an operator\'s endings made while a person or a
     await admin('POST', '/apis', { identifier: api, scopes: ['read'] });
     const page = await browser.follow(url, {}, REDIRECT);
     assert.ok(isConsent(page), `the consent page: ${page.status} ${page.url}`);
+  });
+
+  it('an upstream removed and added again (admin API, the same issuer and client) while a sign-in waits at it: its callback is refused, as after a removal alone', async () => {
+    await server.accounts.create('udo', PASSWORD);
+    const browser = new Agent();
+    const { callback } = await atUpstreamCallback(browser, 'udo');
+    await admin('DELETE', '/upstreams/self');
+    await admin('POST', '/upstreams', { id: 'self', issuer: server.issuer, client_id: 'latchkey', client_secret: SECRET, scope: 'openid', display_name: 'Self', link_by_email: false, end_session: false });
+    const done = await browser.follow(callback, {}, REDIRECT);
+    assert.ok(!done.url.startsWith(REDIRECT), `back at the app: ${done.url}`);
+    assert.equal(done.status, 400, `the callback answers ${done.status} ${done.url}`);
+    assert.match(done.html, /expired or was already completed/);
+    // The upstream made again signs people in from now on.
+    const again = new Agent();
+    const fresh = await followed(again, (await atUpstreamCallback(again, 'udo')).callback);
+    assert.ok(new URL(fresh.url).searchParams.get('code'), `a sign-in begun after: ${fresh.status} ${fresh.url}`);
   });
 
   // Last: it removes the upstream the tests above sign in through.
