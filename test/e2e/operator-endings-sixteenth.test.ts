@@ -11,7 +11,8 @@
  * disabled and enabled again, its callback arriving after, or across its link's removal on the
  * account page; a pushed request (PAR) for a stored API used after the API was removed, and after it
  * was removed and added again in a session that had consented to the old one; a code issued in a
- * session signed in through an upstream, redeemed after the upstream's removal.
+ * session signed in through an upstream, redeemed after the upstream's removal; a sign-in through an
+ * upstream waiting at the consent page across the upstream removed and added again.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -151,6 +152,19 @@ describe('e2e: sixteenth passes, an operator\'s endings made while a person or a
     const again = new Agent();
     const fresh = await followed(again, (await atUpstreamCallback(again, 'udo')).callback);
     assert.ok(new URL(fresh.url).searchParams.get('code'), `a sign-in begun after: ${fresh.status} ${fresh.url}`);
+  });
+
+  it('a sign-in through an upstream waiting at the consent page while the upstream is removed and added again (the same issuer): confirming gives no code', async () => {
+    await server.accounts.create('uma', PASSWORD);
+    const browser = new Agent();
+    const { callback } = await atUpstreamCallback(browser, 'uma');
+    const consent = await signInSteps(browser, await browser.follow(callback, {}, REDIRECT), { username: '', password: '', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `the consent page: ${consent.status} ${consent.url}`);
+    await admin('DELETE', '/upstreams/self');
+    await admin('POST', '/upstreams', { id: 'self', issuer: server.issuer, client_id: 'latchkey', client_secret: SECRET, scope: 'openid', display_name: 'Self', link_by_email: false, end_session: false });
+    const done = await browser.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(!done.url.startsWith(REDIRECT), `back at the app: ${done.url}`);
+    assert.equal(done.status, 400, `${done.status} ${done.url}`);
   });
 
   // Last: it removes the upstream the tests above sign in through.
