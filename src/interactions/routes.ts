@@ -64,7 +64,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   };
   // The issuer its link records is the one that vouched for the sign-in (the callback made or followed the link).
   const upstreamVouches = async (signedIn: FederatedSession) =>
-    (await upstreamOptions.upstreams.offers(signedIn.upstream, (await upstreamOptions.links.find(signedIn.upstream, signedIn.sub))?.iss)) &&
+    (await upstreamOptions.upstreams.offers(signedIn.upstream, (await upstreamOptions.links.find(signedIn.upstream, signedIn.sub))?.iss, signedIn.made)) &&
     !(await upstreamOptions.federated.loggedOutSince(signedIn));
   const steps = interactions(providers, accounts, csrfKey, extras, upstreamVouches, confirmLink, options.managesItself);
   const { load, submitted } = steps;

@@ -220,11 +220,16 @@ export class Upstreams {
    * issuer; undefined in those made before it was recorded): configured, and under that issuer. An
    * operator who removes a provider and gives its id to another has not made the first one's word the
    * second's: a sign-in the first vouched for, waiting for its second factor or its resume as the id
-   * changed hands, completed (thirteenth fresh-eyes passes, upstreams).
+   * changed hands, completed (thirteenth fresh-eyes passes, upstreams). With `made` (Upstream.made of
+   * the addition that vouched; '' for one added before it was kept), that same addition: the provider
+   * removed and added again, even under the same issuer, vouches for nothing from before (sixteenth
+   * passes, h15: a sign-in waiting at its second factor across both completed).
    */
-  async offers(id: string, issuer: string | undefined): Promise<boolean> {
+  async offers(id: string, issuer: string | undefined, made?: string): Promise<boolean> {
     const json = ID.test(id) ? await this.kv.get(upstreamKey(id)) : undefined;
-    return json !== undefined && (issuer === undefined || (JSON.parse(json) as Stored).issuer === issuer);
+    if (json === undefined) return false;
+    const stored = JSON.parse(json) as Stored;
+    return (issuer === undefined || stored.issuer === issuer) && (made === undefined || (stored.made ?? '') === made);
   }
 
   /** Every upstream, without secrets, by display name. */

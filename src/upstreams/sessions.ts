@@ -37,6 +37,8 @@ export interface FederatedSession {
   readonly authTime?: number;
   /** It said no auth_time and owed none (upstreams/client.ts SignedIn.ageUnknown). */
   readonly ageUnknown?: boolean;
+  /** The addition of the upstream that took its word (Upstream.made; '' for one added before it was kept; absent in records made before this was). */
+  readonly made?: string;
 }
 
 export class FederatedSessions {

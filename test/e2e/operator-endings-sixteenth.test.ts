@@ -4,8 +4,9 @@
  * operator's ending (admin API) made while a person or an app is mid-flow.
  *
  * Found and fixed: an upstream removed and added again (the same issuer and client) while a sign-in
- * waited at it took that sign-in's callback, and the app got a code (upstreams/registry.ts `made`,
- * kept with the pending sign-in and compared at the callback).
+ * waited at it took that sign-in's callback, and one waiting at its second factor completed: the
+ * app got a code each time (upstreams/registry.ts `made`, kept with the pending sign-in and the
+ * first factor's record, compared at the callback and at the second factor).
  *
  * Held, pinned (no earlier test performed them): an upstream sign-in begun before the person was
  * disabled and enabled again, its callback arriving after, or across its link's removal on the
@@ -18,7 +19,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startSelfUpstreamServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { authenticatorAdded, isConsent, signInSteps, startAuthorization, totpCode } from '../helpers/sign-in.js';
 import { adminJson, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 
@@ -165,6 +166,29 @@ describe('e2e: sixteenth passes, an operator\'s endings made while a person or a
     const done = await browser.submit(consent, '/confirm', {}, REDIRECT);
     assert.ok(!done.url.startsWith(REDIRECT), `back at the app: ${done.url}`);
     assert.equal(done.status, 400, `${done.status} ${done.url}`);
+  });
+
+  it('a sign-in through an upstream waiting at its second factor while the upstream is removed and added again (the same issuer): the right code gives no code to the app', async () => {
+    const { sub: upstreamSub } = await server.accounts.create('tara', PASSWORD);
+    const first = new Agent();
+    await followed(first, (await atUpstreamCallback(first, 'tara')).callback);
+    const linked = (await new UpstreamLinks(server.kv, server.accounts).find('self', upstreamSub))!;
+    const { username } = (await server.accounts.find(linked.sub))!;
+    await server.accounts.setPassword(username, PASSWORD);
+    const accountPage = new Agent();
+    let page = await signInSteps(accountPage, await accountPage.follow(`${server.issuer}/account`), { username, password: PASSWORD });
+    if (isConsent(page)) page = await accountPage.submit(page, '/confirm', {});
+    const { secret } = await authenticatorAdded(accountPage, page);
+
+    const browser = new Agent();
+    const factor = await browser.follow((await atUpstreamCallback(browser, 'tara')).callback, {}, REDIRECT);
+    assert.match(factor.html, /second-factor/, `the second-factor page: ${factor.status} ${factor.url}`);
+    await admin('DELETE', '/upstreams/self');
+    await admin('POST', '/upstreams', { id: 'self', issuer: server.issuer, client_id: 'latchkey', client_secret: SECRET, scope: 'openid', display_name: 'Self', link_by_email: false, end_session: false });
+    // The code of the step after the one the setup spent.
+    let done = await browser.submit(factor, '/second-factor', { code: totpCode(secret) }, REDIRECT);
+    if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, REDIRECT);
+    assert.equal(done.url.startsWith(REDIRECT) ? new URL(done.url).searchParams.get('code') : null, null, `a code: ${done.status} ${done.url}`);
   });
 
   // Last: it removes the upstream the tests above sign in through.
