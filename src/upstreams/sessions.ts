@@ -154,14 +154,25 @@ export function recordFederatedSessions(resumePaths: readonly string[], federate
     // Before, only the authorization request's: a device approved after an upstream sign-in had a
     // session its upstream's logout (and removal) did not find.
     if (!resumePaths.some((path) => ctx.path.startsWith(`${path}/`))) return;
-    const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string; new?: boolean } } | undefined;
+    const oidc = ctx.oidc as
+      | { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string }; entities?: { Interaction?: { session?: { accountId?: string }; lastSubmission?: { login?: unknown } } } }
+      | undefined;
     const upstream = oidc?.result?.upstream;
     const session = oidc?.session;
     if (!session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
     // Signed in another way on a session an upstream signed in before: what that sign-in rests on
-    // is kept as long as the session now may live (FederatedSessions.keep). A session this request
-    // made (the engine's `new`: a uid of its own) has nothing kept yet: no read for a first sign-in.
+    // is kept as long as the session now may live (FederatedSessions.keep). Only when this step
+    // signed in (not a login carried over from an earlier step of the same sign-in: the consent's
+    // resume) a session that was signed in when the interaction began (the engine's copy of it in the
+    // interaction): a first sign-in (most) reads nothing more. The engine's `new` said too little: a
+    // browser's session is made and saved at its first authorization request, so every first password
+    // sign-in read the record (a round trip: a rehearsal's round-trip count).
     if (upstream) await federated.record(session.uid, upstream);
-    else if (session.new !== true) await federated.keep(session.uid);
+    else if (resignedIn(oidc?.entities?.Interaction)) await federated.keep(session.uid);
   });
+}
+
+/** A sign-in made at this step (none carried over from the last) on a session signed in when its interaction began. */
+function resignedIn(interaction: { session?: { accountId?: string }; lastSubmission?: { login?: unknown } } | undefined): boolean {
+  return Boolean(interaction?.session?.accountId) && interaction?.lastSubmission?.login === undefined;
 }

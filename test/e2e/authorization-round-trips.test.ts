@@ -281,6 +281,17 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     assert.equal(words.filter((word) => word === narrowed).length, 1, words.join('\n'));
   });
 
+  it("a first sign-in's resumes (the password's, then the consent's) look for no upstream's record: only a session signed in before the interaction can rest on one", async () => {
+    await server.accounts.create('gina', PASSWORD);
+    const agent = new Agent();
+    const first = await agent.follow(await authorizeUrl(), {}, REDIRECT);
+    // The consent's resume carries the password's login over (the engine's lastSubmission): it was
+    // taken for a sign-in again on a session signed in before, and read the record every time.
+    const commands = await commandsDuring(() => signInSteps(agent, first, { username: 'gina', password: PASSWORD, stopAt: REDIRECT }));
+    assert.ok(commands.some((words) => words.some((word) => word.startsWith('lk:oidc:Grant:'))), 'the sign-in went through its consent to a grant');
+    assert.deepEqual(commands.filter((words) => words.some((word) => word.startsWith('lk:upstream:session:'))), [], 'no upstream record read');
+  });
+
   it("a password sign-in's resume writes the grant, the code, the new session, where it was seen and what signed it in in one round trip", async () => {
     // Not dave: the sessions signed in here would be listed on dave's account page below.
     await signedIn('frank'); // the consent to the web app is remembered: the resume makes a grant from it
@@ -359,15 +370,27 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     // The interaction with the pauses, and the username with its account and second factors (one
     // script, Kv.getVia); [argon2id]; the interaction again with the username's failures cleared;
     // its result: the least of a few tries.
+    // Less the server's own ticks sent meanwhile (the tracked cache's heartbeat, a SET a second: a
+    // submission waits on argon2id, which takes over a second on a loaded runner, so every try of a
+    // rehearsal counted one).
     const trips: number[] = [];
     for (let i = 0; i < 3; i += 1) {
       const agent = new Agent();
       const page = await agent.follow(await authorizeUrl(), {}, REDIRECT);
-      const before = await reads();
-      const next = await agent.submit(page, '/login', { username: 'grace', password: PASSWORD }, `${server.issuer}/auth/`);
-      await new Promise((done) => setTimeout(done, 20));
-      trips.push((await reads()) - before - 1);
-      assert.ok(next.url.startsWith(`${server.issuer}/auth/`), `signed in, on to the resume: ${next.url}`);
+      const monitor = await monitorOf(raw);
+      let ticks = 0;
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        if (source !== 'lua' && isBackground(args)) ticks += 1;
+      });
+      try {
+        const before = await reads();
+        const next = await agent.submit(page, '/login', { username: 'grace', password: PASSWORD }, `${server.issuer}/auth/`);
+        await new Promise((done) => setTimeout(done, 20));
+        trips.push((await reads()) - before - 1 - ticks);
+        assert.ok(next.url.startsWith(`${server.issuer}/auth/`), `signed in, on to the resume: ${next.url}`);
+      } finally {
+        monitor.disconnect();
+      }
     }
     assert.ok(Math.min(...trips) <= 3, `round trips per submission: ${trips.join(', ')}`);
   });
