@@ -1,7 +1,7 @@
 /**
  * Loopback hosts, and a URI written as a host and port without its scheme. A file of its own, below
  * every folder, so that the configuration (src/config.ts) reads them as the registration policy and
- * the APIs do (http/this-machine.ts re-exports isLoopback for the pages).
+ * the APIs do, and the pages (http/this-machine.ts).
  */
 
 /** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */

@@ -10,9 +10,6 @@
 
 import { isLoopback } from '../loopback.js';
 
-/** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine (src/loopback.ts). */
-export { isLoopback };
-
 /**
  * Names the hosts file of common systems gives the loopback addresses, which a browser resolves
  * there before any DNS: Debian's and Ubuntu's `ip6-localhost` and `ip6-loopback`, Red Hat's and

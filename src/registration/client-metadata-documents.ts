@@ -43,7 +43,8 @@ import { shownOf } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
 import { OutboundError, OutboundRedirectError, type OutboundFetch } from '../http/outbound.js';
 import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
-import { enforcePolicy, isLoopback, type RegistrationPolicy } from './policy.js';
+import { enforcePolicy, type RegistrationPolicy } from './policy.js';
+import { isLoopback } from '../loopback.js';
 
 /**
  * Why a client_id URL does not name a usable client. The message, with the document's values, is the

@@ -13,13 +13,10 @@ import { ConfigError } from '../config.js';
 import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { shownAs } from '../http/errors.js';
 import { plainHost } from '../http/image-origins.js';
-import { isLoopback } from '../http/this-machine.js';
-import { schemelessHost } from '../loopback.js';
+import { isLoopback, schemelessHost } from '../loopback.js';
 import { COMMA_RULE, joinedWithCommas } from '../apis/scope-commas.js';
 import { listLimitProblem } from './metadata-limits.js';
 import { uriHostProblem } from './uri-hosts.js';
-
-export { isLoopback };
 
 export interface RegistrationPolicy {
   /** token_endpoint_auth_method values a client may use. */

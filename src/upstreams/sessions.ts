@@ -50,7 +50,11 @@ export class FederatedSessions {
 
   async record(sessionUid: string, session: FederatedSession): Promise<void> {
     await this.kv.set(federatedSessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
-    // Expiring sets: every sign-in adds a member, and each ends with its session's record.
+    await this.#index(sessionUid, session);
+  }
+
+  /** Expiring sets: every sign-in adds a member, and each ends with its session's record. */
+  async #index(sessionUid: string, session: FederatedSession): Promise<void> {
     await this.kv.addExpiring(federatedBySubEndsKey(session.upstream, session.sub), sessionUid, this.ttl);
     await this.kv.addExpiring(federatedByUpstreamEndsKey(session.upstream), sessionUid, this.ttl);
     if (session.sid) await this.kv.addExpiring(federatedBySidEndsKey(session.upstream, session.sid), sessionUid, this.ttl);
@@ -69,10 +73,7 @@ export class FederatedSessions {
   async keep(sessionUid: string): Promise<void> {
     const json = await this.kv.get(federatedSessionKey(sessionUid));
     if (!json || !(await this.kv.compareAndSet(federatedSessionKey(sessionUid), json, json, this.ttl))) return;
-    const session = JSON.parse(json) as FederatedSession;
-    await this.kv.addExpiring(federatedBySubEndsKey(session.upstream, session.sub), sessionUid, this.ttl);
-    await this.kv.addExpiring(federatedByUpstreamEndsKey(session.upstream), sessionUid, this.ttl);
-    if (session.sid) await this.kv.addExpiring(federatedBySidEndsKey(session.upstream, session.sid), sessionUid, this.ttl);
+    await this.#index(sessionUid, JSON.parse(json) as FederatedSession);
   }
 
   /** The live members of an expiring index and those the release before put in its plain set. */

@@ -10,7 +10,8 @@ import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
 import { exportJWK, generateKeyPair } from 'jose';
 import { openApiDocument } from '../../src/registration/openapi.js';
-import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, readsAsOwnName, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, readsAsOwnName, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { isLoopback } from '../../src/loopback.js';
 
 const POLICY: RegistrationPolicy = {
   authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
