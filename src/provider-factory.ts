@@ -106,7 +106,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       devicePages: devicePages(apis, unlessConfigured(config, (clientId) => new AdapterIndexes(kv).managesItself(clientId))),
       federated,
       upstreamLogout,
-      upstreamKnown: (id, issuer) => upstreams.offers(id, issuer),
+      upstreamKnown: (id, issuer, made) => upstreams.offers(id, issuer, made),
       keepLogoutRetry,
       owed,
     });

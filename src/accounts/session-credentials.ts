@@ -65,6 +65,12 @@ export interface UpstreamWord {
   readonly sub: string;
   readonly sid: string | undefined;
   readonly at?: number;
+  /**
+   * The addition of the upstream that took it (upstreams/registry.ts Upstream.made; '' for one added
+   * before it was kept; absent in a sign-in finished before it was carried here): the upstream removed
+   * and added again, even under the same issuer, vouches for nothing from before (seventeenth passes, h2).
+   */
+  readonly made?: string;
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -160,8 +166,8 @@ export type AccountNow = (sub: string) => Promise<(Pick<Account, 'endedAt' | 'gr
 export function credentialsHeld(
   records: CredentialRecords,
   links: UpstreamLinks,
-  /** Whether the upstream `id` is configured under `issuer` (a link's; undefined: any). */
-  upstreamKnown: (id: string, issuer: string | undefined) => Promise<boolean>,
+  /** Whether the upstream `id` is configured under `issuer` (a link's; undefined: any), and as the addition `made` when given (registry.ts offers). */
+  upstreamKnown: (id: string, issuer: string | undefined, made?: string) => Promise<boolean>,
   accountOf: AccountNow,
   /** Whether the upstream logged out the session a sign-in took its word of, since it took it. */
   loggedOutSince: (word: UpstreamWord) => Promise<boolean> = async () => false,
@@ -174,10 +180,15 @@ export function credentialsHeld(
       records.read(sub),
       // Each link read once: still the person's, and its upstream configured under the issuer it
       // records (the id given to another provider since is not the one that signed the person in).
+      // The link this sign-in went through, as the very addition that vouched for it: the upstream
+      // removed and added again while the resume waited ended what it vouched for, and the addition
+      // does not make it whole (seventeenth passes, h2: the resume signed the person in).
       Promise.all(
         parts.map(async ([upstream, upstreamSub]) => {
           const link = await links.find(upstream, upstreamSub);
-          return link?.sub === sub && (await upstreamKnown(upstream, link.iss));
+          const word = verified?.upstream;
+          const made = word?.upstream === upstream && word.sub === upstreamSub ? word.made : undefined;
+          return link?.sub === sub && (await upstreamKnown(upstream, link.iss, made));
         }),
       ),
       accountOf(sub),

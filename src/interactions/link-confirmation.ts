@@ -16,6 +16,12 @@ export interface OfferedLink {
   readonly upstreamSub: string;
   /** The upstream's issuer that vouched for upstreamSub (absent in offers made before it was kept). */
   readonly issuer?: string;
+  /**
+   * The addition of the upstream that offered it (upstreams/registry.ts Upstream.made; absent in
+   * offers made before it was kept): the upstream removed and added again, even under the same
+   * issuer, makes no link offered before (seventeenth passes, h2).
+   */
+  readonly made?: string;
   /** The local account the person must sign in to. */
   readonly sub: string;
   /** The upstream's display name, for the login page. */
@@ -35,7 +41,7 @@ export function offeredLink(interaction: Interaction): OfferedLink | undefined {
 export function validOffer(value: unknown): OfferedLink | undefined {
   const offer = value as Partial<OfferedLink> | undefined;
   if (!offer || typeof offer.upstream !== 'string' || typeof offer.upstreamSub !== 'string' || typeof offer.sub !== 'string') return undefined;
-  return { upstream: offer.upstream, upstreamSub: offer.upstreamSub, ...(typeof offer.issuer === 'string' && { issuer: offer.issuer }), sub: offer.sub, displayName: String(offer.displayName ?? ''), claims: (offer.claims ?? {}) as Claims };
+  return { upstream: offer.upstream, upstreamSub: offer.upstreamSub, ...(typeof offer.issuer === 'string' && { issuer: offer.issuer }), ...(typeof offer.made === 'string' && { made: offer.made }), sub: offer.sub, displayName: String(offer.displayName ?? ''), claims: (offer.claims ?? {}) as Claims };
 }
 
 /** `{ link }` for a first factor of the account the interaction's offer names; nothing otherwise. */

@@ -56,9 +56,11 @@ export function interactionRoutes(options: Options): Middleware[] {
   const router = new Router({ prefix: '/interaction' });
   const form = formBody('16kb');
   const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
-  // An offered link is made only while its upstream is still configured, under the issuer that offered it (one removed since links nothing).
+  // An offered link is made only while its upstream is still configured, under the issuer that offered
+  // it, as the addition that offered it (one removed since links nothing, added again or not:
+  // seventeenth passes, h2).
   const confirmLink = async (link: OfferedLink) => {
-    if (!(await upstreamOptions.upstreams.offers(link.upstream, link.issuer))) return;
+    if (!(await upstreamOptions.upstreams.offers(link.upstream, link.issuer, link.made))) return;
     const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims, link.issuer);
     logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
   };

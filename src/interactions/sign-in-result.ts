@@ -57,7 +57,7 @@ export async function finishSignIn(
     ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
     // Which upstream session it took the word of: a logout of it before the resume stops the resume (session-credentials.ts).
     ...((passwordStamp || totp || recoveryCodes || upstream) && {
-      verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at } }) },
+      verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at, ...(upstream.made !== undefined && { made: upstream.made }) } }) },
     }),
   };
   // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).

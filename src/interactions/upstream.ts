@@ -368,7 +368,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     if ('confirm' in outcome) {
       // The upstream's word is not the account: its person signs in to the account itself to link it.
       logger.info({ event: 'upstream.link_offered', upstream: id, sub: outcome.confirm.sub }, 'upstream sign-in waits for the local account to link');
-      interaction.result = offeredLinkResult({ upstream: id, upstreamSub: signedIn.sub, issuer: upstream.issuer, sub: outcome.confirm.sub, displayName: upstream.displayName, claims });
+      interaction.result = offeredLinkResult({ upstream: id, upstreamSub: signedIn.sub, issuer: upstream.issuer, made: upstream.made ?? '', sub: outcome.confirm.sub, displayName: upstream.displayName, claims });
       await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
       ctx.status = 303;
       ctx.redirect(`/interaction/${interaction.uid}`);

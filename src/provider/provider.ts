@@ -175,7 +175,7 @@ export interface ProviderDependencies {
   /** Signing out of Latchkey everywhere goes on to end the upstream session, where configured. */
   readonly upstreamLogout: UpstreamLogout;
   /** Whether an upstream is still configured, under the issuer a link records: a sign-in through one removed since (its id given to another, maybe) does not resume. */
-  readonly upstreamKnown: (id: string, issuer: string | undefined) => Promise<boolean>;
+  readonly upstreamKnown: (id: string, issuer: string | undefined, made?: string) => Promise<boolean>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
