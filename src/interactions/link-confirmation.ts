@@ -50,6 +50,10 @@ export function linkFor(interaction: Interaction, sub: string): { link?: Offered
   return offer?.sub === sub ? { link: offer } : {};
 }
 
-/** What the login page says while a link waits for the person to sign in to the account. */
+/** What the login page says once the upstream that offered the link was removed (added again or not) since: nothing will be linked. */
+export const linkWithdrawnNotice = (offer: OfferedLink) =>
+  `${offer.displayName} can no longer be linked here: it was removed or changed since it offered the link. Signing in to the account links nothing.`;
+
+/** What the login page says while a link waits for the person to sign in to the account (upstream.ts upstreamChoices, while the offer stands). */
 export const linkNotice = (offer: OfferedLink) =>
   `An account with your email address already exists here. Sign in to it (with its password, its passkey or the provider it already uses) to link it to ${offer.displayName}; from then on ${offer.displayName} signs you in to it.`;

@@ -46,6 +46,7 @@ export async function showLogin(
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,
     error: state.error,
+    // What the link waiting for this sign-in means now (upstream.ts upstreamChoices, one of the extras, overrides it).
     notice: offer && linkNotice(offer),
     // "Continue with <upstream>" buttons: upstream.ts's upstreamChoices, one of the extras.
     upstreams: [],

@@ -35,7 +35,7 @@ import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, UpstreamUnreadable, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
-import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
+import { linkFor, linkNotice, linkWithdrawnNotice, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
 import { formBody } from '../http/bodies.js';
 import { RETRY_AFTER_SECONDS } from '../store/outage.js';
@@ -52,10 +52,18 @@ const CANCEL_REASONS = new Set(['access_denied', 'temporarily_unavailable']);
  * the upstreams are read only where a login page is shown, along with the page's other reads.
  */
 export function upstreamChoices(upstreams: Upstreams): LoginPageExtra {
-  return async (interaction) => ({
-    upstreams: (await upstreams.list()).map(({ id, displayName }) => ({ id, displayName })),
-    upstreamAction: `/interaction/${interaction.uid}/upstream`,
-  });
+  return async (interaction) => {
+    // The link an upstream offered (link-confirmation.ts) is promised only while that addition of
+    // it still offers it: removed since, added again or not, confirming links nothing
+    // (routes.ts confirmLink), and the page says so rather than promise it (seventeenth passes, h2).
+    const offer = offeredLink(interaction);
+    const [list, stands] = await Promise.all([upstreams.list(), offer ? upstreams.offers(offer.upstream, offer.issuer, offer.made) : false]);
+    return {
+      upstreams: list.map(({ id, displayName }) => ({ id, displayName })),
+      upstreamAction: `/interaction/${interaction.uid}/upstream`,
+      ...(offer && { notice: stands ? linkNotice(offer) : linkWithdrawnNotice(offer) }),
+    };
+  };
 }
 
 export interface UpstreamStepOptions {

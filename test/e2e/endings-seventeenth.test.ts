@@ -106,7 +106,11 @@ describe('e2e: seventeenth passes, endings that do not end', function () {
     await server.accounts.create('olga', PASSWORD, { email: 'olga@endings-seventeenth.example.test', email_verified: true });
     const { browser, page } = await offer('corp-olga', 'olga@endings-seventeenth.example.test');
     await removedAndAddedAgain(corpSettings());
-    await signInSteps(browser, page, { username: 'olga', password: PASSWORD, stopAt: REDIRECT });
+    // The login page shown again no longer promises the link: it says nothing will be linked.
+    const again = await browser.follow(page.url, {}, REDIRECT);
+    assert.doesNotMatch(again.html, /already exists here/, 'the page still offers the link');
+    assert.match(again.html, /can no longer be linked/, `the page says so: ${again.status} ${again.url}`);
+    await signInSteps(browser, again, { username: 'olga', password: PASSWORD, stopAt: REDIRECT });
     assert.equal(await links.find('corp', 'corp-olga'), undefined, 'linked across the removal');
 
     // The control: an offer made after the addition is made by the same confirmation.
