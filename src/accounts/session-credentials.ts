@@ -29,7 +29,7 @@
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Middleware } from 'koa';
 import { scoped } from '../http/layers.js';
-import { endedWithPerson, type Account } from './accounts.js';
+import { endedWithPerson, passwordStamp, type Account, type Accounts } from './accounts.js';
 import type { Method } from './assurance.js';
 import { enrolmentStamp, type CredentialRecords } from './credentials.js';
 import type { UpstreamLinks } from './links.js';
@@ -153,6 +153,14 @@ export type CredentialsHeld = (sub: string, credential: SessionCredential, start
 
 /** What the check reads of the account now: the password's stamp and the person's cutoffs. */
 export type AccountNow = (sub: string) => Promise<(Pick<Account, 'endedAt' | 'grantsEndedAt'> & { readonly passwordStamp: string | undefined }) | undefined>;
+
+/** AccountNow as `accounts` holds it now (the resume's check, and the link confirmation's: interactions/routes.ts). */
+export const accountNowOf =
+  (accounts: Pick<Accounts, 'find'>): AccountNow =>
+  async (sub) => {
+    const account = await accounts.find(sub);
+    return account && { passwordStamp: passwordStamp(account), endedAt: account.endedAt, grantsEndedAt: account.grantsEndedAt };
+  };
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still

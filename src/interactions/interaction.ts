@@ -16,6 +16,7 @@ import { allowLogo, brandingOf, registeredItself, type ClientBranding } from './
 import { returnedTo } from '../http/image-origins.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { OfferedLink } from './link-confirmation.js';
+import type { SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 
 /** Whether this is one of Latchkey's own pages' sign-ins, back to an address of Latchkey's own origin. */
@@ -80,8 +81,12 @@ export interface Interactions {
    * (one removed since does not complete it), and no back-channel logout of its session since.
    */
   upstreamVouches(signedIn: FederatedSession): Promise<boolean>;
-  /** Makes the upstream link the person just signed in to its account to confirm (link-confirmation.ts). */
-  confirmLink(link: OfferedLink): Promise<void>;
+  /**
+   * Makes the upstream link the person just signed in to its account to confirm (link-confirmation.ts),
+   * only if the sign-in holds as its resume will check it (accounts/session-credentials.ts
+   * credentialsHeld: `credential`, for the interaction begun at `startedAt`).
+   */
+  confirmLink(link: OfferedLink, sub: string, credential: SessionCredential, startedAt: unknown): Promise<void>;
 }
 
 /** A sign-in way's contribution to the login page: view data merged into it. */
@@ -93,7 +98,7 @@ export function interactions(
   csrfKey: string,
   extras: readonly LoginPageExtra[],
   upstreamVouches: (signedIn: FederatedSession) => Promise<boolean>,
-  confirmLink: (link: OfferedLink) => Promise<void>,
+  confirmLink: Interactions['confirmLink'],
   /** Whether a client holds registration access tokens (store/adapter-indexes.ts managesItself): it registered itself. */
   managesItself: (clientId: string) => Promise<boolean>,
 ): Interactions {

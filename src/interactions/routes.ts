@@ -19,6 +19,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions, type Interaction } from './interaction.js';
 import { linkFor, type OfferedLink } from './link-confirmation.js';
+import { accountNowOf, credentialsHeld, type SessionCredential } from '../accounts/session-credentials.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
@@ -56,11 +57,20 @@ export function interactionRoutes(options: Options): Middleware[] {
   const router = new Router({ prefix: '/interaction' });
   const form = formBody('16kb');
   const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
+  // The check the sign-in's resume makes (accounts/session-credentials.ts), made here before the link:
+  // a sign-in its resume refuses (begun before the person was disabled and enabled again, or before
+  // an operator set the password; a password changed or a second factor removed since it was
+  // verified) made the link all the same (seventeenth passes, h2).
+  const held = credentialsHeld(secondFactors.records, upstreamOptions.links, (id, issuer, made) => upstreamOptions.upstreams.offers(id, issuer, made), accountNowOf(accounts), (word) => upstreamOptions.federated.loggedOutSince(word));
   // An offered link is made only while its upstream is still configured, under the issuer that offered
   // it, as the addition that offered it (one removed since links nothing, added again or not:
-  // seventeenth passes, h2).
-  const confirmLink = async (link: OfferedLink) => {
-    if (!(await upstreamOptions.upstreams.offers(link.upstream, link.issuer, link.made))) return;
+  // seventeenth passes, h2), and by a sign-in that holds.
+  const confirmLink = async (link: OfferedLink, sub: string, credential: SessionCredential, startedAt: unknown) => {
+    const [offered, holds] = await Promise.all([upstreamOptions.upstreams.offers(link.upstream, link.issuer, link.made), held(sub, credential, startedAt)]);
+    if (!offered || !holds) {
+      logger.info({ event: 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, 'upstream link not made: its upstream no longer offers it, or the sign-in no longer holds');
+      return;
+    }
     const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims, link.issuer);
     logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
   };

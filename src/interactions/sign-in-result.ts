@@ -49,7 +49,6 @@ export async function finishSignIn(
     ctx.respond = false;
     return;
   }
-  if (link?.sub === sub) await confirmLink(link);
   const { acr, amr } = assurance(methods);
   const credential: SessionCredential = {
     methods,
@@ -60,6 +59,8 @@ export async function finishSignIn(
       verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at, ...(upstream.made !== undefined && { made: upstream.made }) } }) },
     }),
   };
+  // The link is made by a sign-in its resume will take (the same check, begun when the interaction was).
+  if (link?.sub === sub) await confirmLink(link, sub, credential, (await providers.current.Interaction.find(String(ctx.params.uid)))?.iat);
   // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).
   const signedInAt = upstream?.authTime;
   // One that said no time and owed none may be of any age: it meets no max_age or recent-sign-in check (sign-in-time.ts).

@@ -5,10 +5,10 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
+import { claimsFor, endedWithPerson, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, accountReadByEngine, AccountSessions, SESSION_COOKIE } from '../accounts/sessions.js';
-import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
+import { accountNowOf, credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
 import { CredentialRecords } from '../accounts/credentials.js';
 import { UpstreamLinks } from '../accounts/links.js';
 import { SessionActivity } from '../accounts/session-activity.js';
@@ -812,10 +812,7 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.endWithEveryGrant(session, (grantId) => grants.revoke(grantId));
   };
-  const accountNow = async (sub: string) => {
-    const account = await accounts.find(sub);
-    return account && { passwordStamp: passwordStamp(account), endedAt: account.endedAt, grantsEndedAt: account.grantsEndedAt };
-  };
+  const accountNow = accountNowOf(accounts);
   // The interaction, the account and the remembered consent the resume reads next are read with its credential check.
   const signInReads = (request: object, sub: string, clientId: string | undefined, uid: string) => {
     const dropInteraction = readInteractionAhead(kv, uid, request, clientId);

@@ -119,4 +119,19 @@ describe('e2e: seventeenth passes, endings that do not end', function () {
     await signInSteps(fresh.browser, fresh.page, { username: 'oona', password: PASSWORD, stopAt: REDIRECT });
     assert.equal((await links.find('corp', 'corp-oona'))?.sub, sub, 'an offer of now is linked');
   });
+
+  it('a link offered by email, the person disabled and enabled again (admin API) before they confirm with their password: nothing is linked, no code', async () => {
+    const links = new UpstreamLinks(server.kv, server.accounts);
+    await server.accounts.create('otto', PASSWORD, { email: 'otto@endings-seventeenth.example.test', email_verified: true });
+    corp.state.sub = 'corp-otto';
+    corp.state.email = 'otto@endings-seventeenth.example.test';
+    const browser = new Agent();
+    const { page } = await startAuthorization(browser, app, REDIRECT, { upstream: 'corp' });
+    assert.match(page.html, /already exists here\. Sign in to it/, `the offer: ${page.status} ${page.url}`);
+    await admin('POST', '/users/otto/disable');
+    await admin('POST', '/users/otto/enable');
+    const done = await signInSteps(browser, page, { username: 'otto', password: PASSWORD, stopAt: REDIRECT });
+    assert.equal(codeOf(done), null, `a code: ${done.status} ${done.url}`);
+    assert.equal(await links.find('corp', 'corp-otto'), undefined, 'linked by a sign-in begun before the disable');
+  });
 });
