@@ -69,7 +69,8 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
     // had allowed the app, silently, which a public client's client_id redeems, and a confidential
     // one's too once the same token gave it a key of the holder's (eighth fresh-eyes pass of
     // 2026-12-06). Each person is asked again, on a page naming the new site. A new path on a server
-    // it had is no other site.
+    // it had is no other site; a loopback port is one where no request to it asks the person (a
+    // confidential web client's: seventeenth passes).
     // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
     // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
     // likewise the tokens the client got for itself, with any credential (the one a thief used is
@@ -191,17 +192,26 @@ function signInsNarrowed(previous: Record<string, unknown>, next: Record<string,
 
 /**
  * Whether a change of client metadata adds a redirect URI on a server (serverOf: scheme, host, port)
- * none of its redirect URIs was on before. Loopback and custom-scheme URIs are left out: they reach
- * an app on the person's own device, not another site (and a public client's request to them asks
- * every time: patches/loopback-public-clients.ts, the engine's native_client_prompt).
+ * none of its redirect URIs was on before, where the client gets codes without asking the person.
+ * Custom-scheme URIs are left out: only a native client has them, and its every request asks
+ * (the engine's native_client_prompt). Loopback ones count only where no request to them asks: a
+ * public or native client's does (patches/loopback-public-clients.ts, the engine's check), so for
+ * one that authenticates and is not native, a loopback URI (each port its own, as the registration
+ * matches a web client's exactly) is another server, where any program of the person's machine
+ * listening on that port takes the code, which a key of the registration access token holder's
+ * redeems (seventeenth passes: kept, the consents given to an app that sent people back to its
+ * site sent codes silently to such a port). A loopback URI it had while a request to it asked is
+ * no server it had.
  */
 function gainsRedirectServer(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
-  const servers = (metadata: Record<string, unknown>) =>
-    new Set(
+  const servers = (metadata: Record<string, unknown>) => {
+    const silentAtLoopback = authenticates(metadata) && metadata.application_type !== 'native';
+    return new Set(
       (Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [])
         .map((uri) => (/^https?:/i.test(String(uri)) ? serverOf(String(uri)) : undefined))
-        .filter((server): server is string => server !== undefined && !server.includes('//loopback:')),
+        .filter((server): server is string => server !== undefined && (silentAtLoopback || !server.includes('//loopback:'))),
     );
+  };
   const before = servers(previous);
   return [...servers(next)].some((server) => !before.has(server));
 }
