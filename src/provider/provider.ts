@@ -91,6 +91,7 @@ import { sessionRenewalsInOneStep } from './patches/session-renewals.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
+import { withCrossSiteFrames } from './patches/cross-site-frames.js';
 import { silentStrangersAskedConsent } from './patches/silent-strangers.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
@@ -425,11 +426,12 @@ function accountsAndConsent({ config, kv, accounts, consents }: ProviderDependen
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
   // A public client's request to a loopback redirect URI asks for consent every time, as a native app's (patches/loopback-public-clients.ts).
+  // A silent request from a frame of another site's page, which never carries the session cookie, is told so (patches/cross-site-frames.ts).
   // Last, over the login checks comparing the person with someone named: a silent request of an app the person allowed nothing is answered by consent (patches/silent-strangers.ts).
   const interactionSteps = silentStrangersAskedConsent(
     withSelectAccount(
       withHintedLogin(
-        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes, (clientId) => clientNarrowedAt(kv, clientId), config.pkce.required))),
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(withCrossSiteFrames(consentOnlyIfNeeded())), config.accounts.mfa.required), policy.scopes, (clientId) => clientNarrowedAt(kv, clientId), config.pkce.required))),
         (sub) => accounts.find(sub),
       ),
     ),
