@@ -416,6 +416,11 @@ export class ResourceServer {
       return `the access token was issued by ${quoted(claims.iss)}, not ${issuer} (${error.message})`;
     }
     if (claim === 'aud') {
+      const slip = nearAudience(claims.aud, audience);
+      if (slip !== undefined) {
+        // Latchkey issues a token only for an API registered under that identifier: the slip may be this API's own option.
+        return `the access token is for ${quoted(claims.aud)}, not this API (${audience}): Latchkey issues tokens only for a registered API's identifier, compared exactly; if this API is registered as ${quoted(slip)}, give audience: ${quoted(slip)} here; if not, the caller asks for it with resource=${audience}`;
+      }
       return `the access token is for ${quoted(claims.aud)}, not this API (${audience}): the caller asks for it with resource=${audience}`;
     }
     if (claim === 'exp' && typeof claims.exp === 'number') {
@@ -646,4 +651,23 @@ export class ResourceServer {
 /** See ResourceServer.create. */
 export function createResourceServer(options: ResourceServerOptions): Promise<ResourceServer> {
   return ResourceServer.create(options);
+}
+
+/**
+ * The token's audience when it is a slip away from this API's (a trailing slash, the case of its
+ * scheme or host, an explicit default port): the identifier the API may well be registered under,
+ * which the `audience` option then misspells (seventeenth passes, the newcomer's first hour).
+ */
+function nearAudience(aud: unknown, audience: string): string | undefined {
+  const values = Array.isArray(aud) ? aud : [aud];
+  const loose = (value: string) => {
+    let text = value;
+    try {
+      text = new URL(value).href;
+    } catch {
+      // not a URL: compared as it is, but for a trailing slash
+    }
+    return text.replace(/\/+$/, '');
+  };
+  return values.find((value): value is string => typeof value === 'string' && value !== audience && loose(value) === loose(audience));
 }

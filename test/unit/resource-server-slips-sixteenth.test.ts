@@ -49,8 +49,10 @@ describe('latchkey/resource-server: a refused slip says what differs (sixteenth 
   });
 
   it('a token for another API names its audience and this one', async () => {
-    const error = await refusal(`Bearer ${await sign({ aud: 'https://api.example.test/' })}`);
-    assert.equal(error.message, 'the access token is for "https://api.example.test/", not this API (https://api.example.test): the caller asks for it with resource=https://api.example.test');
+    // (one a slip away, such as a trailing slash, also names it as the audience option to give:
+    // resource-server-audience-seventeenth.test.ts)
+    const error = await refusal(`Bearer ${await sign({ aud: 'https://other.example.test' })}`);
+    assert.equal(error.message, 'the access token is for "https://other.example.test", not this API (https://api.example.test): the caller asks for it with resource=https://api.example.test');
   });
 
   it('a token of another issuer (another Latchkey, its own key; or this key and another iss) names the issuer', async () => {
