@@ -153,6 +153,12 @@ function nearMissOf(asked: string, uri: string): string | undefined {
   const bare = (value: string) => value.replace(/\/+$/, '');
   if (uri !== asked && bare(uri) === bare(asked)) return asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
   const b = URL.parse(uri);
+  // A registered URI spelt otherwise than the parser writes it ("HTTP://LOCALHOST:8090/cb", a
+  // ":443"): an app or library that builds its URL with the parser never sends it (seventeenth
+  // passes, the newcomer's first hour: registration takes such a spelling, and the page said nothing).
+  if (b && uri !== asked && b.href === asked && /^https?:$/.test(b.protocol)) {
+    return 'the way the registered one is written (capital letters in its scheme or host, or its default port, which apps and browsers leave out): register it as written here';
+  }
   if (!b || a.pathname !== b.pathname || a.search !== b.search || a.username || a.password) return undefined;
   const differ = [a.protocol !== b.protocol, a.hostname !== b.hostname, a.port !== b.port];
   if (differ.filter(Boolean).length !== 1) return undefined;
