@@ -442,7 +442,14 @@ export function enforcePolicy(
   }
   const grantTypes = policy.offered?.grantTypes;
   if (grantTypes && Array.isArray(metadata.grant_types) && metadata.grant_types.some((grant) => typeof grant !== 'string' || !grantTypes.includes(grant))) {
-    throw new errors.InvalidClientMetadata(`grant_types can only contain: ${grantTypes.join(', ')}`);
+    const rule = `grant_types can only contain: ${grantTypes.join(', ')}`;
+    // A slip of an offered one ("client-credentials", "Authorization_Code", "device_code" for the URN) is named with it
+    // (seventeenth passes, the newcomer's first hour: `clients add --grant-type client-credentials` got the list alone).
+    const slip = (metadata.grant_types as unknown[]).find((grant): grant is string => typeof grant === 'string' && !grantTypes.includes(grant));
+    const loose = (grant: string) => grant.trim().toLowerCase().replace(/-/g, '_').replace(/^urn:ietf:params:oauth:grant_type:/, '');
+    const meant = slip === undefined ? undefined : grantTypes.find((offered) => loose(offered) === loose(slip));
+    if (meant !== undefined) throw quoting(`${rule}; ${JSON.stringify(slip.slice(0, 80))} is not one of them: did you mean ${meant}?`, rule);
+    throw new errors.InvalidClientMetadata(rule);
   }
   // client_credentials is the client acting as itself: with no way to authenticate, anyone who
   // knows a public client's client_id would be that client (RFC 6749 §4.4: confidential clients only).
