@@ -84,6 +84,9 @@ const ANSWERED_REFUSALS: readonly (readonly [string, string, string | ((config: 
   ['MASTERDOWN', 'is a replica whose master is down', MASTER],
   ['OOM', 'is full and refuses writes', 'a Redis with room under its maxmemory'],
   ['LOADING', 'is still loading its data', 'it to finish: start again once it has'],
+  // A Redis with requirepass or ACLs, asked without a password: it was reached, and wants one
+  // (seventeenth passes, the newcomer's first hour: said as "cannot reach").
+  ['NOAUTH', 'asks for a password, which REDIS_URL does not give', 'the password in REDIS_URL: redis://:PASSWORD@host:6379 (redis://USER:PASSWORD@host:6379 for an ACL user; percent-encode @, : and / in it)'],
 ];
 
 /**
