@@ -170,8 +170,13 @@ export function readRunInfo(config: Config): RunInfo | undefined {
 /** An embedded store file another latchkey process serves now (its control socket answers), said in one line. */
 export async function servedElsewhere(config: Config): Promise<StoreAccessError | undefined> {
   if (!(await answers(controlPaths(config).socket))) return undefined;
+  // That server's key ring is this start's too (the same KEYS_DIR): said now, since a start given
+  // another EMBEDDED_FILE alone is refused next for it (seventeenth passes, the newcomer's first hour:
+  // the README's "Port 3000 taken?" promises every taken one at once).
+  const user = await ringUser(config);
+  const ring = user && samePath(user.file, resolve(config.embedded.file)) ? ` and KEYS_DIR=keys/other (${user.ring} is that server's key ring)` : '';
   return new StoreAccessError(
-    `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, give this one its own with EMBEDDED_FILE=data/other.json, or set REDIS_URL)`,
+    `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, give this one its own with EMBEDDED_FILE=data/other.json${ring}, or set REDIS_URL)`,
   );
 }
 
