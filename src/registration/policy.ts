@@ -448,7 +448,7 @@ export function enforcePolicy(
     const slip = (metadata.grant_types as unknown[]).find((grant): grant is string => typeof grant === 'string' && !grantTypes.includes(grant));
     const loose = (grant: string) => grant.trim().toLowerCase().replace(/-/g, '_').replace(/^urn:ietf:params:oauth:grant_type:/, '');
     const meant = slip === undefined ? undefined : grantTypes.find((offered) => loose(offered) === loose(slip));
-    if (meant !== undefined) throw quoting(`${rule}; ${JSON.stringify(slip.slice(0, 80))} is not one of them: did you mean ${meant}?`, rule);
+    if (slip !== undefined && meant !== undefined) throw quoting(`${rule}; ${JSON.stringify(slip.slice(0, 80))} is not one of them: did you mean ${meant}?`, rule);
     throw new errors.InvalidClientMetadata(rule);
   }
   // client_credentials is the client acting as itself: with no way to authenticate, anyone who

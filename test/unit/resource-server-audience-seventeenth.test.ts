@@ -26,7 +26,7 @@ describe('latchkey/resource-server: an audience option a slip away from the toke
   });
 
   const now = () => Math.floor(Date.now() / 1000);
-  const refusal = async (aud: unknown) => {
+  const refusal = async (aud: string | string[]) => {
     const token = await new SignJWT({ iss: standIn.issuer, aud, sub: 'caller', client_id: 'caller', jti: `j${Math.random()}`, iat: now(), exp: now() + 900, scope: 'read' })
       .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: 'k1' })
       .sign(standIn.privateKey);
