@@ -428,7 +428,11 @@ function writtenAsOneKey(path: readonly PropertyKey[], defaults: Tree): { meant:
   const dotted = [...path.slice(0, -1).map(String), ...key.split('.')].join('.').toLowerCase();
   const byPath = key.includes('.') ? paths.find((each) => each.join('.').toLowerCase() === dotted) : undefined;
   if (byPath) return { meant: byPath, as: 'dotted' };
-  const byEnv = /^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$/.test(key) ? paths.find((each) => envName(each) === key.toUpperCase()) : undefined;
+  // An env var is written in capitals or with an underscore (KEYS_SECRETS, keys_secrets): a plain word in
+  // lower case under a group (redis: {host: …}) is that group's unknown setting, not the top-level
+  // setting's env var (HOST): seventeenth passes, the newcomer's first hour.
+  const envLike = key !== key.toLowerCase() || key.includes('_');
+  const byEnv = envLike && /^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$/.test(key) ? paths.find((each) => envName(each) === key.toUpperCase()) : undefined;
   return byEnv ? { meant: byEnv, as: 'env' } : undefined;
 }
 
@@ -763,6 +767,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
         const how = oneKey.as === 'dotted' ? `a file nests a setting under its group: ${nested(oneKey.meant)}` : `that is the environment variable of ${oneKey.meant.join('.')}, which a file ${group}${oneKey.meant.length > 1 ? ':' : ''} ${nested(oneKey.meant)}`;
         throw new ConfigError(`${name}: unknown setting${given(path, tree, oneKey.meant)}; ${how}`);
       }
+      // Redis's address or password in parts, as other programs take them (redis: {host, port, password}): one URL here.
+      const redisPart = !meant && path.length === 2 && path[0] === 'redis' && REDIS_URL_PARTS.test(`REDIS_${String(path[1]).toUpperCase()}`);
+      if (redisPart) throw new ConfigError(`${name}: unknown setting${given(path, tree, [])}; Redis's host, port, user, password and database are all in redis.url (redis://user:password@host:port/db), which a file nests under its group: redis: {url: …}`);
       throw new ConfigError(`${name}: unknown setting${given(path, tree, meant ?? [])}${didYouMean(meant, defaults)}`);
     }
     // A group (redis) given a value, as `redis: redis://…` in a file: it has no env var to name, and
