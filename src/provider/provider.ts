@@ -70,6 +70,7 @@ import { shareOidcGetter } from './patches/shared-oidc-getter.js';
 import { bareNotFound } from './bare-not-found.js';
 import { useLayers } from './layers.js';
 import { clientAuthenticationRequired } from './patches/client-auth-required.js';
+import { grantTypeHints } from './patches/grant-type-hints.js';
 import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
 import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
@@ -146,7 +147,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { assertClaimsRequests } from './claims-requests.js';
 import { clientEndings } from './client-endings.js';
-import { CLIENT_AUTH_ALGORITHMS, DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy, SIGNED_RESPONSE_ALGORITHMS } from './registration-policy.js';
+import { CLIENT_AUTH_ALGORITHMS, DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, GRANT_TYPES, OIDC_SCOPES, registrationPolicy, SIGNED_RESPONSE_ALGORITHMS } from './registration-policy.js';
 import { CLOCK_TOLERANCE, sessionLifetime, sessionRecordsLifetime } from '../lifetimes.js';
 import { epochSeconds } from '../clock.js';
 import { accessTokenLifetimes, defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, ownToken, resourceServerInfo } from './resource-servers.js';
@@ -852,6 +853,8 @@ function applyPatches(
   // A registration without an initial access token: the description says which token, and where one comes from (see the patch).
   layers.push(registrationTokenNeeded(config.issuer));
   layers.push(clientAuthenticationRequired(config.issuer));
+  // An unsupported grant_type a slip of an offered one names it; password and implicit say why not (see the patch).
+  layers.push(grantTypeHints(GRANT_TYPES));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
   // Whether the client an RFC 7592 update names holds an operator grant, for its validation.
