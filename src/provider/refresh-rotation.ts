@@ -98,5 +98,5 @@ async function checkResourceOfRefresh(
   }
   // Nothing the person granted at the API among the scopes asked: no token for it, refused before the
   // refresh token is spent (checked again with the client's scope metadata when the token is made).
-  if (grantedAt(ctx, resource) === false) throw nothingGrantedAt(resource);
+  if (grantedAt(ctx, resource) === false) throw nothingGrantedAt(ctx, resource);
 }

@@ -50,8 +50,18 @@ export function grantedAt(ctx: KoaContextWithOIDC, indicator: string, allowed?: 
   return grant.getResourceScopeFiltered(indicator, allowed ? allowed.filter((scope) => carried.has(scope)) : [...carried]) !== '';
 }
 
-/** The refusal of a person's token for an API at which nothing was granted (grantedAt). */
-export function nothingGrantedAt(indicator: string): Error {
+/**
+ * The refusal of a person's token for an API at which nothing was granted among the scopes this
+ * request carries (grantedAt). A request that names its scopes is told those: something else may
+ * have been granted at the API (a refresh asking one API for another API's scope, or for `email`
+ * alone, of a token the engine resolves to its API), and "nothing was granted" sent the client to ask
+ * the person again for what it holds (seventeenth passes).
+ */
+export function nothingGrantedAt(ctx: KoaContextWithOIDC, indicator: string): Error {
+  const asked = requestedScopes(ctx);
+  if (asked.length) {
+    return new errors.InvalidTarget(`none of the scopes asked for (${asked.join(' ')}) was granted at ${indicator}, the API this token would be for`);
+  }
   return new errors.InvalidTarget(`nothing was granted at ${indicator}: ask for its scopes in the authorization request, for the person to allow`);
 }
 
@@ -131,7 +141,7 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (givenAt !== undefined && predates(api, givenAt)) throw new errors.InvalidTarget(`${indicator} was removed and added again since this was granted: ask the person again`);
     const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
     allowed = registered ? api.scopes.filter((scope) => registered.has(scope)) : api.scopes;
-    if (grantedAt(ctx, indicator, allowed) === false) throw nothingGrantedAt(indicator);
+    if (grantedAt(ctx, indicator, allowed) === false) throw nothingGrantedAt(ctx, indicator);
   }
 
   return serverInfo(api, allowed);
