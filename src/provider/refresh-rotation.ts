@@ -19,7 +19,7 @@
  * (store/adapter.ts, withinReuseGrace). Later reuse revokes the grant as before.
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { grantedAt, nothingGrantedAt, offlineAccessHeld } from './resource-servers.js';
+import { grantedAt, nothingGrantedAt, offlineAccessHeld, oneResourceNeeded } from './resource-servers.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { bindRotatedRefreshTokenToProof } from './patches/dpop-bound-refresh.js';
 import { grantGivenAt } from './patches/grant-given-at.js';
@@ -91,7 +91,7 @@ async function checkResourceOfRefresh(
   resources: unknown[],
   isResourceOf: (resource: string, givenAt: number | undefined) => Promise<boolean>,
 ): Promise<void> {
-  if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
+  if (resources.length !== 1) throw oneResourceNeeded(ctx, resources);
   const [resource] = resources;
   if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, grantGivenAt(ctx)))) {
     throw new errors.InvalidTarget('the refresh token was not issued for this resource');

@@ -66,6 +66,18 @@ export function nothingGrantedAt(ctx: KoaContextWithOIDC, indicator: string): Er
 }
 
 /**
+ * RFC 8707 §2.2: an access token is for one API. A request that named several is refused in the
+ * engine's words; one that named none, of a code or refresh token issued for several (the engine
+ * then resolves the request to all of them), is told to name one: the engine's words ("only a
+ * single resource indicator value must be requested") told a client that had sent no `resource` to
+ * send a single one (seventeenth passes).
+ */
+export function oneResourceNeeded(ctx: KoaContextWithOIDC, resources: readonly unknown[]): Error {
+  if (ctx.oidc.params?.resource !== undefined) return new errors.InvalidTarget('only a single resource indicator value must be requested');
+  return new errors.InvalidTarget(`this was granted for more than one API (${resources.join(', ')}): name the one this access token is for with the resource parameter (RFC 8707)`);
+}
+
+/**
  * The API an unknown `resource` was probably meant to name, as "; did you mean …?": the same
  * identifier with or without a trailing slash, in another case of its scheme or host, or with the
  * other loopback name (`127.0.0.1` for `localhost`), where that API exists and, for a client acting
@@ -199,7 +211,11 @@ function deepFrozen<T extends object>(value: T): T {
  */
 export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
   return async (ctx: KoaContextWithOIDC, client: Client, oneOf?: string[]): Promise<string | string[] | undefined> => {
-    if (oneOf) return oneOf;
+    if (oneOf) {
+      // The engine's resolution of a code or refresh token issued for several APIs, none named.
+      if (oneOf.length > 1 && ctx.oidc.params?.resource === undefined) throw oneResourceNeeded(ctx, oneOf);
+      return oneOf;
+    }
     if (!clientCredentials(ctx)) return undefined;
     const api = await apis.defaultApiOf(client.clientId);
     if (api) return api;

@@ -36,16 +36,22 @@ describe('Spec-letter pass, seventeenth', function () {
     return { status: response.status, body: (await response.json()) as Record<string, string | undefined> };
   };
 
-  it("a refresh naming one API with a scope granted only at another is invalid_target saying which scope it asked for, not that nothing was granted there, and the token still refreshes (RFC 8707 §2.2, RFC 6749 §6)", async () => {
+  /** A code for the person's consent to `scope` at both APIs (RFC 8707 §2.1: several resource parameters). */
+  const code = async (scope: string) => {
     const agent = new Agent();
-    const query = new URLSearchParams({ client_id: 'web', response_type: 'code', redirect_uri: CALLBACK, scope: 'openid offline_access ra rb', prompt: 'consent', state: 's', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+    const query = new URLSearchParams({ client_id: 'web', response_type: 'code', redirect_uri: CALLBACK, scope, prompt: 'consent', state: 's', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
     query.append('resource', API_A);
     query.append('resource', API_B);
     const first = await agent.follow(`${op.metadata.authorization_endpoint!}?${query}`, {}, CALLBACK);
     const back = await signInSteps(agent, first, { username: ALICE.username, password: ALICE.password, stopAt: CALLBACK });
-    const code = new URL(back.url).searchParams.get('code');
-    assert.ok(code, back.url);
-    const issued = await token([['grant_type', 'authorization_code'], ['code', code], ['redirect_uri', CALLBACK], ['code_verifier', VERIFIER]]);
+    const issued = new URL(back.url).searchParams.get('code');
+    assert.ok(issued, back.url);
+    return issued;
+  };
+  const redeem = (issued: string, extra: [string, string][] = []) => token([['grant_type', 'authorization_code'], ['code', issued], ['redirect_uri', CALLBACK], ['code_verifier', VERIFIER], ...extra]);
+
+  it("a refresh naming one API with a scope granted only at another is invalid_target saying which scope it asked for, not that nothing was granted there, and the token still refreshes (RFC 8707 §2.2, RFC 6749 §6)", async () => {
+    const issued = await redeem(await code('openid offline_access ra rb'));
     assert.equal(issued.status, 200, JSON.stringify(issued.body));
 
     // rb was granted, at B; ra at A. Asking A for rb: the person granted something at A, not rb.
@@ -58,5 +64,32 @@ describe('Spec-letter pass, seventeenth', function () {
     const granted = await token([['grant_type', 'refresh_token'], ['refresh_token', issued.body.refresh_token!], ['resource', API_A], ['scope', 'ra']]);
     assert.equal(granted.status, 200, JSON.stringify(granted.body));
     assert.equal(granted.body.scope, 'ra');
+
+    // Without resource, of a grant at both APIs: the client named no resource, let alone several.
+    const unnamed = await token([['grant_type', 'refresh_token'], ['refresh_token', granted.body.refresh_token!], ['scope', 'ra']]);
+    assert.equal(unnamed.status, 400);
+    assert.equal(unnamed.body.error, 'invalid_target');
+    assertAsksToNameOne(unnamed.body.error_description);
+  });
+
+  function assertAsksToNameOne(description: string | undefined): void {
+    assert.doesNotMatch(description ?? '', /must be requested/, 'no resource parameter was sent');
+    assert.match(description ?? '', /resource parameter/);
+    for (const api of [API_A, API_B]) assert.ok(description?.includes(api), `${description} names ${api}`);
+  }
+
+  it('a code for two APIs redeemed without resource is invalid_target asking to name one, not to send a single one (RFC 8707 §2.2); with one named, it is redeemed', async () => {
+    const issued = await code('offline_access ra rb');
+    const unnamed = await redeem(issued);
+    assert.equal(unnamed.status, 400);
+    assert.equal(unnamed.body.error, 'invalid_target');
+    assertAsksToNameOne(unnamed.body.error_description);
+    // Several named: the engine's own words, which are right then.
+    const several = await redeem(issued, [['resource', API_A], ['resource', API_B]]);
+    assert.equal(several.body.error, 'invalid_target');
+    assert.match(several.body.error_description ?? '', /only a single resource indicator value must be requested/);
+    const named = await redeem(issued, [['resource', API_B]]);
+    assert.equal(named.status, 200, JSON.stringify(named.body));
+    assert.equal(named.body.scope, 'rb');
   });
 });
