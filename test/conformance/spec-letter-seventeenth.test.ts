@@ -1,6 +1,7 @@
 /**
  * The seventeenth conformance pass (docs/security-passes.md, "Looked at in the seventeenth passes:
- * the letter of the specs"): what a refusal says. Black box over HTTP, raw requests.
+ * the letter of the specs (h3)"): what a refusal of a `resource` says. Black box over HTTP, raw
+ * requests.
  */
 import assert from 'node:assert/strict';
 import { signInSteps } from '../helpers/sign-in.js';
