@@ -117,9 +117,18 @@ async function nearMiss(apis: Apis, indicator: string, clientId: string | undefi
   return '';
 }
 
+/** Whether the request names more than one API (the same one twice is one). */
+function severalNamed(ctx: KoaContextWithOIDC): boolean {
+  const resource = ctx.oidc.params?.resource;
+  return Array.isArray(resource) && new Set(resource).size > 1;
+}
+
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
 export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
   const ownBehalf = clientCredentials(ctx);
+  // The engine looks each named API up before it counts them (grants/client_credentials.js), so a
+  // scope held at one of two APIs was refused as not granted at the other: the count first.
+  if (ownBehalf && severalNamed(ctx)) throw new errors.InvalidTarget('only a single resource indicator value is supported for this grant type');
   // The token endpoint is hot: the API and the client's grant at it are read together.
   const [api, grant] = await Promise.all([apis.find(indicator), ownBehalf ? apis.grantAt(client.clientId, indicator) : undefined]);
   if (!api) throw new errors.InvalidTarget(`unknown resource server: ${indicator}${await nearMiss(apis, indicator, ownBehalf ? client.clientId : undefined)}`);

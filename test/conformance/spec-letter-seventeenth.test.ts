@@ -22,16 +22,24 @@ describe('Spec-letter pass, seventeenth', function () {
   before(async () => {
     op = await startOp({
       people: [ALICE],
-      env: { RESOURCE_SERVERS: JSON.stringify([{ identifier: API_A, scopes: ['ra'], format: 'jwt' }, { identifier: API_B, scopes: ['rb'], format: 'jwt' }]) },
-      clients: [webClient('web', SECRET, { scope: 'openid offline_access ra rb' })],
+      env: {
+        RESOURCE_SERVERS: JSON.stringify([
+          { identifier: API_A, scopes: ['ra'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['ra'] }] },
+          { identifier: API_B, scopes: ['rb'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['rb'] }] },
+        ]),
+      },
+      clients: [
+        webClient('web', SECRET, { scope: 'openid offline_access ra rb' }),
+        webClient('machine', SECRET, { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [] }),
+      ],
     });
   });
   after(() => op?.stop());
 
-  const token = async (params: [string, string][]) => {
+  const token = async (params: [string, string][], client = 'web') => {
     const response = await fetch(op.metadata.token_endpoint!, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}` },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client}:${SECRET}`).toString('base64')}` },
       body: new URLSearchParams(params),
     });
     return { status: response.status, body: (await response.json()) as Record<string, string | undefined> };
@@ -92,5 +100,18 @@ describe('Spec-letter pass, seventeenth', function () {
     const named = await redeem(issued, [['resource', API_B]]);
     assert.equal(named.status, 200, JSON.stringify(named.body));
     assert.equal(named.body.scope, 'rb');
+  });
+
+  it("client_credentials naming two APIs is refused for naming two, before either API's scopes are weighed: not invalid_scope for a scope held at the other (RFC 8707 §2.2)", async () => {
+    for (const scope of [[], [['scope', 'ra']], [['scope', 'rb']]] as [string, string][][]) {
+      const answer = await token([['grant_type', 'client_credentials'], ['resource', API_A], ['resource', API_B], ...scope], 'machine');
+      assert.equal(answer.status, 400);
+      assert.equal(answer.body.error, 'invalid_target', JSON.stringify(scope));
+      assert.match(answer.body.error_description ?? '', /only a single resource indicator value/, JSON.stringify(scope));
+    }
+    // The same API twice is one API (held): a token for it.
+    const twice = await token([['grant_type', 'client_credentials'], ['resource', API_A], ['resource', API_A], ['scope', 'ra']], 'machine');
+    assert.equal(twice.status, 200, JSON.stringify(twice.body));
+    assert.equal(twice.body.scope, 'ra');
   });
 });
