@@ -22,7 +22,6 @@ const LONGEST_FIRST = [
   'test/integration/cli-embedded.test.ts',
   'test/e2e/person-cutoff-endings.test.ts',
   'test/e2e/upstreams.test.ts',
-  'test/e2e/upstreams-fourteenth.test.ts',
   'test/e2e/factors-fourteenth.test.ts',
   'test/e2e/store-growth.test.ts',
   'test/e2e/granting-attacks.test.ts',
@@ -47,7 +46,6 @@ const LONGEST_FIRST = [
   'test/integration/operations.test.ts',
   'test/e2e/endings-fourteenth.test.ts',
   'test/e2e/granted-fourteenth.test.ts',
-  'test/e2e/review-fourteenth-h12.test.ts',
 ];
 
 const SUITES = ['unit', 'integration', 'e2e', 'conformance', 'fuzz'].map((suite) => `test/${suite}/**/*.test.ts`);
