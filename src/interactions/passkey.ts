@@ -66,6 +66,6 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
     metrics.secondFactors.inc({ method: 'passkey', outcome: 'success' });
     logger.info({ event: 'passkey.succeeded', sub: account.sub, second_factor: Boolean(passed), client_id: interaction.params.client_id }, 'passkey accepted');
     const kind: Method = signedIn.passkey.deviceType === 'singleDevice' ? 'passkey-device-bound' : 'passkey-synced';
-    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? [passed.method, kind] : [kind], { ...(passed ?? linkFor(interaction, account.sub)), passkey: signedIn.passkey.id });
+    await finishSignIn(steps, ctx, interaction, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? [passed.method, kind] : [kind], { ...(passed ?? linkFor(interaction, account.sub)), passkey: signedIn.passkey.id });
   };
 }

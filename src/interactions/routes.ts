@@ -65,8 +65,9 @@ export function interactionRoutes(options: Options): Middleware[] {
   // An offered link is made only while its upstream is still configured, under the issuer that offered
   // it, as the addition that offered it (one removed since links nothing, added again or not:
   // seventeenth passes, h2), and by a sign-in that holds.
+  // A sign-in whose start is not known is checked without the person's cutoff (credentialsHeld): it makes no link.
   const confirmLink = async (link: OfferedLink, sub: string, credential: SessionCredential, startedAt: unknown) => {
-    const [offered, holds] = await Promise.all([upstreamOptions.upstreams.offers(link.upstream, link.issuer, link.made), held(sub, credential, startedAt)]);
+    const [offered, holds] = typeof startedAt !== 'number' ? [false, false] : await Promise.all([upstreamOptions.upstreams.offers(link.upstream, link.issuer, link.made), held(sub, credential, startedAt)]);
     if (!offered || !holds) {
       logger.info({ event: 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, 'upstream link not made: its upstream no longer offers it, or the sign-in no longer holds');
       return;

@@ -126,7 +126,7 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
     if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') {
       // Complete with the first factor alone: only now is the username's failure count cleared
       // (sent with the engine's read of the interaction: one round trip).
-      const finished = finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed);
+      const finished = finishSignIn(steps, ctx, interaction, passed.sub, passed.remember, [passed.method], passed);
       if (passed.method === 'password') await Promise.all([options.throttle.succeeded(passed.username), finished]);
       return finished;
     }
@@ -259,7 +259,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
     const methods: Method[] = [passed.method, method === 'totp' ? 'totp' : 'recovery-code'];
     const enrolment = verified.outcome === 'ok' ? verified.enrolment : undefined;
-    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, { ...passed, ...(method === 'totp' ? { totp: enrolment } : { recoveryCodes: enrolment }) });
+    await finishSignIn(steps, ctx, interaction, account.sub, passed.remember, methods, { ...passed, ...(method === 'totp' ? { totp: enrolment } : { recoveryCodes: enrolment }) });
 
     async function paused(ctx: Context, seconds: number) {
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });

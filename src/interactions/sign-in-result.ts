@@ -9,7 +9,7 @@ import { assurance, type Method } from '../accounts/assurance.js';
 import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 import { SIGNED_IN_AT, SIGN_IN_AGE_UNKNOWN, verifiedNow } from '../provider/patches/sign-in-time.js';
-import type { Interactions } from './interaction.js';
+import type { Interaction, Interactions } from './interaction.js';
 import type { OfferedLink } from './link-confirmation.js';
 
 /**
@@ -32,6 +32,8 @@ export interface Used {
 export async function finishSignIn(
   { providers, upstreamVouches, confirmLink }: Interactions,
   ctx: Context,
+  /** The sign-in's interaction, as its step loaded it: when it began (`iat`), for the link's check. */
+  interaction: Pick<Interaction, 'iat'>,
   sub: string,
   remember: boolean,
   methods: Method[],
@@ -59,8 +61,11 @@ export async function finishSignIn(
       verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at, ...(upstream.made !== undefined && { made: upstream.made }) } }) },
     }),
   };
-  // The link is made by a sign-in its resume will take (the same check, begun when the interaction was).
-  if (link?.sub === sub) await confirmLink(link, sub, credential, (await providers.current.Interaction.find(String(ctx.params.uid)))?.iat);
+  // The link is made by a sign-in its resume will take (the same check, begun when the interaction
+  // was: the step's own interaction's start, not one read again here, which another tab's resume at
+  // another instance may have consumed meanwhile and so checked the sign-in without its start:
+  // seventeenth passes, review).
+  if (link?.sub === sub) await confirmLink(link, sub, credential, interaction.iat);
   // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).
   const signedInAt = upstream?.authTime;
   // One that said no time and owed none may be of any age: it meets no max_age or recent-sign-in check (sign-in-time.ts).
