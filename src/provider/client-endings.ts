@@ -8,6 +8,7 @@ import { epochSeconds, untilSecond } from '../clock.js';
 import type { Config } from '../config.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
 import { forgetPreviousSecret } from '../registration/clients.js';
+import { onThisMachine } from '../http/this-machine.js';
 import { serverOf } from '../registration/policy.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import type { RevocationList } from '../revocation/list.js';
@@ -194,7 +195,8 @@ function signInsNarrowed(previous: Record<string, unknown>, next: Record<string,
  * Whether a change of client metadata adds a redirect URI on a server (serverOf: scheme, host, port)
  * none of its redirect URIs was on before, where the client gets codes without asking the person.
  * Custom-scheme URIs are left out: only a native client has them, and its every request asks
- * (the engine's native_client_prompt). Loopback ones count only where no request to them asks: a
+ * (the engine's native_client_prompt). Loopback ones (any host on the person's machine:
+ * redirectServer) count only where no request to them asks: a
  * public or native client's does (patches/loopback-public-clients.ts, the engine's check), so for
  * one that authenticates and is not native, a loopback URI (each port its own, as the registration
  * matches a web client's exactly) is another server, where any program of the person's machine
@@ -208,12 +210,26 @@ function gainsRedirectServer(previous: Record<string, unknown>, next: Record<str
     const silentAtLoopback = authenticates(metadata) && metadata.application_type !== 'native';
     return new Set(
       (Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [])
-        .map((uri) => (/^https?:/i.test(String(uri)) ? serverOf(String(uri)) : undefined))
+        .map((uri) => (/^https?:/i.test(String(uri)) ? redirectServer(String(uri)) : undefined))
         .filter((server): server is string => server !== undefined && (silentAtLoopback || !server.includes('//loopback:'))),
     );
   };
   const before = servers(previous);
   return [...servers(next)].some((server) => !before.has(server));
+}
+
+/**
+ * The server a redirect URI reaches (serverOf), with every host a browser sends to the person's own
+ * machine read as loopback, as the consent prompt reads them (http/this-machine.ts onThisMachine:
+ * the hosts file's `localhost6`, `ip6-localhost`, ... too). serverOf's narrower reading took
+ * `https://localhost6:8443` for a site: a public client adding it ended every consent though each
+ * request to it asks, and one that had it, made confidential, kept them and got codes silently there
+ * (review of the seventeenth passes).
+ */
+function redirectServer(uri: string): string | undefined {
+  const url = URL.parse(uri);
+  if (!url || !onThisMachine(url.hostname)) return serverOf(uri);
+  return `${url.protocol}//loopback:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
 }
 
 /** Client metadata: its access tokens must be DPoP-bound (RFC 9449 §5). */
