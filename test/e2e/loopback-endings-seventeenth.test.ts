@@ -66,6 +66,52 @@ describe('e2e: seventeenth passes reviewed, a redirect URI on this machine under
     return { clientId: registration.client_id, update, browser, refreshToken: tokens.refresh_token };
   }
 
+  /** A confidential client registered with `own`, allowed by the person (a refresh token); its update, and the token endpoint's status for that refresh token. */
+  async function allowedConfidentialClient(own: Record<string, unknown>, redirectUri: string) {
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const registration = (await created.json()) as Registration & { client_secret: string };
+    const update = async (metadata: Record<string, unknown>) => {
+      const answer = await fetch(registration.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
+        body: JSON.stringify({ ...own, client_id: registration.client_id, client_secret: registration.client_secret, ...metadata }),
+      });
+      assert.equal(answer.status, 200, await answer.clone().text());
+      // The registration access token is rotated at each update (RFC 7592 section 3).
+      registration.registration_access_token = ((await answer.json()) as Registration).registration_access_token;
+    };
+    const config = await oidc.discovery(new URL(server.issuer), registration.client_id, registration.client_secret, oidc.ClientSecretBasic(registration.client_secret), { execute: [oidc.allowInsecureRequests] });
+    const browser = new Agent();
+    const started = await startAuthorization(browser, config, redirectUri, { scope: 'openid offline_access' });
+    const back = await signInSteps(browser, started.page, { username: 'noor', password: PASSWORD, consent: 'required', stopAt: redirectUri });
+    let refreshToken = (await oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: started.verifier })).refresh_token!;
+    assert.ok(refreshToken, 'offline access, as allowed');
+    const refreshes = async () => {
+      try {
+        refreshToken = (await oidc.refreshTokenGrant(config, refreshToken)).refresh_token ?? refreshToken;
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    return { update, refreshes };
+  }
+
+  it("held: a native client adding loopback ports, and a confidential web client's change that leaves its loopback ports as they were (another field, another spelling of the host, another order), end nothing; a native client made web with the loopback URI it had ends what it held", async () => {
+    const native = await allowedConfidentialClient({ application_type: 'native', redirect_uris: ['http://127.0.0.1/callback'], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }, 'http://127.0.0.1/callback');
+    await native.update({ redirect_uris: ['http://127.0.0.1/callback', 'http://localhost:5000/callback', 'https://localhost6:8443/callback'] });
+    assert.equal(await native.refreshes(), true, 'a native client asks at each request: nothing ended');
+    await native.update({ application_type: 'web', redirect_uris: ['http://127.0.0.1/callback'] });
+    assert.equal(await native.refreshes(), false, 'made web, no longer asked at its loopback: ended');
+
+    const web = await allowedConfidentialClient({ redirect_uris: [HOME, 'http://127.0.0.1:3000/callback'], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }, HOME);
+    await web.update({ client_name: 'Renamed' });
+    assert.equal(await web.refreshes(), true, 'another field: nothing ended');
+    await web.update({ client_name: 'Renamed', redirect_uris: ['http://localhost:3000/callback', HOME] });
+    assert.equal(await web.refreshes(), true, 'the same port spelt otherwise, in another order: nothing ended');
+  });
+
   /** The token endpoint's status for `refreshToken` of the public client `clientId`. */
   const refreshed = async (clientId: string, refreshToken: string) =>
     (await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId }) })).status;
