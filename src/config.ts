@@ -495,7 +495,8 @@ function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string
   const names = [path, ...(meant ? [meant] : [])].map((each) => each.map(String).join('.'));
   if (names.some((name) => /^(clients|cookie|keys\.secrets)/i.test(name))) return ''; // (a misspelt one too: keys.Secrets)
   // An unknown key meant as no setting, named like a secret (keys_secret, redis_password), may hold one: not written back to the terminal or the log.
-  if (meant?.length === 0 && /secret|passw|token|cookie|credential|private/i.test(String(path.at(-1)))) return '';
+  // Redis's password goes by other names too (pass, auth_pass, requirepass, pwd, auth): seventeenth passes' review.
+  if (meant?.length === 0 && /secret|pass|pwd|auth|token|cookie|credential|private/i.test(String(path.at(-1)))) return '';
   let value = valueAt(path, tree);
   if (value === undefined) return '';
   // An unknown key's mapping or list may hold anything (Redis: {url: …}, Keys: {secrets: […]}): not echoed.
