@@ -7,7 +7,9 @@
  * - `mfa`: two factors, at least one of them phishable (password and an authenticator-app code or a
  *   recovery code);
  * - `phr`: phishing-resistant: a passkey was used (alone, with user verification, or after a
- *   password). A passkey is bound to our origin, so it cannot be relayed by a look-alike site.
+ *   password). A passkey is bound to our origin, so it cannot be relayed by a look-alike site. A
+ *   device's grant, which is such a relay by design, says `mfa` at most (provider/patches/step-up.ts
+ *   deviceGrantsBelowPhr).
  *
  * An app asks for a level with `acr_values` (the lowest level it lists is what it needs); an
  * operator requires `mfa` per client (`require_mfa`) or everywhere (accounts.mfa.required).

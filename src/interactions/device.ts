@@ -19,6 +19,7 @@ import type { Apis } from '../apis/apis.js';
 import type { DevicePages } from '../provider/provider.js';
 import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
+import { DEVICE_PHR_UNMET } from '../provider/patches/step-up.js';
 import { allowLogo, brandingOf, registeredItself } from './client-branding.js';
 import { claimsAskedByName, describePermissions } from './consent.js';
 import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS, SUPPORTED_CLAIMS } from '../provider/scope-claims.js';
@@ -70,10 +71,13 @@ function problem(err: EngineError | undefined, resumed: boolean): { error?: stri
  * code is spent, so "enter the code again" sent the person round to "already used" while their device
  * had stopped (a device app requiring a second factor, met by a person without one, eleventh pass).
  */
-function toldTheDevice(name: string, error: string): { error: string } {
+function toldTheDevice(name: string, error: string, description: unknown): { error: string } {
+  if (error === 'unmet_authentication_requirements' && description === DEVICE_PHR_UNMET) {
+    return { error: `${name} was not connected: it asks for a phishing-resistant sign-in, which no device's can be (the code you type could have been sent to you by someone else), and the device was told. The application's maker can ask for a second factor instead.` };
+  }
   if (error === 'unmet_authentication_requirements') {
-    // Also a person with an authenticator app, for an app asking a passkey (acr_values=phr: second-factor.ts factorsReach).
-    return { error: `${name} was not connected: it asks for a second factor your account does not have yet: a passkey or an authenticator app besides a password (a passkey, when it asks for one). Add one on your account page, then start again on your device.` };
+    // A device asking a passkey (phr) is refused before anyone signs in (above): this one asked a second factor.
+    return { error: `${name} was not connected: it asks for a second factor your account does not have yet: a passkey or an authenticator app besides a password. Add one on your account page, then start again on your device.` };
   }
   return { error: `${name} was not connected: the sign-in did not finish (${error}), and the device was told. Start again on your device.` };
 }
@@ -90,7 +94,7 @@ const TOLD_AT = new Set(['code_verification', 'device_resume']);
  * The error the device code of this page's ended sign-in holds, if the engine told the device one
  * (access_denied has its own AbortedError), with the name of the app it was for.
  */
-async function errorToldTheDevice(ctx: KoaContextWithOIDC, err: EngineError | undefined): Promise<{ error: string; clientName: string } | undefined> {
+async function errorToldTheDevice(ctx: KoaContextWithOIDC, err: EngineError | undefined): Promise<{ error: string; description: unknown; clientName: string } | undefined> {
   if (!err || err.name === 'AbortedError' || !TOLD_AT.has(ctx.oidc.route)) return undefined;
   const id = (ctx.oidc.entities.Interaction as { deviceCode?: string } | undefined)?.deviceCode;
   // Found as the engine found it to save the error (its types leave out ignoreSessionBinding).
@@ -98,7 +102,7 @@ async function errorToldTheDevice(ctx: KoaContextWithOIDC, err: EngineError | un
   const told = (code as { error?: unknown } | undefined)?.error;
   if (!code || typeof told !== 'string') return undefined;
   const client = ctx.oidc.client ?? (code.clientId ? await ctx.oidc.provider.Client.find(code.clientId) : undefined);
-  return { error: told, clientName: client ? (client.clientName ?? client.clientId) : 'The application' };
+  return { error: told, description: (code as { errorDescription?: unknown }).errorDescription, clientName: client ? (client.clientName ?? client.clientId) : 'The application' };
 }
 
 /**
@@ -172,7 +176,7 @@ type ApisFound = Pick<Apis, 'find'>;
 export const devicePages = (apis: ApisFound, managesItself: (clientId: string) => Promise<boolean>): DevicePages => ({
   async userCodeInputSource(ctx, _form, _out, err) {
     const told = await errorToldTheDevice(ctx, err as EngineError | undefined);
-    const said = told ? toldTheDevice(told.clientName, told.error) : problem(err as EngineError | undefined, ctx.oidc.route === 'device_resume');
+    const said = told ? toldTheDevice(told.clientName, told.error, told.description) : problem(err as EngineError | undefined, ctx.oidc.route === 'device_resume');
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const linked = ctx.state[PREFILLED_USER_CODE] as string | undefined;
     const prefilled = linked !== undefined && codeLike(linked) ? linked : undefined;

@@ -80,7 +80,7 @@ import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting }
 import { OPENID_CLAIMS, SCOPE_CLAIMS } from './scope-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { deviceGrantsBelowPhr, essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
 import { grantPutToUseRefused, operatorGrantsOnUpdate } from './patches/granted-client-credentials.js';
 import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
@@ -714,6 +714,8 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // An essential acr asked is answered with one of its values: the highest the sign-in meets (see the patch).
   essentialAcrInIdTokens(provider);
+  // A device's grant says mfa where its browser's session says phr: a user code is relayed as easily as a link (see the patch).
+  deviceGrantsBelowPhr(provider);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now,
   // and a code issued before the client was narrowed gets nothing, though it is as wide again now.
   boundCodesToCurrentRegistration(provider, config.pkce.required, (clientId) => clientNarrowedAt(kv, clientId));

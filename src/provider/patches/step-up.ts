@@ -98,6 +98,34 @@ export function essentialAcrInIdTokens(provider: Provider): void {
   };
 }
 
+/**
+ * A device's grant is never `phr`. A passkey is phishing-resistant because it is bound to our origin:
+ * a look-alike site cannot relay its sign-in. The device flow is that relay by design: whoever holds a
+ * device code gets what the person approves at /device, and the user code that ties them is sent on
+ * as easily as a link (RFC 8628 §5.4, remote phishing). So a device code approved in a session signed
+ * in with a passkey says `mfa` (what the passkey with its user verification is, less the binding the
+ * device flow does without), and so do the ID token, refresh token and access tokens made from it;
+ * `amr` still says what was used. Before the seventeenth passes the device's tokens said `phr`, and an
+ * app or API asking for a phishing-resistant sign-in took an attacker's device for one. The browser's
+ * session keeps its own level. Written as the approval saves the code (the engine copies the
+ * session's `acr` onto it then: device.js deviceVerificationResponse).
+ */
+export function deviceGrantsBelowPhr(provider: Provider): void {
+  const DeviceCode = provider.DeviceCode as unknown as { prototype: { acr?: unknown; save(...args: unknown[]): Promise<unknown> } };
+  const save = DeviceCode.prototype.save;
+  if (typeof save !== 'function') throw new Error('oidc-provider DeviceCode#save is gone: review src/provider/patches/step-up.ts');
+  DeviceCode.prototype.save = function (this: { acr?: unknown }, ...args: unknown[]) {
+    if (this.acr === 'phr') this.acr = RELAYED_ACR;
+    return save.apply(this, args);
+  };
+}
+
+/** The most a sign-in relayed to another party (a device's) says. */
+export const RELAYED_ACR: Acr = 'mfa';
+
+/** What a device asking `phr` is told (and the page at /device tells the person from it: interactions/device.ts). */
+export const DEVICE_PHR_UNMET = `a device's sign-in is never phishing-resistant (acr ${RELAYED_ACR} at most): its user code can be relayed (RFC 8628 §5.4)`;
+
 /** The claims parameter's id_token `acr` member (OIDC Core §5.5.1). */
 type AskedAcr = { essential?: unknown; value?: unknown; values?: unknown };
 
@@ -131,8 +159,13 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
       if (essential && !essential.split(' ').some((value) => (ACR_VALUES as readonly string[]).includes(value))) {
         throw new errors.UnmetAuthenticationRequirements('none of the essential acr values is offered (see acr_values_supported)');
       }
-      if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
       const required = requiredAcrFor(oidc.client as unknown as ClientLike, oidc.params ?? {}, mfaEverywhere);
+      // A device's request needing `phr` can never be met (deviceGrantsBelowPhr): said at /device
+      // before the person signs in for nothing, and the device is told at its next poll.
+      if (required === 'phr' && oidc.deviceCode) {
+        throw new errors.UnmetAuthenticationRequirements(DEVICE_PHR_UNMET);
+      }
+      if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
       return satisfies(oidc.acr, required) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
