@@ -12,7 +12,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { schemelessHost } from './loopback.js';
 import { ROOT } from './paths.js';
-import { withoutQuerySecrets } from './url-secrets.js';
+import { jsonProblem, withoutQuerySecrets } from './url-secrets.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -309,10 +309,25 @@ function yamlError(error: unknown, text: string | undefined): string {
   if (!(error instanceof YAMLParseError)) return first;
   const line = error.linePos?.[0]?.line;
   const source = line === undefined ? undefined : text?.split('\n')[line - 1]?.trim();
-  // A NAME=value line (a .env's, pasted in) is not quoted: its value may be a secret.
-  const shown = source && !ENV_LINE.test(source) ? source : undefined;
+  const shown = source === undefined ? undefined : quotableLine(source);
   return `not valid YAML: ${first.replace(/:$/, '')}${shown ? ` (${JSON.stringify(shown)})` : ''}`;
 }
+
+/**
+ * The line a YAML refusal quotes: a `key: value` line, whole, unless its key names a secret (keys.secrets,
+ * cookie.keys, a client_secret, a password) or its value may hold one (credentials in a URL, a client's
+ * secret in a flow mapping): then its key alone. Nothing else is quoted: a NAME=value line (a .env's,
+ * pasted in) or a list item may be a secret (seventeenth passes, h12: a broken `secrets: [...]` or
+ * `url: redis://:password@…` line was quoted whole); the refusal says the line and column anyway.
+ */
+function quotableLine(source: string): string | undefined {
+  if (ENV_LINE.test(source)) return undefined;
+  const match = /^(-\s+)?([A-Za-z_][\w.-]*):(?:\s+(.*))?$/.exec(source);
+  if (!match) return undefined;
+  const [, dash = '', key = '', value = ''] = match;
+  return SECRET_KEY.test(key) || /@|secret|passw|token|credential|private/i.test(value) ? `${dash}${key}: …` : source;
+}
+const SECRET_KEY = /secret|passw|token|cookie|credential|private|keys?$/i;
 
 /** A .env's line: an environment variable's name (after `export `), then `=`. */
 const ENV_LINE = /^(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=/;
@@ -376,7 +391,7 @@ function fromEnv(raw: string, fallback: unknown, label: string, jsonOnly: boolea
       try {
         return JSON.parse(raw);
       } catch (error) {
-        throw new ConfigError(`${label}: not valid JSON (${(error as Error).message})`);
+        throw new ConfigError(`${label}: not valid JSON (${jsonProblem(error)})`);
       }
     }
     if (jsonOnly) throw new ConfigError(`${label}: expected a JSON array of objects (see config/default.yaml), got text that does not start with [`);
