@@ -200,6 +200,15 @@ export class UpstreamClients {
     if (claims.sub === '' || [claims.sub, claims.sid].some(tooLong)) {
       throw new UpstreamRefused(`the ID token's sub or sid is empty or longer than ${MAX_IDENTIFIER_BYTES} bytes (OIDC Core §2)`);
     }
+    // An ID token from the future: openid-client checks exp and nbf but takes any iat (and auth_time)
+    // ahead of now, so one the upstream dated a year ahead signed a person in, where a logout token so
+    // dated is refused (jose). Beyond the clock skew allowed, either is a broken clock or a token made
+    // for later, not an answer of now (OIDC Core §3.1.3.7: iat may reject what was issued too far from
+    // now); within it, auth_time is still taken as now (below). Seventeenth passes, upstreams.
+    const ahead = Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE;
+    for (const claim of ['iat', 'auth_time'] as const) {
+      if (typeof claims[claim] === 'number' && claims[claim] > ahead) throw new UpstreamRefused(`the ID token's ${claim} is ahead of now by more than ${CLOCK_TOLERANCE} s`);
+    }
     let profile: Record<string, unknown> = {};
     if (config.serverMetadata().userinfo_endpoint) {
       profile = await refusedOrUnavailable(() => oidc.fetchUserInfo(config, tokens.access_token, claims.sub));
