@@ -113,7 +113,7 @@ describe('e2e: upstream identity providers, attacked (seventeenth passes)', func
     assert.ok(signedIn(await signIn()), 'ten seconds ahead is within the skew');
   });
 
-  it('held: userinfo as an unsigned JWT or one keyed with the client secret (each advertised), a token or userinfo answer over the size bound, an error answer with markup and tokens: refused or "not answering", never a 500, nothing of it on the page or in the log', async () => {
+  it('held: an unsigned ID token (alg none advertised), userinfo as an unsigned JWT or one keyed with the client secret (each advertised), a token or userinfo answer over the size bound, an error answer with markup and tokens: refused or "not answering", never a 500, nothing of it on the page or in the log', async () => {
     const cases: [string, Record<string, unknown>, Answer, Answer | undefined, RegExp][] = [
       ['userinfo JWT alg none', { userinfo_signing_alg_values_supported: ['none'] }, idToken(), (res) => json(res, unsigned({ sub: 'odd-person', email: 'victim@corp.example', email_verified: true }), 'application/jwt'), /Sign-in not completed/],
       [
@@ -123,7 +123,25 @@ describe('e2e: upstream identity providers, attacked (seventeenth passes)', func
         (res) => void new SignJWT({ sub: 'odd-person', email: 'victim@corp.example', email_verified: true }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET)).then((signed) => json(res, signed, 'application/jwt')),
         /Sign-in not completed/,
       ],
+      [
+        'an unsigned ID token from an upstream that advertises alg none for them',
+        { id_token_signing_alg_values_supported: ['RS256', 'none'] },
+        (res) => json(res, { access_token: 'an-access-token', token_type: 'Bearer', id_token: unsigned({ iss: issuer, sub: 'odd-person', aud: 'latchkey', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300, nonce, email: 'victim@corp.example', email_verified: true }) }),
+        undefined,
+        /Sign-in not completed/,
+      ],
       ['token answer of 3 MB', {}, (res) => json(res, { access_token: 'LEAKED-AT', token_type: 'Bearer', pad: 'x'.repeat(3_000_000) }), undefined, /is not answering/],
+      [
+        'a token answer dribbled a byte every 300 ms (each read well within the bound, the whole never)',
+        {},
+        (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write(' ')), 300);
+          res.on('close', () => clearInterval(drip));
+        },
+        undefined,
+        /is not answering/,
+      ],
       ['userinfo of 2 MB', {}, idToken(), (res) => json(res, { sub: 'odd-person', pad: 'x'.repeat(2_000_000) }), /is not answering/],
       ['an error with markup and tokens', {}, (res) => res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_grant', error_description: '<script>alert("LEAKED")</script>', access_token: 'LEAKED-AT', refresh_token: 'LEAKED-RT' })), undefined, /Sign-in not completed/],
       ['a token answer that is no conform one', {}, (res) => json(res, { access_token: 'LEAKED-AT', refresh_token: 'LEAKED-RT', id_token: 'LEAKED-ID', token_type: 42 }), undefined, /Sign-in not completed/],
