@@ -29,7 +29,7 @@ describe('e2e: upstream identity providers, attacked (seventeenth passes)', func
   let upstream: Server;
   let issuer = '';
   let jwk: JWK;
-  let privateKey: CryptoKey;
+  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   let nonce = '';
   const logs: string[] = [];
   /** What the upstream's token endpoint, its userinfo, its discovery (beyond the usual) answer: per test. */
