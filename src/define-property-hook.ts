@@ -21,21 +21,36 @@ export interface DefinitionRule {
 
 const RULES = Symbol.for('latchkey.definePropertyRules');
 
+/** The rules of the process, by name (each added once) and by the key they are about. */
+interface Installed {
+  readonly names: Set<string>;
+  readonly byKey: Map<PropertyKey, readonly DefinitionRule[]>;
+}
+
 export function addDefinitionRule(rule: DefinitionRule): void {
-  const global = globalThis as Record<symbol, Map<string, DefinitionRule> | undefined>;
-  let rules = global[RULES];
-  if (!rules) {
-    const installed = new Map<string, DefinitionRule>();
-    rules = global[RULES] = installed;
+  const global = globalThis as Record<symbol, Installed | undefined>;
+  let installed = global[RULES];
+  if (!installed) {
+    // Every definition of the process comes through here (the engine's payloads define each of
+    // their fields: about 20 a token request, 80 an SSO request): one lookup by key, and straight to
+    // the original when no rule names the key, which is nearly always; a rule is asked only of its
+    // own key (docs/performance.md, seventeenth passes).
+    const byKey = new Map<PropertyKey, readonly DefinitionRule[]>();
+    installed = global[RULES] = { names: new Set(), byKey };
     const define = Object.defineProperty;
     Object.defineProperty = function defineProperty<T>(object: T, key: PropertyKey, descriptor: PropertyDescriptor & ThisType<unknown>): T {
-      if (typeof descriptor === 'object' && descriptor !== null) {
-        for (const candidate of installed.values()) {
-          if (candidate.key === key && candidate.define(object, descriptor, define)) return object;
+      const rules = byKey.get(key);
+      if (rules !== undefined && typeof descriptor === 'object' && descriptor !== null) {
+        for (const candidate of rules) {
+          if (candidate.define(object, descriptor, define)) return object;
         }
       }
       return define(object, key, descriptor);
     } as Define;
   }
-  if (!rules.has(rule.name)) rules.set(rule.name, rule);
+  if (installed.names.has(rule.name)) return;
+  installed.names.add(rule.name);
+  // The key is read once, here: a rule's key does not change.
+  const key = rule.key;
+  installed.byKey.set(key, [...(installed.byKey.get(key) ?? []), rule]);
 }
