@@ -11,8 +11,12 @@
  * none, nor discovery and the JWKS, which the engine does not route (docs/performance.md).
  *
  * What it changes: that one definition is made with one getter shared by every context, which calls
- * the request's own getter, kept on the context under a symbol (not writable, not enumerable, not
- * configurable, as the accessor itself). The same value, made as lazily, once per request; the
+ * the request's own getter, kept on the context under a symbol (not enumerable, not configurable),
+ * once, and keeps what it answered in the same place for every read after: the engine's getter makes
+ * the OIDCContext at its first read and answers that one object at every read after
+ * (`oidcCtx ||= ...`), and the engine reads `ctx.oidc` many times a request (the largest frame of
+ * ours by instructions was this getter's call of the engine's, docs/performance.md, seventeenth
+ * passes). The same value, made as lazily, once per request; the
  * property stays an own, non-configurable, non-enumerable accessor without a setter, and a second
  * definition on the same context fails as before. Only a getter-only definition of `oidc` on a Koa
  * context (an object with its own `req` and `res`) that has none yet is changed; every other call of
@@ -25,11 +29,16 @@
  */
 import { addDefinitionRule } from '../../define-property-hook.js';
 
-/** Where a context keeps the engine's getter for its request. */
+/** Where a context keeps the engine's getter for its request, then the OIDCContext it answered. */
 const OWN_GETTER = Symbol('latchkey.oidcGetter');
 
-function oidc(this: Record<symbol, () => unknown>): unknown {
-  return this[OWN_GETTER]!();
+function oidc(this: Record<symbol, unknown>): unknown {
+  const kept = this[OWN_GETTER];
+  if (typeof kept !== 'function') return kept;
+  // The first read: the engine's getter makes the context (an object); every read after answers it.
+  const made: unknown = kept();
+  if (typeof made === 'object' && made !== null) this[OWN_GETTER] = made;
+  return made;
 }
 
 const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);
@@ -47,7 +56,7 @@ export function shareOidcGetter(): void {
     key: 'oidc',
     define(object, descriptor, define) {
       if (!isEnsureOidc(object, descriptor)) return false;
-      define(object as object, OWN_GETTER, { value: descriptor.get });
+      define(object as object, OWN_GETTER, { value: descriptor.get, writable: true });
       define(object as object, 'oidc', { get: oidc });
       return true;
     },
