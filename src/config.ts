@@ -391,7 +391,7 @@ function fromEnv(raw: string, fallback: unknown, label: string, jsonOnly: boolea
       try {
         return JSON.parse(raw);
       } catch (error) {
-        throw new ConfigError(`${label}: not valid JSON (${jsonProblem(error)})`);
+        throw new ConfigError(`${label}: not valid JSON (${jsonProblem(error, raw)})`);
       }
     }
     if (jsonOnly) throw new ConfigError(`${label}: expected a JSON array of objects (see config/default.yaml), got text that does not start with [`);

@@ -313,13 +313,15 @@ export class EmbeddedKv implements Kv {
   /** Replaces the durable entries with the file's (the file is their source of truth). */
   #load() {
     let stored: Record<string, Value>;
+    let text: string | undefined;
     try {
       this.#seenAt = statSync(this.#file!).mtimeMs;
-      stored = JSON.parse(readFileSync(this.#file!, 'utf8')) as Record<string, Value>;
+      text = readFileSync(this.#file!, 'utf8');
+      stored = JSON.parse(text) as Record<string, Value>;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       // A parse error quotes the file around its mistake (tokens, sessions): neither it nor its message goes on (url-secrets.ts jsonProblem).
-      throw new EmbeddedFileUnusable(`embedded.file (EMBEDDED_FILE): cannot read ${this.#file} (${(error instanceof SyntaxError ? `not valid JSON: ${jsonProblem(error)}` : (error as Error).message).replace(/\n/g, '\\n')}); expected the embedded store's JSON file, or a path where none is yet`, error instanceof SyntaxError ? {} : { cause: error });
+      throw new EmbeddedFileUnusable(`embedded.file (EMBEDDED_FILE): cannot read ${this.#file} (${(error instanceof SyntaxError ? `not valid JSON: ${jsonProblem(error, text)}` : (error as Error).message).replace(/\n/g, '\\n')}); expected the embedded store's JSON file, or a path where none is yet`, error instanceof SyntaxError ? {} : { cause: error });
     }
     for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) this.#entries.delete(key);
     for (const [key, value] of Object.entries(stored)) this.#entries.set(key, value);
