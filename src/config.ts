@@ -327,7 +327,15 @@ function quotableLine(source: string): string | undefined {
   const [, dash = '', key = '', value = ''] = match;
   return SECRET_KEY.test(key) || /@|secret|passw|token|credential|private/i.test(value) ? `${dash}${key}: …` : source;
 }
-const SECRET_KEY = /secret|passw|token|cookie|credential|private|keys?$/i;
+
+/**
+ * A key named like a secret: neither its value nor its line is written back (given, quotableLine).
+ * Redis's password goes by other names too (pass, auth_pass, requirepass, pwd, auth): h11 taught
+ * given() them, and the YAML refusal still quoted `requirepass: hunter2…` whole (review of the
+ * seventeenth passes, h15); one list for both now.
+ */
+const SECRET_NAME = /secret|pass|pwd|auth|token|cookie|credential|private/i;
+const SECRET_KEY = new RegExp(`${SECRET_NAME.source}|keys?$`, 'i');
 
 /** A .env's line: an environment variable's name (after `export `), then `=`. */
 const ENV_LINE = /^(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=/;
@@ -511,7 +519,7 @@ function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string
   if (names.some((name) => /^(clients|cookie|keys\.secrets)/i.test(name))) return ''; // (a misspelt one too: keys.Secrets)
   // An unknown key meant as no setting, named like a secret (keys_secret, redis_password), may hold one: not written back to the terminal or the log.
   // Redis's password goes by other names too (pass, auth_pass, requirepass, pwd, auth): seventeenth passes' review.
-  if (meant?.length === 0 && /secret|pass|pwd|auth|token|cookie|credential|private/i.test(String(path.at(-1)))) return '';
+  if (meant?.length === 0 && SECRET_NAME.test(String(path.at(-1)))) return '';
   let value = valueAt(path, tree);
   if (value === undefined) return '';
   // An unknown key's mapping or list may hold anything (Redis: {url: …}, Keys: {secrets: […]}): not echoed.
