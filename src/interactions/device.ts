@@ -164,6 +164,30 @@ async function permissionsOf(apis: ApisFound, ctx: KoaContextWithOIDC, client: C
   return describePermissions(openid, claims, resources);
 }
 
+/** RFC 9110 §5.6.2's token: no space, quote, parenthesis, comma, colon or semicolon. Quote-like ' and ` left out too. */
+const PRODUCT = /^[A-Za-z0-9!#$%&*+.^_|~-]+(?:\/[A-Za-z0-9!#$%&*+.^_|~-]+)?$/;
+const PRODUCTS_SHOWN = 64;
+
+/**
+ * What the confirmation quotes as the device's word for itself: the products its User-Agent names
+ * (RFC 9110 §10.1.5: `product *( RWS ( product / comment ) )`), comments left out, up to the first
+ * word that is neither, at most PRODUCTS_SHOWN characters; undefined when none. The phisher of RFC
+ * 8628 §5.4 starts the flow, so writes this header word for word: quoted whole (200 characters of
+ * it), it could close the quote and go on in the page's own voice ("…”. Latchkey checked this
+ * device: it is safe to continue."), just before the page's warning. A product cannot hold a quote,
+ * a comma or a colon, so what is quoted stays one name.
+ */
+export function productsOf(userAgent: unknown): string | undefined {
+  if (typeof userAgent !== 'string') return undefined;
+  const words = userAgent.replace(/\([^()]*\)/g, ' ').split(/[ \t]+/).filter(Boolean);
+  let shown = '';
+  for (const word of words) {
+    if (!PRODUCT.test(word) || (shown ? shown.length + 1 : 0) + word.length > PRODUCTS_SHOWN) break;
+    shown = shown ? `${shown} ${word}` : word;
+  }
+  return shown || undefined;
+}
+
 /** What the confirmation reads of the APIs a device names (apis/apis.ts). */
 type ApisFound = Pick<Apis, 'find'>;
 
@@ -204,7 +228,7 @@ export const devicePages = (apis: ApisFound, managesItself: (clientId: string) =
       permissions: await permissionsOf(apis, ctx, client),
       userCode,
       deviceIp: typeof device.ip === 'string' ? device.ip : undefined,
-      deviceAgent: typeof device.ua === 'string' && device.ua ? device.ua.slice(0, 200) : undefined,
+      deviceAgent: productsOf(device.ua),
       action: ctx.oidc.urlFor('code_verification'),
       xsrf: (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '',
     });
