@@ -20,7 +20,11 @@ export interface DPoPRequest {
   readonly url: string | URL;
 }
 
-/** Single use of a proof's jti: true the first time a key is seen before `expiresAt` (epoch seconds). */
+/**
+ * Single use of a proof's jti: true the first time a key is seen before `expiresAt` (epoch seconds).
+ * The key is the key's thumbprint and the SHA-256 of the jti (base64url), 87 characters whatever the
+ * client sent.
+ */
 export interface ReplayStore {
   unique(key: string, expiresAt: number): boolean | Promise<boolean>;
 }
@@ -177,8 +181,9 @@ export class DPoPVerifier {
         throw new DPoPProblem('use_dpop_nonce', 'DPoP proof: use the nonce this resource server issued', this.#nonces.issue());
       }
     }
-    // Last, so a refused proof does not use up its jti.
-    if (!(await this.#replay.unique(`${jkt}:${payload.jti}`, iat + this.#maxAge + this.clockTolerance))) {
+    // Last, so a refused proof does not use up its jti. Remembered by its digest: a jti is the client's
+    // to choose, of any length, and the store keeps each for the proof's lifetime (seventeenth passes).
+    if (!(await this.#replay.unique(`${jkt}:${sha256(payload.jti)}`, iat + this.#maxAge + this.clockTolerance))) {
       throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: replayed (its jti was seen before)');
     }
   }
