@@ -177,7 +177,7 @@ const PRODUCTS_SHOWN = 64;
  * device: it is safe to continue."), just before the page's warning. A product cannot hold a quote,
  * a comma or a colon, so what is quoted stays one name.
  */
-export function productsOf(userAgent: unknown): string | undefined {
+function productsOf(userAgent: unknown): string | undefined {
   if (typeof userAgent !== 'string') return undefined;
   const words = userAgent.replace(/\([^()]*\)/g, ' ').split(/[ \t]+/).filter(Boolean);
   let shown = '';
