@@ -330,7 +330,13 @@ function tokens({ config, apis, signing }: ProviderDependencies): Configuration 
       ClientCredentials: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials),
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
-      RefreshToken: config.ttl.refreshToken,
+      // An unbound single-page app's rotated token keeps its predecessor's remaining time, as the
+      // engine's default does (RFC 9700 §4.14.2: a thief refreshing a stolen token does not extend
+      // the chain past its first token's lifetime); every other refresh token gets the whole ttl.
+      RefreshToken: (ctx, token, client) =>
+        ctx?.oidc.entities.RotatedRefreshToken && client.applicationType === 'web' && client.clientAuthMethod === 'none' && !token.isSenderConstrained()
+          ? ctx.oidc.entities.RotatedRefreshToken.remainingTTL
+          : config.ttl.refreshToken,
       // From the last use, and never past ttl.sessionMax after the sign-in (an unchanged session is
       // then saved with the expiry it has: unchanged-sessions.ts writes nothing); one nobody signed
       // in to yet, as long as an interaction (lifetimes.ts says why).
