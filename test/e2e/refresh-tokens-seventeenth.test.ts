@@ -27,8 +27,9 @@ describe('e2e: refresh tokens end to end (seventeenth passes)', function () {
     const clients = [
       { client_id: SPA.id, token_endpoint_auth_method: 'none', application_type: 'web', redirect_uris: [SPA.redirect], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
     ];
-    // A grant outliving its refresh tokens, as in spa-refresh-chain-seventeenth.
-    server = await startServer({ clients, env: { TTL_REFRESH_TOKEN: '600', TTL_GRANT: '6000' } });
+    // A grant outliving its refresh tokens, as in spa-refresh-chain-seventeenth; a reuse grace long
+    // enough that nothing here leaves it.
+    server = await startServer({ clients, env: { TTL_REFRESH_TOKEN: '600', TTL_GRANT: '6000', TTL_REFRESH_REUSE_GRACE: '30' } });
     await server.accounts.create('rosa', PASSWORD);
     spa = await oidc.discovery(new URL(server.issuer), SPA.id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
   });
@@ -50,9 +51,9 @@ describe('e2e: refresh tokens end to end (seventeenth passes)', function () {
   }
 
   /** Rotates `value` a whole second after it was issued (a later exp would show). */
-  async function rotated(value: string, dpop: oidc.DPoPHandle): Promise<string> {
+  async function rotated(value: string, dpop?: oidc.DPoPHandle): Promise<string> {
     await sleep(1_100);
-    const tokens = await oidc.refreshTokenGrant(spa, value, undefined, { DPoP: dpop });
+    const tokens = await oidc.refreshTokenGrant(spa, value, undefined, dpop ? { DPoP: dpop } : undefined);
     assert.ok(tokens.refresh_token && tokens.refresh_token !== value, 'rotated');
     return tokens.refresh_token;
   }
@@ -68,6 +69,17 @@ describe('e2e: refresh tokens end to end (seventeenth passes)', function () {
     const third = await rotated(second, thief);
     assert.equal((await stored(third)).exp, exp, 'the chain still ends with its first token');
     await rotated(third, thief); // and the token works
+  });
+
+  it('a sibling the thief gets within the reuse grace with a key of their own ends with the first token too (before: the whole ttl.refreshToken)', async () => {
+    const first = await firstRefreshToken();
+    const { exp } = await stored(first);
+    await rotated(first); // the app's own refresh, without a proof
+    const thief = oidc.getDPoPHandle(spa, await generateKeyPair('ES256'));
+    const sibling = await rotated(first, thief);
+    assert.ok((await stored(sibling)).jkt, 'bound to the thief’s key');
+    assert.equal((await stored(sibling)).exp, exp);
+    assert.equal((await stored(await rotated(sibling, thief))).exp, exp);
   });
 
   it('held: a chain bound from its code exchange takes the whole ttl.refreshToken at each rotation', async () => {
