@@ -74,7 +74,7 @@ export function wantsHtml(ctx: Context): boolean {
 }
 
 /** Writes an error as a page or as JSON, by what the caller accepts. */
-export function respondWithError(ctx: Context, status: number, out: ErrorOut, page: ErrorPageWords | undefined = signOutFailed(ctx)): void {
+export function respondWithError(ctx: Context, status: number, out: ErrorOut, page: ErrorPageWords | undefined = signOutFailed(ctx) ?? signedInPageRefused(ctx, out)): void {
   ctx.status = status;
   // RFC 6749 §5.1's pair, as the engine's answers at the token, introspection and revocation
   // endpoints carry it (provider/patches/pragma-no-cache.ts): this also answers there, for a store
@@ -268,6 +268,32 @@ function signOutFailed(ctx: Context) {
   if (oidc.route === 'end_session_confirm') return signOutFailedPage(oidc.urlFor('end_session'));
   if (oidc.route === 'end_session') return { ...SIGN_OUT_REFUSED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } };
   return undefined;
+}
+
+/** The pages a person signs in to for themselves (http/first-party-sign-in.ts), and what they are called in a sentence. */
+const SIGNED_IN_PAGES: readonly (readonly [path: string, name: string])[] = [
+  ['/account', 'your account page'],
+  ['/developer', 'the developer page'],
+];
+
+/**
+ * A request the account or developer page cannot take (invalid_request: the address of one of its
+ * forms opened, a 405; a form too large or unreadable, a 413 or 400): the page's own words, that
+ * nothing was changed, and a link back to it. The error's words are the sign-in flow's ("the
+ * application sent a sign-in request that is not valid"), where no application and no sign-in were
+ * involved, and a person who had just seen a new secret or recovery codes at that address was not
+ * told whether anything had changed (seventeenth passes, h19). Undefined on any other page.
+ */
+function signedInPageRefused(ctx: Context, out: ErrorOut): ErrorPageWords | undefined {
+  if (out.error !== 'invalid_request') return undefined;
+  const found = SIGNED_IN_PAGES.find(([path]) => ctx.path === path || ctx.path.startsWith(`${path}/`));
+  if (!found) return undefined;
+  const [path, name] = found;
+  return {
+    title: 'Request not taken',
+    message: `${name[0]!.toUpperCase()}${name.slice(1)} could not take this request, so nothing was changed (the details below say why). Open ${name} and try again there.`,
+    again: { href: path, label: `Open ${name}` },
+  };
 }
 
 /** What the error page says in place of an error's description, by the error thrown (shownAs). */
