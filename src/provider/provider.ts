@@ -36,7 +36,8 @@ import './patches/refused-request-objects.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';
-import { boundAtRefresh, refreshChainsBoundLate, unboundRefreshRefused } from './patches/dpop-bound-refresh.js';
+import { unboundRefreshRefused } from './patches/dpop-bound-refresh.js';
+import { BOUND_LATE, HELD_IN_BROWSER, marked, refreshChainMarks } from './patches/refresh-chain-marks.js';
 import { grantGivenAtKept } from './patches/grant-given-at.js';
 import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
@@ -330,16 +331,17 @@ function tokens({ config, apis, signing }: ProviderDependencies): Configuration 
       ClientCredentials: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials),
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
-      // An unbound single-page app's rotated token keeps its predecessor's remaining time, as the
-      // engine's default does (RFC 9700 §4.14.2: a thief refreshing a stolen token does not extend
-      // the chain past its first token's lifetime), bound to a DPoP key at a refresh or not (a thief
-      // can bind a stolen one to a key of their own: dpop-bound-refresh.ts); every other refresh
-      // token, a chain bound from its first token included, gets the whole ttl.
-      RefreshToken: (ctx, token, client) =>
-        ctx?.oidc.entities.RotatedRefreshToken && client.applicationType === 'web' && client.clientAuthMethod === 'none'
-          && (!token.isSenderConstrained() || boundAtRefresh(ctx.oidc.entities.RotatedRefreshToken))
-          ? ctx.oidc.entities.RotatedRefreshToken.remainingTTL
-          : config.ttl.refreshToken,
+      // A browser app's rotated token keeps its predecessor's remaining time, as the engine's default
+      // does for an unbound single-page app (RFC 9700 §4.14.2: a thief refreshing a stolen token does
+      // not extend the chain past its first token's lifetime): a public web client's, or a chain a
+      // page began whatever the client calls itself, unbound or bound to a DPoP key at a refresh (a
+      // thief can bind a stolen one to a key of their own: refresh-chain-marks.ts); every other
+      // refresh token, a chain bound from its first token included, gets the whole ttl.
+      RefreshToken: (ctx, token, client) => {
+        const rotated = ctx?.oidc.entities.RotatedRefreshToken;
+        const browser = client.clientAuthMethod === 'none' && (client.applicationType === 'web' || marked(rotated, HELD_IN_BROWSER));
+        return rotated && browser && (!token.isSenderConstrained() || marked(rotated, BOUND_LATE)) ? rotated.remainingTTL : config.ttl.refreshToken;
+      },
       // From the last use, and never past ttl.sessionMax after the sign-in (an unchanged session is
       // then saved with the expiry it has: unchanged-sessions.ts writes nothing); one nobody signed
       // in to yet, as long as an interaction (lifetimes.ts says why).
@@ -734,8 +736,8 @@ function applyPatches(
   confidentialRedemption(provider);
   // ...and a public client's unbound refresh token is not bound to a new key once the client requires DPoP.
   unboundRefreshRefused(provider);
-  // A single-page app's chain bound at a refresh stays within its first token's lifetime: the binding is remembered along it.
-  refreshChainsBoundLate(provider);
+  // What a refresh chain remembers of its beginning (bound at a refresh, begun by a page), carried along it for ttl.RefreshToken.
+  refreshChainMarks(provider);
   // An API removed and added again since the person allowed a code, device code or refresh token is not given by it: when they allowed it is kept.
   grantGivenAtKept(provider);
   deviceRequestsOnStoreClock(provider);

@@ -1,5 +1,5 @@
 /**
- * Review of the seventeenth passes' boundLate fix (dpop-bound-refresh.ts refreshChainsBoundLate,
+ * Review of the seventeenth passes' boundLate fix (dpop-bound-refresh.ts and refresh-chain-marks.ts,
  * provider.ts ttl.RefreshToken), on Redis and two instances: a single-page app's chain bound to a
  * thief's DPoP key at a refresh keeps its first token's end wherever it is rotated (the mark is in
  * the stored payload, not in one instance's memory), and a Redis outage in the middle of the

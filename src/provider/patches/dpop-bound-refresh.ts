@@ -34,18 +34,13 @@
  * key of their own. The engine's rule that keeps such an app's rotated token within its
  * predecessor's remaining time (RFC 9700 §4.14.2, provider.ts `ttl.RefreshToken`) spares bound
  * tokens, so each rotation of the thief's gave the whole `ttl.refreshToken` again, until the grant
- * ended (seventeenth passes, test/e2e/refresh-tokens-seventeenth.test.ts). RefreshToken keeps one
- * more property, `boundLate` (IN_PAYLOAD): set on the token bound here and carried to every token
- * rotated from it (refreshChainsBoundLate); boundAtRefresh reads it.
+ * ended (seventeenth passes, test/e2e/refresh-tokens-seventeenth.test.ts). The token bound here is
+ * marked `boundLate`, which every token rotated from it carries (refresh-chain-marks.ts).
  */
-import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import { proofThumbprint } from './dpop-bound-codes.js';
-import { keptInPayload } from './payload-properties.js';
+import { BOUND_LATE, mark } from './refresh-chain-marks.js';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
-
-const MARK = 'boundLate';
-
-type Marked = { boundLate?: unknown; jkt?: string };
 
 type DpopClient = { clientId: string; clientAuthMethod?: string; dpopBoundAccessTokens?: boolean };
 
@@ -61,32 +56,13 @@ export function unboundRefreshRefused(provider: Provider): void {
 /** In rotateRefreshToken: the refresh token being rotated, of a public client, takes the verified proof's key. */
 export function bindRotatedRefreshTokenToProof(ctx: KoaContextWithOIDC): void {
   if (ctx.oidc.client?.clientAuthMethod !== 'none') return;
-  const token = ctx.oidc.entities.RefreshToken as Marked | undefined;
+  const token = ctx.oidc.entities.RefreshToken as { jkt?: string } | undefined;
   // A bound token was refused by the engine unless the proof is by its key: nothing to change.
   if (!token || token.jkt) return;
   const proof = ctx.get('DPoP');
   const thumbprint = proof ? proofThumbprint(proof) : undefined;
   if (thumbprint) {
     token.jkt = thumbprint;
-    token[MARK] = true;
+    mark(token, BOUND_LATE);
   }
-}
-
-/** Whether a refresh token's chain took its DPoP binding at a refresh (it began unbound). */
-export function boundAtRefresh(token: unknown): boolean {
-  return (token as Marked | undefined)?.[MARK] === true;
-}
-
-/** A refresh token rotated from one whose chain was bound at a refresh says so too. */
-export function refreshChainsBoundLate(provider: Provider): void {
-  const RefreshToken = provider.RefreshToken as unknown as { prototype: Marked & { save(...args: unknown[]): Promise<unknown> } };
-  keptInPayload(RefreshToken, MARK);
-  const save = RefreshToken.prototype.save;
-  if (typeof save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/dpop-bound-refresh.ts');
-  RefreshToken.prototype.save = function (this: Marked, ...args: unknown[]) {
-    // At a rotation the engine names the new token RefreshToken before saving it, the old one RotatedRefreshToken.
-    const rotated = (Provider.ctx as KoaContextWithOIDC | undefined)?.oidc?.entities?.RotatedRefreshToken;
-    if (this[MARK] === undefined && boundAtRefresh(rotated)) this[MARK] = true;
-    return save.apply(this, args);
-  };
 }
