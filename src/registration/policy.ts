@@ -341,6 +341,16 @@ function usableJwk(key: unknown): boolean {
 }
 
 /**
+ * The offered grant type `asked` is a slip of (another case, hyphens for underscores, RFC 6749
+ * §4.5's URN prefix left on or off: `client-credentials`, `device_code`), for a refusal to name;
+ * undefined when none (registration here, the token endpoint: provider/patches/grant-type-hints.ts).
+ */
+export function grantTypeMeant(asked: string, offered: readonly string[]): string | undefined {
+  const loose = (grant: string) => grant.trim().toLowerCase().replace(/-/g, '_').replace(/^urn:ietf:params:oauth:grant_type:/, '');
+  return offered.find((grant) => grant !== asked && loose(grant) === loose(asked));
+}
+
+/**
  * Throws the RFC 7591 error for the first rule the metadata breaks. A description that quotes one of
  * the metadata's values is thrown through quoting(), with the same words without it for a page.
  */
@@ -446,8 +456,7 @@ export function enforcePolicy(
     // A slip of an offered one ("client-credentials", "Authorization_Code", "device_code" for the URN) is named with it
     // (seventeenth passes, the newcomer's first hour: `clients add --grant-type client-credentials` got the list alone).
     const slip = (metadata.grant_types as unknown[]).find((grant): grant is string => typeof grant === 'string' && !grantTypes.includes(grant));
-    const loose = (grant: string) => grant.trim().toLowerCase().replace(/-/g, '_').replace(/^urn:ietf:params:oauth:grant_type:/, '');
-    const meant = slip === undefined ? undefined : grantTypes.find((offered) => loose(offered) === loose(slip));
+    const meant = slip === undefined ? undefined : grantTypeMeant(slip, grantTypes);
     if (slip !== undefined && meant !== undefined) throw quoting(`${rule}; ${JSON.stringify(slip.slice(0, 80))} is not one of them: did you mean ${meant}?`, rule);
     throw new errors.InvalidClientMetadata(rule);
   }

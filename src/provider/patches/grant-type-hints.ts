@@ -10,14 +10,15 @@
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
 import { scoped } from '../../http/layers.js';
+import { grantTypeMeant } from '../../registration/policy.js';
 
-/** A grant type as a slip of it reads: lower case, hyphens for underscores, without RFC 6749 §4.5's URN prefix. */
-const loose = (grant: string) => grant.toLowerCase().replace(/-/g, '_').replace(/^urn:ietf:params:oauth:grant_type:/, '');
+/** A grant type as the retired grants' names are compared: lower case, hyphens for underscores. */
+const loose = (grant: string) => grant.trim().toLowerCase().replace(/-/g, '_');
 
 /** What an unsupported grant_type is told: the offered one it is a slip of, or why a grant RFC 9700 retired is not offered; undefined for anything else. */
 export function grantTypeHint(asked: unknown, offered: readonly string[]): string | undefined {
   if (typeof asked !== 'string' || offered.includes(asked)) return undefined;
-  const meant = offered.find((grant) => loose(grant) === loose(asked));
+  const meant = grantTypeMeant(asked, offered);
   if (meant) return `unsupported grant_type requested; did you mean ${meant}? (grant types are written exactly: ${offered.join(', ')})`;
   if (loose(asked) === 'password') return 'the password grant is not offered (RFC 9700 section 2.4): people sign in through the authorization code flow with PKCE, devices and command-line tools through the device grant';
   if (loose(asked) === 'implicit') return 'the implicit grant is not offered (RFC 9700 section 2.1.2): use the authorization code flow with PKCE';
