@@ -12,7 +12,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { schemelessHost } from './loopback.js';
 import { ROOT } from './paths.js';
-import { jsonProblem, withoutQuerySecrets } from './url-secrets.js';
+import { jsonProblem } from './json-problem.js';
+import { withoutQuerySecrets } from './url-secrets.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

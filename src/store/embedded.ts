@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { logIdAfter, type ConsumeOutcome, type Kv, type LogEntry, type RecordEnding, type StoredRecord } from './kv.js';
-import { jsonProblem } from '../url-secrets.js';
+import { jsonProblem } from '../json-problem.js';
 
 type Value =
   | { type: 'string'; value: string }
@@ -320,7 +320,7 @@ export class EmbeddedKv implements Kv {
       stored = JSON.parse(text) as Record<string, Value>;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      // A parse error quotes the file around its mistake (tokens, sessions): neither it nor its message goes on (url-secrets.ts jsonProblem).
+      // A parse error quotes the file around its mistake (tokens, sessions): neither it nor its message goes on (json-problem.ts).
       throw new EmbeddedFileUnusable(`embedded.file (EMBEDDED_FILE): cannot read ${this.#file} (${(error instanceof SyntaxError ? `not valid JSON: ${jsonProblem(error, text)}` : (error as Error).message).replace(/\n/g, '\\n')}); expected the embedded store's JSON file, or a path where none is yet`, error instanceof SyntaxError ? {} : { cause: error });
     }
     for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) this.#entries.delete(key);

@@ -44,7 +44,7 @@ describe('latchkey: unusable store and key ring files', function () {
       /^latchkey: embedded\.file \(EMBEDDED_FILE\): cannot read .*store-dir \(EISDIR[^)]*\); expected the embedded store's JSON file/,
     );
     writeFileSync(settings.EMBEDDED_FILE!, 'garbage\n');
-    // V8's excerpt is not quoted (url-secrets.ts jsonProblem); "garbage" holds its g twice, so no place is said either.
+    // V8's excerpt is not quoted (json-problem.ts); "garbage" holds its g twice, so no place is said either.
     const pattern = /^latchkey: embedded\.file \(EMBEDDED_FILE\): cannot read .*store\.json \(not valid JSON: an unexpected character \(the text around it is not shown\)\); expected the embedded store's JSON file/;
     assertOneLine(await latchkey(settings, ['serve']), pattern);
     assertOneLine(await latchkey(settings, ['users', 'list']), pattern);

@@ -1,6 +1,6 @@
 /**
  * Review of the seventeenth passes (f99951b9..6225b947), docs/security-passes.md: the operator's
- * day fix (h12, url-secrets.ts jsonProblem) dropped V8's excerpt from a refused JSON setting or
+ * day fix (h12, json-problem.ts) dropped V8's excerpt from a refused JSON setting or
  * store file, and with it the only clue to where the mistake was: V8's "Unexpected token" message
  * says no position, so a KEYS_SECRETS, CLIENTS or EMBEDDED_FILE with an unquoted value (the commonest
  * slip) was refused as "an unexpected character (the text around it is not shown)", nowhere. The
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { openStore } from '../../src/store/index.js';
-import { jsonProblem } from '../../src/url-secrets.js';
+import { jsonProblem } from '../../src/json-problem.js';
 
 const SECRET = 'qzXv7wJm0123456789bdfhjkmpqrtvwxyzBDFHJ';
 const holdsPiece = (text: string) => Array.from({ length: SECRET.length - 4 }, (_, i) => SECRET.slice(i, i + 5)).some((piece) => text.includes(piece));
