@@ -340,7 +340,10 @@ function tokens({ config, apis, signing }: ProviderDependencies): Configuration 
       RefreshToken: (ctx, token, client) => {
         const rotated = ctx?.oidc.entities.RotatedRefreshToken;
         const browser = client.clientAuthMethod === 'none' && (client.applicationType === 'web' || marked(rotated, HELD_IN_BROWSER));
-        return rotated && browser && (!token.isSenderConstrained() || marked(rotated, BOUND_LATE)) ? rotated.remainingTTL : config.ttl.refreshToken;
+        if (!rotated || !browser || (token.isSenderConstrained() && !marked(rotated, BOUND_LATE))) return config.ttl.refreshToken;
+        // Counted from the new token's iat where it has one (issued-as-of-client-read.ts dates it a moment
+        // back, to the client's read), so that it ends the very second its predecessor does.
+        return typeof token.iat === 'number' && typeof rotated.exp === 'number' ? rotated.exp - token.iat : rotated.remainingTTL;
       },
       // From the last use, and never past ttl.sessionMax after the sign-in (an unchanged session is
       // then saved with the expiry it has: unchanged-sessions.ts writes nothing); one nobody signed
