@@ -107,10 +107,21 @@ export class RotatingNonces implements NonceSource {
 }
 
 /** §4.3 step 9: scheme and host lower-cased, default port dropped, dot segments resolved; no query, no fragment. */
+/**
+ * Origin and path after RFC 3986's syntax- and scheme-based normalisation (§6.2.2, §6.2.3), which
+ * RFC 9449 §4.3 asks before comparing `htu`: WHATWG URL parsing lower-cases scheme and host, drops a
+ * default port and resolves dot segments; then a percent-encoded unreserved character is that
+ * character and other percent-encodings' hex digits are upper case (§6.2.2.1, §6.2.2.2), so a path a
+ * proxy or library re-encoded is the same path. An encoded reserved character (`%2F`) stays encoded.
+ */
 function normalisedUrl(value: string | URL): string | undefined {
   const url = URL.parse(String(value));
   if (!url) return undefined;
-  return `${url.origin}${url.pathname}`;
+  const path = url.pathname.replace(/%([0-9a-f]{2})/gi, (_encoding, hex: string) => {
+    const character = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(character) ? character : `%${hex.toUpperCase()}`;
+  });
+  return `${url.origin}${path}`;
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
