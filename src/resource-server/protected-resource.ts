@@ -115,6 +115,8 @@ export class ProtectedResource {
   readonly metadataUrl: string;
   /** The path part of metadataUrl, for routing. */
   readonly metadataPath: string;
+  /** The paths answer() serves the metadata at: metadataPath, and it without a trailing slash. */
+  readonly #metadataPaths: ReadonlySet<string>;
   readonly #options: ProtectedResourceOptions;
 
   constructor(options: ProtectedResourceOptions) {
@@ -129,7 +131,10 @@ export class ProtectedResource {
     }
     if (options.authorizationServers.length === 0) throw new TypeError('latchkey/resource-server: name at least one authorization server');
     this.#options = options;
-    this.metadataPath = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;
+    // §3.1 removes only a slash right after the host: `/v1/` keeps its own (§3.3: the document's
+    // resource is the identifier the path went into). Clients that strip it (the MCP SDK) are answered too.
+    this.metadataPath = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname}`;
+    this.#metadataPaths = new Set([this.metadataPath, this.metadataPath.replace(/(?<=.)\/$/, '')]);
     this.metadataUrl = `${url.origin}${this.metadataPath}${url.search}`;
     const optional = {
       scopes_supported: options.scopesSupported,
@@ -150,11 +155,12 @@ export class ProtectedResource {
   }
 
   /**
-   * The answer to a request for the metadata document (GET or HEAD at metadataPath; 405 for other
-   * methods there), or undefined for any other path: then the request is the API's.
+   * The answer to a request for the metadata document (GET or HEAD at metadataPath, or at it without
+   * a trailing slash; 405 for other methods there), or undefined for any other path: then the
+   * request is the API's.
    */
   answer(method: string, path: string): HttpAnswer | undefined {
-    if (path.split('?')[0] !== this.metadataPath) return undefined;
+    if (!this.#metadataPaths.has(path.split('?')[0]!)) return undefined;
     if (method !== 'GET' && method !== 'HEAD') {
       return { status: 405, headers: { allow: 'GET, HEAD', 'content-type': 'application/json' }, body: JSON.stringify({ error: 'method_not_allowed' }) };
     }
