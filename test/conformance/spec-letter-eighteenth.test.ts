@@ -60,7 +60,7 @@ describe('Spec-letter pass, eighteenth', function () {
     assert.equal(silent.searchParams.get('state'), 's');
 
     // The request's max_age wins over the registered default, silently too.
-    for (const extra of [{ max_age: '3600' }, { max_age: '3600', prompt: 'none' }]) {
+    for (const extra of [{ max_age: '3600' }, { max_age: '3600', prompt: 'none' }] as Record<string, string>[]) {
       const page = await authorize(agent, extra);
       assert.ok(page.url.startsWith(CALLBACK), `${JSON.stringify(extra)}: ${page.url}`);
       const token = await idToken(page.url);
