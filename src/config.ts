@@ -4,7 +4,7 @@
  * Every leaf of default.yaml is a setting, and its env var is derived from its path, so a
  * setting cannot exist without an env var (see envName).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { parseEnv } from 'node:util';
@@ -756,7 +756,25 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
   if (nodeEnv && nodeEnv !== 'production' && /^prod|^prd$/i.test(nodeEnv) && !existsSync(join(dir, `${nodeEnv}.yaml`))) {
     warnings.push(`NODE_ENV=${nodeEnv} is not production (only NODE_ENV=production refuses unsafe settings, and there is no config/${nodeEnv}.yaml); did you mean NODE_ENV=production?`);
   }
+  warnings.push(...unreadConfigFiles(dir, nodeEnv || 'development'));
   return warnings;
+}
+
+/**
+ * A settings file in config/ that no NODE_ENV reads: only `<NODE_ENV>.yaml` is, so a newcomer's
+ * `config/development.yml` (or `.json`) changed nothing, without a word (newcomer pass).
+ */
+function unreadConfigFiles(dir: string, nodeEnv: string): string[] {
+  const files = existsSync(dir) ? readdirSync(dir) : [];
+  return files
+    // `.YAML` is left alone: a case-insensitive file system (macOS) reads it as `.yaml`.
+    .filter((file) => /^[^.]+\.(yml|json)$/i.test(file))
+    .sort()
+    .map((file) => {
+      const name = file.slice(0, file.indexOf('.'));
+      const reads = name === nodeEnv ? 'this start reads' : `NODE_ENV=${name} reads`;
+      return `config/${file} is not read: a settings file in config/ is named <NODE_ENV>.yaml (${reads} config/${name}.yaml); rename it, or give it as CONFIG_FILE`;
+    });
 }
 
 /** `serving`: for `serve`, whose refusals in production are more than the CLI's (productionProblems). */
