@@ -37,7 +37,9 @@ function invocations(text: string): { command: string; flags: string[]; line: st
     ...[...prose(text).matchAll(/`([^`\n]+)`/g)].map(([, span]) => span!),
   ];
   const found: { command: string; flags: string[]; line: string }[] = [];
-  for (const piece of code) {
+  for (const written of code) {
+    // The CLI in the compose service is the same CLI: `docker compose exec -T latchkey node dist/cli.js users add` is `latchkey users add`.
+    const piece = written.replace(/docker compose (?:exec|run)(?: -T)? latchkey node dist\/cli\.js/g, 'latchkey');
     for (const [, rest] of piece.matchAll(/(?:^|[\s($])latchkey ([^\n|;)#&]*)/g)) {
       const words = rest!.trim().split(/\s+/);
       const end = words.findIndex((word) => !/^[a-z][a-z-]*$/.test(word));

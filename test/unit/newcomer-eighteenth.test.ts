@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { envWarnings, loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
+import { readAllDocs, readDoc } from '../helpers/docs.js';
 
 describe('newcomer, eighteenth pass', () => {
   describe('a settings file in config/ that is never read', () => {
@@ -41,5 +42,14 @@ describe('newcomer, eighteenth pass', () => {
       // The checkout's own config/ holds nothing unread.
       assert.deepEqual(envWarnings({}), []);
     });
+  });
+
+  it("the CLI under docker compose is run with -T wherever the docs show it: compose gives exec a terminal by default, which merges the CLI's stderr line into the JSON a `| jq` reads", () => {
+    const runs = readAllDocs().flatMap(({ path, text }) => [...text.matchAll(/docker compose (?:exec|run)\b[^`\n]*/g)].map(([run]) => ({ path, run })));
+    assert.ok(runs.length > 0, 'the README shows the CLI in the container');
+    for (const { path, run } of runs) assert.match(run, /^docker compose (exec|run) -T /, `${path}: ${run}`);
+    const readme = readDoc('README.md');
+    const docker = readme.slice(readme.indexOf('With Docker'), readme.indexOf('## Sign in with Latchkey'));
+    assert.match(docker, /`-T`[^.]*stderr[^.]*jq/, 'the README says why -T, for the walkthrough\'s `| jq` too');
   });
 });
