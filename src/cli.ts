@@ -377,11 +377,31 @@ function quotedHint(command: Command, path: string, text: string): string {
   return `; an argument that holds a space is quoted: latchkey ${path} '${words.join(' ')}'${options.length ? ` ${options.join(' ')}` : ''}`;
 }
 
+const APPS = 'an app is a client here: latchkey clients add --client-id ID --redirect-uri URI (clients list, clients remove)';
+const TOKENS = "a person's or a client's tokens end with latchkey grants revoke --user USERNAME or --client ID; one token is revoked by its client at the revocation endpoint (RFC 7009, /token/revocation)";
+const PEOPLE = 'people are users here: latchkey users add USERNAME (users list, users disable)';
+const SETTINGS = 'settings are config/default.yaml, config/<NODE_ENV>.yaml, CONFIG_FILE and environment variables, read at start (README, Configuration)';
+/**
+ * Words a newcomer types for what the CLI names otherwise, with the command that does it: commander's
+ * nearest spelling sent `apps` to `apis` and `tokens` to `keys` (newcomer pass).
+ */
+const NEWCOMER_WORDS = new Map<string, string>([
+  ...['app', 'apps', 'application', 'applications'].map((word) => [word, APPS] as const),
+  ...['token', 'tokens', 'revoke'].map((word) => [word, TOKENS] as const),
+  ...['people', 'person', 'account', 'accounts'].map((word) => [word, PEOPLE] as const),
+  ...['start', 'run'].map((word) => [word, 'the server is latchkey serve (npm start in a checkout)'] as const),
+  ['rotate', "latchkey keys rotate rotates the signing keys, latchkey clients rotate-secret ID a client's secret"],
+  ...['config', 'configure', 'settings'].map((word) => [word, SETTINGS] as const),
+]);
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
+      const unknown = path ? undefined : /^error: unknown command '([^']+)'/.exec(message.trim())?.[1];
+      const meant = unknown === undefined ? undefined : NEWCOMER_WORDS.get(unknown.toLowerCase());
+      if (meant) return write(`latchkey: unknown command '${unknown}'; ${meant}; see latchkey --help\n`);
       // Commander puts its suggestion on a line of its own ("\n(Did you mean users?)"): kept, on the one line.
       const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
