@@ -394,14 +394,36 @@ const NEWCOMER_WORDS = new Map<string, string>([
   ...['config', 'configure', 'settings'].map((word) => [word, SETTINGS] as const),
 ]);
 
+/** Verbs other tools use for one of ours: `clients create` was told "did you mean update?", `clients rotate` the same. */
+const SAME_VERBS = [
+  ['add', 'create', 'new', 'register', 'make'],
+  ['remove', 'delete', 'rm', 'del', 'destroy'],
+  ['list', 'ls', 'show', 'get', 'all'],
+  ['passwd', 'password', 'reset-password', 'set-password'],
+  ['rotate-secret', 'rotate', 'secret', 'reset-secret', 'new-secret'],
+];
+
+/** The subcommand of `command` (at `path`) that `word` is another tool's verb for, as a line's end. */
+function meantSubcommand(command: Command, path: string, word: string): string | undefined {
+  const lower = word.toLowerCase();
+  const own = new Set(command.commands.map((sub) => sub.name()));
+  for (const verbs of SAME_VERBS) {
+    const ours = verbs.find((verb) => own.has(verb));
+    if (ours && ours !== lower && verbs.includes(lower)) return `did you mean latchkey ${path} ${ours}?`;
+  }
+  // The ring makes its keys itself: a new one is published by a rotation.
+  if (path === 'keys' && ['add', 'create', 'new', 'generate', 'make'].includes(lower)) return 'a new signing key is made by latchkey keys rotate (the next key signs, and a new next key is published)';
+  return undefined;
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
-      const unknown = path ? undefined : /^error: unknown command '([^']+)'/.exec(message.trim())?.[1];
-      const meant = unknown === undefined ? undefined : NEWCOMER_WORDS.get(unknown.toLowerCase());
-      if (meant) return write(`latchkey: unknown command '${unknown}'; ${meant}; see latchkey --help\n`);
+      const unknown = /^error: unknown command '([^']+)'/.exec(message.trim())?.[1];
+      const meant = unknown === undefined ? undefined : path ? meantSubcommand(command, path, unknown) : NEWCOMER_WORDS.get(unknown.toLowerCase());
+      if (meant) return write(`latchkey: unknown command '${unknown}'; ${meant}; see latchkey ${path ? `${path} ` : ''}--help\n`);
       // Commander puts its suggestion on a line of its own ("\n(Did you mean users?)"): kept, on the one line.
       const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.

@@ -28,6 +28,19 @@ describe('newcomer, eighteenth pass: the CLI', () => {
       assert.equal(runs[i]!.stdout, '');
       assert.equal(runs[i]!.stderr, `latchkey: ${said}; see latchkey --help\n`, args.join(' '));
     }
+    // The same within a group: another tool's verb for one of ours (commander said "did you mean update?" for clients create).
+    const verbs: [string[], string][] = [
+      [['clients', 'create', '--client-id', 'x'], "unknown command 'create'; did you mean latchkey clients add?; see latchkey clients --help"],
+      [['clients', 'delete', 'x'], "unknown command 'delete'; did you mean latchkey clients remove?; see latchkey clients --help"],
+      [['clients', 'rotate', 'x'], "unknown command 'rotate'; did you mean latchkey clients rotate-secret?; see latchkey clients --help"],
+      [['users', 'show'], "unknown command 'show'; did you mean latchkey users list?; see latchkey users --help"],
+      [['users', 'password', 'alice'], "unknown command 'password'; did you mean latchkey users passwd?; see latchkey users --help"],
+      [['apis', 'create', 'https://api.example.com'], "unknown command 'create'; did you mean latchkey apis add?; see latchkey apis --help"],
+      [['registration', 'token', 'new'], "unknown command 'new'; did you mean latchkey registration token create?; see latchkey registration token --help"],
+      [['keys', 'generate'], "unknown command 'generate'; a new signing key is made by latchkey keys rotate (the next key signs, and a new next key is published); see latchkey keys --help"],
+    ];
+    const verbRuns = await Promise.all(verbs.map(([args]) => latchkey({}, args)));
+    for (const [i, [args, said]] of verbs.entries()) assert.equal(verbRuns[i]!.stderr, `latchkey: ${said}\n`, args.join(' '));
     // A slip of a command's own name keeps commander's suggestion, and a word of no meaning here says only that.
     assert.equal((await latchkey({}, ['client', 'list'])).stderr, "latchkey: unknown command 'client' (did you mean clients?); see latchkey --help\n");
     assert.equal((await latchkey({}, ['frob'])).stderr, "latchkey: unknown command 'frob'; see latchkey --help\n");
