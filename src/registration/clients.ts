@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { Adapter } from 'oidc-provider';
 import type { Apis } from '../apis/apis.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
-import { OFFERED_API_SCOPES } from './policy.js';
+import { OFFERED_API_SCOPES, singularMetadataProblem } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter-indexes.js';
 import { secretDigestOf } from '../store/record-keys.js';
@@ -297,6 +297,8 @@ export class Clients {
   }
 
   async #validate(metadata: ClientMetadata): Promise<void> {
+    const singular = singularMetadataProblem(metadata);
+    if (singular) throw new ClientError(`invalid_client_metadata: ${singular}`, 'invalid_client_metadata', 400, singular);
     try {
       // Throws InvalidClientMetadata / InvalidRedirectUri with the provider's own description.
       const Client = this.providers.current.Client as unknown as { new (metadata: unknown, ctx: unknown): unknown; validate(metadata: unknown): Promise<unknown> };

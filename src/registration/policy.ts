@@ -581,6 +581,23 @@ const MAKE_A_SECRET = 'make one with openssl rand -hex 32 (its characters need n
  * instead of failing a request later. Its `scope` may name the runtime APIs' scopes (apiScopes):
  * loading takes a client's scope as checked, so they are checked here first.
  */
+/**
+ * Client metadata named as the request parameter it lists: the engine drops a name it does not
+ * know, so `post_logout_redirect_uri` made a client without its post-logout URI, and `grant_type`
+ * one "redirect_uris is mandatory property" (newcomer pass). Refused where an operator writes a
+ * client (the admin API, the CLI, the clients setting); RFC 7591 §2 has registration ignore it.
+ */
+const LISTED_AS = new Map([
+  ['redirect_uri', 'redirect_uris, an array of URIs'],
+  ['post_logout_redirect_uri', 'post_logout_redirect_uris, an array of URIs'],
+  ['grant_type', 'grant_types, an array of grant types'],
+  ['response_type', 'response_types, an array of response types'],
+]);
+export function singularMetadataProblem(metadata: Record<string, unknown>): string | undefined {
+  const singular = [...LISTED_AS.keys()].find((name) => Object.hasOwn(metadata, name));
+  return singular && `${singular} is not client metadata: the list is ${LISTED_AS.get(singular)!}`;
+}
+
 export async function checkConfiguredClients(provider: Provider, clients: readonly Record<string, unknown>[], apiScopes: readonly string[]): Promise<void> {
   const Client = provider.Client as unknown as new (metadata: Record<string, unknown>, ctx: unknown) => unknown;
   for (const metadata of clients) {
@@ -590,6 +607,8 @@ export async function checkConfiguredClients(provider: Provider, clients: readon
     // start, so one generated there would change at each and its client could never know it. The
     // policy's refusal of a short secret (leave it out to have one generated) is for clients
     // written once; the engine's for none names no way out (newcomer pass).
+    const singular = singularMetadataProblem(metadata);
+    if (singular) throw refuse(singular);
     const secret = metadata.client_secret;
     if (typeof secret === 'string' && secret.length < MIN_CLIENT_SECRET_LENGTH) {
       throw refuse(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters: ${MAKE_A_SECRET}`);
