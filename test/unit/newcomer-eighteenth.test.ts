@@ -47,7 +47,7 @@ describe('newcomer, eighteenth pass', () => {
   it("the CLI under docker compose is run with -T wherever the docs show it: compose gives exec a terminal by default, which merges the CLI's stderr line into the JSON a `| jq` reads", () => {
     const runs = readAllDocs().flatMap(({ path, text }) => [...text.matchAll(/docker compose (?:exec|run)\b[^`\n]*/g)].map(([run]) => ({ path, run })));
     assert.ok(runs.length > 0, 'the README shows the CLI in the container');
-    for (const { path, run } of runs) assert.match(run, /^docker compose (exec|run) -T /, `${path}: ${run}`);
+    for (const { path, run } of runs) assert.match(run, /^docker compose (exec|run) -T\b/, `${path}: ${run}`);
     const readme = readDoc('README.md');
     const docker = readme.slice(readme.indexOf('With Docker'), readme.indexOf('## Sign in with Latchkey'));
     assert.match(docker, /`-T`[^.]*stderr[^.]*jq/, 'the README says why -T, for the walkthrough\'s `| jq` too');
