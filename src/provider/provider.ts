@@ -79,7 +79,7 @@ import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { OPENID_CLAIMS, SCOPE_CLAIMS } from './scope-claims.js';
-import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, OFFLINE_IF_GRANTED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { deviceGrantsBelowPhr, essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
@@ -490,7 +490,7 @@ function accountsAndConsent({ config, kv, accounts, consents }: ProviderDependen
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
-    extraParams: [CONSENT_IF_NEEDED, REDIRECT_URI_OMITTED, 'upstream'],
+    extraParams: [CONSENT_IF_NEEDED, OFFLINE_IF_GRANTED, REDIRECT_URI_OMITTED, 'upstream'],
     findAccount,
   };
 }

@@ -20,8 +20,16 @@
  *    what offline access means; with remembered consent it does not.
  *
  * A client sending the marker itself only turns its own prompt=consent into "consent if needed":
- * it cannot obtain offline_access without the person's consent. prompt=none is left as
- * oidc-provider handles it (offline_access is dropped).
+ * it cannot obtain offline_access without the person's consent.
+ *
+ * 3. A silent request (prompt=none) cannot show the consent page, and the engine drops its
+ *    `offline_access` too; single-page apps that keep tokens in memory (oidc-spa) restore their
+ *    session at every page load by such a request and were left without a refresh token though
+ *    the person had allowed offline access. Such a request gets the marker OFFLINE_IF_GRANTED,
+ *    and offlineIfGranted (after the engine loads the grant) puts `offline_access` back when
+ *    that grant, the person's remembered consent, already holds it; without it the scope stays
+ *    dropped, as before. A marker the client sends itself is dropped, so it never adds a scope
+ *    the request did not ask for.
  *
  * Pushed authorization requests (RFC 9126) get the same rule where they are pushed: the engine
  * checks the scope at `/request` and stores what is left of it, so a pushed `offline_access`
@@ -33,16 +41,23 @@
 import type { Middleware } from 'koa';
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { scoped } from '../../http/layers.js';
-import { beforeCheckScope } from './before-check-scope.js';
+import { afterLoadGrant, beforeCheckScope } from './before-check-scope.js';
 
 export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
+export const OFFLINE_IF_GRANTED = 'latchkey_offline_if_granted';
+
+const asksOffline = (scope: unknown) => typeof scope === 'string' && scope.split(' ').includes('offline_access');
+
+/** Whether a request asking `scope` with `prompt` is silent and asks for offline access (part 3 above). */
+function silentOffline(scope: unknown, prompt: unknown): boolean {
+  return asksOffline(scope) && typeof prompt === 'string' && prompt.split(' ').includes('none');
+}
 
 /** The prompt a request asking for `scope` with `prompt` is treated as having, or undefined when it stays as sent. */
 function impliedPrompt(scope: unknown, prompt: unknown): string | undefined {
-  const scopes = typeof scope === 'string' ? scope.split(' ') : [];
   // A repeated prompt is left for oidc-provider to refuse.
   const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : prompt === undefined ? [] : undefined;
-  if (!scopes.includes('offline_access') || !prompts || prompts.includes('consent') || prompts.includes('none')) return undefined;
+  if (!asksOffline(scope) || !prompts || prompts.includes('consent') || prompts.includes('none')) return undefined;
   return [...prompts, 'consent'].join(' ');
 }
 
@@ -50,14 +65,17 @@ export function offlineAccessPrompt(authorizationPath: string): Middleware {
   return scoped({ paths: [authorizationPath] }, function offlineAccess(ctx, next) {
     if (ctx.method !== 'GET' || ctx.path !== authorizationPath) return next();
     const implied = impliedPrompt(ctx.query.scope, ctx.query.prompt);
+    const silent = silentOffline(ctx.query.scope, ctx.query.prompt);
     // The query is rewritten only when it changes (setting it re-encodes the URL, which the engine then parses again).
-    if (!implied && !(CONSENT_IF_NEEDED in ctx.query)) return next();
+    if (!implied && !silent && !(CONSENT_IF_NEEDED in ctx.query) && !(OFFLINE_IF_GRANTED in ctx.query)) return next();
     const query = { ...ctx.query };
     delete query[CONSENT_IF_NEEDED];
+    delete query[OFFLINE_IF_GRANTED];
     if (implied) {
       query.prompt = implied;
       query[CONSENT_IF_NEEDED] = '1';
     }
+    if (silent) query[OFFLINE_IF_GRANTED] = '1';
     ctx.query = query;
     return next();
   });
@@ -74,11 +92,27 @@ function pushedOfflineAccess(ctx: KoaContextWithOIDC, next: () => Promise<void>)
     // A marker the client pushed itself is dropped, as from a query.
     params[CONSENT_IF_NEEDED] = undefined;
   }
+  params[OFFLINE_IF_GRANTED] = silentOffline(params.scope, params.prompt) ? '1' : undefined;
+  return next();
+}
+
+/**
+ * At `/auth`, once the engine has loaded the grant: a silent request's `offline_access` (dropped by
+ * the engine's scope check) put back when the grant already holds it, for a client that may refresh
+ * (as the engine's own check asks). The consent prompt then finds nothing missing.
+ */
+function offlineIfGranted(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
+  const { params, grant, client } = ctx.oidc;
+  const scope = params?.scope;
+  if (params?.[OFFLINE_IF_GRANTED] === '1' && typeof scope === 'string' && !asksOffline(scope) && client?.grantTypeAllowed('refresh_token') && String(params.response_type).split(' ').includes('code') && grant?.getOIDCScope().split(' ').includes('offline_access')) {
+    params.scope = `${scope} offline_access`;
+  }
   return next();
 }
 
 // In the engine's PAR steps, before its scope check (see before-check-scope.ts).
 beforeCheckScope('pushed_authorization_request', pushedOfflineAccess, 'offline-access.ts');
+afterLoadGrant(offlineIfGranted, 'offline-access.ts');
 
 /** oidc-provider's default policy, with prompt=consent not forcing the page when we implied it. */
 export function consentOnlyIfNeeded(): interactionPolicy.DefaultPolicy {
