@@ -13,6 +13,13 @@
  * (patches/offline-access.ts); a silent request is now held to the same reading. These requests are
  * what oidc-spa (and oidc-client-ts's signinSilent in a frame) send, replayed with openid-client,
  * and pushed first (RFC 9126).
+ *
+ * openid-client 6's buildAuthorizationUrlWithJAR sends a request object as RFC 9101 section 5 has
+ * it: every parameter in the object, only `client_id` and `request` beside it. Latchkey refuses
+ * request objects (request_not_supported), and answered such a request with its "Invalid sign-in
+ * request" page, the app never told why: the redirect URI was in the object alone. It is now read
+ * from the object for the refusal, as `response_mode` and `state` were (patches/refused-request-objects.ts),
+ * and held to the client's registered ones as a redirect URI beside the object is.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -39,6 +46,24 @@ describe('e2e: unmodified client libraries (eighteenth pass)', function () {
   });
   after(async () => {
     await server?.stop();
+  });
+
+  it("a request object as openid-client 6 sends it (RFC 9101: client_id and request alone) is refused request_not_supported at the redirect URI the object names, with its state; one naming a redirect URI the client did not register gets the error page", async () => {
+    const { privateKey } = await oidc.randomDPoPKeyPair('ES256');
+    const jar = (redirect: string) => oidc.buildAuthorizationUrlWithJAR(configs.spa!, { redirect_uri: redirect, scope: 'openid', state: 'jar-state', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }, { key: privateKey });
+    const url = await jar(REDIRECT);
+    assert.deepEqual([...url.searchParams.keys()].sort(), ['client_id', 'request']);
+    const answer = await fetch(url, { redirect: 'manual' });
+    assert.equal(answer.status, 303);
+    const told = new URL(answer.headers.get('location')!);
+    assert.equal(`${told.origin}${told.pathname}`, REDIRECT);
+    assert.equal(told.searchParams.get('error'), 'request_not_supported');
+    assert.equal(told.searchParams.get('state'), 'jar-state');
+    assert.equal(told.searchParams.get('iss'), server.issuer);
+
+    const elsewhere = await fetch(await jar('https://attacker.example/'), { redirect: 'manual' });
+    assert.equal(elsewhere.status, 400);
+    assert.equal(elsewhere.headers.get('location'), null);
   });
 
   /** The tokens a request of `client` with `params` ends in at `agent`'s browser (signing in and allowing when asked). */

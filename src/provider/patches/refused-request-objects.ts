@@ -10,12 +10,17 @@
  * error where it never looks (the suite fails it: CheckCallbackHttpMethodIsPost, RejectErrorInUrlQuery),
  * and got no state to tell which request it was.
  *
+ * RFC 9101 §5 goes further: only `client_id` and `request` beside the object (openid-client 6's
+ * buildAuthorizationUrlWithJAR sends just that), so the redirect URI too may be in the object alone,
+ * and such a refusal was the "Invalid sign-in request" page, the app never told.
+ *
  * A step put just before rejectUnsupported at `/auth` reads, from a `request` that is a compact JWS
- * or unsecured JWT, the payload's `response_mode` and `state` when they are strings and the request
- * has none of its own, into the parameters the engine's error handler answers with. Nothing is
- * verified, and nothing needs to be: those two only say how and with what an error is delivered,
- * and anyone who can send the request can put them beside the object as well; the error handler
- * still delivers only to a redirect URI registered for the client, only in a response mode the
+ * or unsecured JWT, the payload's `response_mode`, `state` and `redirect_uri` when they are strings
+ * and the request has none of its own, into the parameters the engine's error handler answers with.
+ * Nothing is verified, and nothing needs to be: they only say how, where and with what an error is
+ * delivered, and anyone who can send the request can put them beside the object as well; the error
+ * handler still delivers only to a redirect URI registered for the client (another gets the error
+ * page, as beside the object), only in a response mode the
  * server offers (another falls back to the default, as it does beside the object), and a request
  * carrying `request` never gets past rejectUnsupported, so no answer but this error is changed. A
  * `request_uri` (by reference) is not fetched for this, so its error stays in the query
@@ -28,7 +33,7 @@ type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void
 
 const ENGINE_STEP = 'rejectUnsupported';
 /** The members of a refused object the error is delivered with. */
-const DELIVERY = ['response_mode', 'state'] as const;
+const DELIVERY = ['response_mode', 'state', 'redirect_uri'] as const;
 
 /** The payload of a compact JWS or unsecured JWT, undefined for anything else (a JWE, not JSON, not an object). */
 export function unverifiedPayload(jwt: string): Record<string, unknown> | undefined {
