@@ -25,20 +25,14 @@
  * added again counted as given after it, and was redeemed for the new API (twenty-sixth endings
  * pass, test/e2e/redteam-endings-26.test.ts); its `grantedAt` is on the store's clock.
  */
-import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
-import { keptInPayload } from './payload-properties.js';
-
-type Given = { grantedAt?: number; iat?: number; iiat?: number; accountId?: unknown };
-type Model = { prototype: Given & { save(...args: unknown[]): Promise<unknown> } };
-type Sources = { RotatedRefreshToken?: Given; RefreshToken?: Given; AuthorizationCode?: Given; DeviceCode?: Given };
-
-const MARK = 'grantedAt';
+import { carriedAlongRefreshChain, type Carrying, type Sources } from './carried-along-refresh-chain.js';
 
 const number = (value: unknown): number | undefined => (typeof value === 'number' ? value : undefined);
 
 /** When the grant of a refresh token, code or device code (the first found, in that order) was given. */
-function givenAt({ RefreshToken, AuthorizationCode, DeviceCode }: Omit<Sources, 'RotatedRefreshToken'>): number | undefined {
+function givenAt({ RefreshToken, AuthorizationCode, DeviceCode }: { RefreshToken?: Carrying } & Omit<Sources, 'RotatedRefreshToken'>): number | undefined {
   if (RefreshToken) return number(RefreshToken.grantedAt) ?? number(RefreshToken.iiat);
   if (AuthorizationCode) return number(AuthorizationCode.grantedAt) ?? number(AuthorizationCode.iat);
   if (DeviceCode) return number(DeviceCode.grantedAt) ?? number(DeviceCode.iat);
@@ -48,43 +42,16 @@ function givenAt({ RefreshToken, AuthorizationCode, DeviceCode }: Omit<Sources, 
 /** At the token endpoint: when the person gave the grant the request redeems (its refresh token, code or device code). */
 export function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
   if (ctx.oidc.route !== 'token') return undefined;
-  return givenAt(ctx.oidc.entities as Sources);
+  return givenAt(ctx.oidc.entities as { RefreshToken?: Carrying } & Sources);
 }
 
 export function grantGivenAtKept(provider: Provider): void {
-  const DeviceCode = provider.DeviceCode as unknown as Model;
-  const RefreshToken = provider.RefreshToken as unknown as Model;
-  const AuthorizationCode = provider.AuthorizationCode as unknown as Model;
-  for (const Token of [DeviceCode, RefreshToken, AuthorizationCode]) {
-    keptInPayload(Token, MARK);
-    if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/grant-given-at.ts');
-  }
-
-  const saveDevice = DeviceCode.prototype.save;
-  DeviceCode.prototype.save = function (this: Given, ...args: unknown[]) {
-    // Approved: the engine saves it with its person once (device.js deviceVerificationResponse).
-    if (this.grantedAt === undefined && typeof this.accountId === 'string') this.grantedAt = epochSeconds();
-    return saveDevice.apply(this, args);
-  };
-
-  // A code is issued as the person's consent is given: dated on the store's clock, not by its `iat`
-  // (the engine's, on the machine's clock of the instance that issued it: see above).
-  const saveCode = AuthorizationCode.prototype.save;
-  AuthorizationCode.prototype.save = function (this: Given, ...args: unknown[]) {
-    if (this.grantedAt === undefined) this.grantedAt = epochSeconds();
-    return saveCode.apply(this, args);
-  };
-
-  const saveRefresh = RefreshToken.prototype.save;
-  RefreshToken.prototype.save = function (this: Given, ...args: unknown[]) {
-    if (this.grantedAt === undefined) {
-      const entities = ((Provider.ctx as KoaContextWithOIDC | undefined)?.oidc?.entities ?? {}) as Sources;
-      // At a rotation the engine names the new token RefreshToken before saving it, the old one RotatedRefreshToken.
-      const from = entities.RotatedRefreshToken
-        ? givenAt({ RefreshToken: entities.RotatedRefreshToken })
-        : givenAt({ AuthorizationCode: entities.AuthorizationCode, DeviceCode: entities.DeviceCode });
-      if (from !== undefined) this.grantedAt = from;
-    }
-    return saveRefresh.apply(this, args);
-  };
+  carriedAlongRefreshChain(provider, 'grantedAt', {
+    // A code is issued as the person's consent is given: dated on the store's clock, not by its `iat`
+    // (the engine's, on the machine's clock of the instance that issued it: see above). A device code
+    // is approved when the engine saves it with its person, once (device.js deviceVerificationResponse).
+    issued: (token, model) => (model === 'AuthorizationCode' || typeof token.accountId === 'string' ? epochSeconds() : undefined),
+    rotated: (rotated) => givenAt({ RefreshToken: rotated }),
+    first: ({ AuthorizationCode, DeviceCode }) => givenAt({ AuthorizationCode, DeviceCode }),
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * What a refresh token chain remembers of how it began, carried from each token to the one rotated
  * from it: oidc-provider copies none of our properties to the rotated token, so each mark is kept in
- * the payload (IN_PAYLOAD) and set again on the new token as it is saved. Read by provider.ts's
+ * the payload (IN_PAYLOAD) and set again on the new token as it is saved (carried-along-refresh-chain.ts). Read by provider.ts's
  * `ttl.RefreshToken`, which keeps a browser's chain within its first token's lifetime (RFC 9700
  * §4.14.2: a thief refreshing a token stolen from a page does not extend the chain):
  *
@@ -16,13 +16,12 @@
  * A token without a mark stores nothing more (a chain begun before this release has none: it keeps
  * the rule it began under, at most `ttl.grant`).
  */
-import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
-import { keptInPayload } from './payload-properties.js';
+import type { Provider } from 'oidc-provider';
+import { carriedAlongRefreshChain } from './carried-along-refresh-chain.js';
 
 export const BOUND_LATE = 'boundLate';
 export const HELD_IN_BROWSER = 'heldInBrowser';
-const MARKS = [BOUND_LATE, HELD_IN_BROWSER] as const;
-type Mark = (typeof MARKS)[number];
+type Mark = typeof BOUND_LATE | typeof HELD_IN_BROWSER;
 
 type Marked = Partial<Record<Mark, unknown>>;
 
@@ -37,19 +36,9 @@ export function mark(token: unknown, which: Mark): void {
 }
 
 export function refreshChainMarks(provider: Provider): void {
-  const RefreshToken = provider.RefreshToken as unknown as { prototype: Marked & { save(...args: unknown[]): Promise<unknown> } };
-  keptInPayload(RefreshToken, ...MARKS);
-  const save = RefreshToken.prototype.save;
-  if (typeof save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/refresh-chain-marks.ts');
-  RefreshToken.prototype.save = function (this: Marked, ...args: unknown[]) {
-    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
-    // At a rotation the engine names the new token RefreshToken before saving it, the old one RotatedRefreshToken.
-    const rotated = ctx?.oidc?.entities?.RotatedRefreshToken;
-    if (rotated) {
-      for (const each of MARKS) if (this[each] === undefined && marked(rotated, each)) this[each] = true;
-    } else if (this[HELD_IN_BROWSER] === undefined && ctx?.oidc?.client?.clientAuthMethod === 'none' && ctx.get('origin') !== '') {
-      this[HELD_IN_BROWSER] = true;
-    }
-    return save.apply(this, args);
-  };
+  // Set on the token rotated, at the refresh that binds it (dpop-bound-refresh.ts): carried from there.
+  carriedAlongRefreshChain(provider, BOUND_LATE);
+  carriedAlongRefreshChain(provider, HELD_IN_BROWSER, {
+    first: (_sources, ctx) => (ctx?.oidc?.client?.clientAuthMethod === 'none' && ctx.get('origin') !== '') || undefined,
+  });
 }

@@ -19,13 +19,9 @@
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { FederatedSessions } from '../../upstreams/sessions.js';
-import { keptInPayload } from './payload-properties.js';
+import { carriedAlongRefreshChain } from './carried-along-refresh-chain.js';
 
-type Marked = { idp?: string; amr?: unknown; sessionUid?: unknown; accountId?: unknown };
-type Model = { prototype: Marked & { save(...args: unknown[]): Promise<unknown> } };
-type Sources = { RotatedRefreshToken?: Marked; AuthorizationCode?: Marked; DeviceCode?: Marked };
-
-const MARK = 'idp';
+type Marked = { idp?: unknown; amr?: unknown; sessionUid?: unknown };
 
 const federatedSignIn = (token: Marked): boolean => Array.isArray(token.amr) && token.amr.includes('fed');
 
@@ -37,25 +33,11 @@ async function signedInThrough(federated: FederatedSessions, token: Marked): Pro
 }
 
 export function signedInThroughKept(provider: Provider, federated: FederatedSessions): void {
-  const models = { AuthorizationCode: provider.AuthorizationCode, DeviceCode: provider.DeviceCode, RefreshToken: provider.RefreshToken } as unknown as Record<string, Model>;
-  for (const [name, Token] of Object.entries(models)) {
-    if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/signed-in-through.ts');
-    keptInPayload(Token, MARK);
-    const save = Token.prototype.save;
-    Token.prototype.save = async function (this: Marked, ...args: unknown[]) {
-      if (this.idp === undefined && typeof this.accountId === 'string' && federatedSignIn(this)) {
-        if (name === 'RefreshToken') {
-          const { RotatedRefreshToken, AuthorizationCode, DeviceCode } = ((Provider.ctx as KoaContextWithOIDC | undefined)?.oidc?.entities ?? {}) as Sources;
-          const idp = (RotatedRefreshToken ?? AuthorizationCode ?? DeviceCode)?.idp;
-          if (idp !== undefined) this.idp = idp;
-        } else {
-          const idp = await signedInThrough(federated, this);
-          if (idp !== undefined) this.idp = idp;
-        }
-      }
-      return save.apply(this, args);
-    };
-  }
+  carriedAlongRefreshChain(provider, 'idp', {
+    when: (token) => typeof token.accountId === 'string' && federatedSignIn(token),
+    issued: (token) => signedInThrough(federated, token),
+    first: ({ AuthorizationCode, DeviceCode }) => (AuthorizationCode ?? DeviceCode)?.idp,
+  });
 }
 
 /** The upstream an ID token made from `token` names: the one kept with it, else (stored before it was kept) the session's. */
