@@ -6,29 +6,10 @@
  * seventeenth passes: the newcomer's first hour").
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { refusedConfigFile } from '../helpers/config-files.js';
 
 describe('a configuration file giving Redis in parts (seventeenth passes)', () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  const refused = (text: string) => {
-    const file = join(dir, 'extra.yaml');
-    writeFileSync(file, text);
-    try {
-      loadConfig({ CONFIG_FILE: file });
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, String(error));
-      return error.message;
-    }
-    assert.fail(`${text} was taken`);
-  };
+  const refused = refusedConfigFile();
   const INTO_URL = "Redis's host, port, user, password and database are all in redis.url (redis://user:password@host:port/db), which a file nests under its group: redis: {url: …}";
 
   it('redis.host, redis.port and redis.password are told that redis.url holds them, a password not echoed', () => {

@@ -6,29 +6,10 @@
  * password (docs/security-passes.md, "Looked at in the seventeenth passes: review of 2abc715c..4b787388").
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { refusedConfigFile } from '../helpers/config-files.js';
 
 describe('a configuration file giving a Redis password under another name (seventeenth passes, review)', () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  const refused = (text: string) => {
-    const file = join(dir, 'extra.yaml');
-    writeFileSync(file, text);
-    try {
-      loadConfig({ CONFIG_FILE: file });
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, String(error));
-      return error.message;
-    }
-    assert.fail(`${text} was taken`);
-  };
+  const refused = refusedConfigFile();
 
   it('does not echo the value of pass, Pass, auth_pass, requirepass, pwd or auth', () => {
     for (const name of ['pass', 'Pass', 'auth_pass', 'requirepass', 'pwd', 'auth', 'redis_pass']) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { isMap, isPair, isScalar, parseDocument, type Pair } from 'yaml';
 import { ConfigError, envName, loadConfig, settings } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
+import { refusedConfigFile } from '../helpers/config-files.js';
 import { latchkey } from '../helpers/process.js';
 
 const SAFE_KEYS = 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2';
@@ -78,40 +79,25 @@ describe('configuration', () => {
     }
   });
 
+  const refused = refusedConfigFile();
+
   it('a setting written in a file as the README names it, dotted (redis.url:) or as its env var (KEYS_SECRETS:), is told how a file nests it, and its value is not echoed if it may be a secret (tenth newcomer pass)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
-    try {
-      const file = join(dir, 'extra.yaml');
-      const refused = (text: string) => {
-        writeFileSync(file, text);
-        try {
-          loadConfig({ CONFIG_FILE: file });
-        } catch (error) {
-          assert.ok(error instanceof ConfigError, String(error));
-          assert.ok(!error.message.includes('\n'), 'one line');
-          return error.message;
-        }
-        assert.fail(`${text} was taken`);
-      };
-      // The README's own name for it was "unknown setting", with no word of what was meant.
-      assert.equal(refused('ttl.accessToken: 60\n'), 'ttl.accessToken: unknown setting, got 60; a file nests a setting under its group: ttl: {accessToken: …}');
-      assert.equal(refused('redis.url: redis://u:pw@127.0.0.1:6379\n'), 'redis.url: unknown setting, got "redis://***@127.0.0.1:6379"; a file nests a setting under its group: redis: {url: …}');
-      assert.equal(refused('accounts.argon2.memoryCost: 65536\n'), 'accounts.argon2.memoryCost: unknown setting, got 65536; a file nests a setting under its group: accounts: {argon2: {memoryCost: …}}');
-      assert.equal(refused('accounts:\n  argon2.memoryCost: 65536\n'), 'accounts.argon2.memoryCost: unknown setting, got 65536; a file nests a setting under its group: accounts: {argon2: {memoryCost: …}}');
-      assert.equal(refused('TTL_ACCESS_TOKEN: 60\n'), 'TTL_ACCESS_TOKEN: unknown setting, got 60; that is the environment variable of ttl.accessToken, which a file nests under its group: ttl: {accessToken: …}');
-      assert.equal(refused('SHUTDOWN_TIMEOUT: 5\n'), 'SHUTDOWN_TIMEOUT: unknown setting, got 5; that is the environment variable of shutdownTimeout, which a file writes as shutdownTimeout: …');
-      // A secret under its env var's name, or a name near it, was written back on the terminal and into the log.
-      assert.equal(refused('KEYS_SECRETS: my-very-own-secret-keep-it-private\n'), 'KEYS_SECRETS: unknown setting; that is the environment variable of keys.secrets, which a file nests under its group: keys: {secrets: …}');
-      assert.equal(refused('COOKIE_KEYS: my-very-own-cookie-key-keep-it-private\n'), 'COOKIE_KEYS: unknown setting; that is the environment variable of cookie.keys, which a file nests under its group: cookie: {keys: …}');
-      for (const text of ['keys_secret: hunter2hunter2\n', 'keys:\n  sekrets: hunter2hunter2\n', 'redis_password: hunter2hunter2\n', 'admin_token: hunter2hunter2\n']) {
-        assert.doesNotMatch(refused(text), /hunter2/, text);
-      }
-      // A name that is neither keeps its own message.
-      assert.equal(refused('ttl:\n  acessToken: 5\n'), 'ttl.acessToken: unknown setting, got 5; did you mean ttl.accessToken (TTL_ACCESS_TOKEN)?');
-      assert.equal(refused('PORT: 7000\n'), 'PORT: unknown setting, got 7000; did you mean port (PORT)?');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    // The README's own name for it was "unknown setting", with no word of what was meant.
+    assert.equal(refused('ttl.accessToken: 60\n'), 'ttl.accessToken: unknown setting, got 60; a file nests a setting under its group: ttl: {accessToken: …}');
+    assert.equal(refused('redis.url: redis://u:pw@127.0.0.1:6379\n'), 'redis.url: unknown setting, got "redis://***@127.0.0.1:6379"; a file nests a setting under its group: redis: {url: …}');
+    assert.equal(refused('accounts.argon2.memoryCost: 65536\n'), 'accounts.argon2.memoryCost: unknown setting, got 65536; a file nests a setting under its group: accounts: {argon2: {memoryCost: …}}');
+    assert.equal(refused('accounts:\n  argon2.memoryCost: 65536\n'), 'accounts.argon2.memoryCost: unknown setting, got 65536; a file nests a setting under its group: accounts: {argon2: {memoryCost: …}}');
+    assert.equal(refused('TTL_ACCESS_TOKEN: 60\n'), 'TTL_ACCESS_TOKEN: unknown setting, got 60; that is the environment variable of ttl.accessToken, which a file nests under its group: ttl: {accessToken: …}');
+    assert.equal(refused('SHUTDOWN_TIMEOUT: 5\n'), 'SHUTDOWN_TIMEOUT: unknown setting, got 5; that is the environment variable of shutdownTimeout, which a file writes as shutdownTimeout: …');
+    // A secret under its env var's name, or a name near it, was written back on the terminal and into the log.
+    assert.equal(refused('KEYS_SECRETS: my-very-own-secret-keep-it-private\n'), 'KEYS_SECRETS: unknown setting; that is the environment variable of keys.secrets, which a file nests under its group: keys: {secrets: …}');
+    assert.equal(refused('COOKIE_KEYS: my-very-own-cookie-key-keep-it-private\n'), 'COOKIE_KEYS: unknown setting; that is the environment variable of cookie.keys, which a file nests under its group: cookie: {keys: …}');
+    for (const text of ['keys_secret: hunter2hunter2\n', 'keys:\n  sekrets: hunter2hunter2\n', 'redis_password: hunter2hunter2\n', 'admin_token: hunter2hunter2\n']) {
+      assert.doesNotMatch(refused(text), /hunter2/, text);
     }
+    // A name that is neither keeps its own message.
+    assert.equal(refused('ttl:\n  acessToken: 5\n'), 'ttl.acessToken: unknown setting, got 5; did you mean ttl.accessToken (TTL_ACCESS_TOKEN)?');
+    assert.equal(refused('PORT: 7000\n'), 'PORT: unknown setting, got 7000; did you mean port (PORT)?');
   });
 
   it('the shipped rate limits are flood guards that one busy client or a load test from one address never meets', () => {

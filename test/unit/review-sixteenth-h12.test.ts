@@ -11,30 +11,11 @@
  * are the .env refusal now, and a YAML error never quotes a NAME=value line.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { refusedConfigFile } from '../helpers/config-files.js';
 
 describe('review of the sixteenth passes (h12): a CONFIG_FILE written as a .env never prints a value', function () {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'latchkey-review-h12-env-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   const SECRET = 'a-cookie-secret-nobody-may-read';
-  const refusal = (text: string) => {
-    const file = join(dir, '.env');
-    writeFileSync(file, text);
-    try {
-      loadConfig({ CONFIG_FILE: file });
-    } catch (error) {
-      assert.ok(error instanceof ConfigError, String(error));
-      return error.message.replace(file, 'FILE');
-    }
-    assert.fail('loaded');
-  };
+  const refusal = refusedConfigFile('.env');
   const DOT_ENV = 'FILE: expected a mapping of settings (as config/default.yaml writes them), not NAME=value lines as in a .env, which are environment variables: export them, or write each as YAML';
 
   it('a .env with ": " in a later value (no YAML at all) is refused as a .env, its first line not quoted', () => {
