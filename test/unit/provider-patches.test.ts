@@ -191,6 +191,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     }
   });
 
+  it("carried-along-refresh-chain.ts: the code and device code grants name what they redeem before a refresh token is made and saved (grant_common.js); a refresh names the token rotated RotatedRefreshToken, and makes the new one of the engine's own properties, before saving it", () => {
+    assert.match(source('actions/grants/authorization_code.js'), /ctx\.oidc\.entity\('AuthorizationCode', code\);[\s\S]*?await issueTokens\(/);
+    assert.match(source('actions/grants/device_code.js'), /ctx\.oidc\.entity\('DeviceCode', code\);[\s\S]*?await issueTokens\(/);
+    assert.match(source('helpers/grant_common.js'), /ctx\.oidc\.entity\('RefreshToken', rt\);\s*refreshToken = await rt\.save\(\);/);
+    const refresh = source('actions/grants/refresh_token.js');
+    assert.match(refresh, /ctx\.oidc\.entity\('RotatedRefreshToken', refreshToken\);\s*refreshToken = new RefreshToken\(\{[^}]*\}\);[\s\S]*?refreshTokenValue = await refreshToken\.save\(\);/);
+    assert.equal(typeof Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'function', 'Provider.ctx, the request being served');
+  });
+
   it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
     assert.match(source('actions/token.js'), /if \(!ctx\.oidc\.client\.grantTypeAllowed\(ctx\.oidc\.params\.grant_type\)\) \{\s*throw new InvalidRequest\('requested grant type is not allowed for this client'\);/);
     assert.match(source('actions/authorization/client.js'), /throw new InvalidRequest\(`\$\{grantType\} is not allowed for this client`\);/);
