@@ -27,16 +27,15 @@ import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.j
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { configuredApiRestarts } from '../helpers/configured-api-restarts.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { acceptedBy, adminJson, API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { acceptedBy, adminJson, API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, WEB, webClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'eighteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const MACHINE = { id: 'machine', secret: 'machine-client-secret-with-plenty-of-entropy-0123' };
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
 const STORED = 'https://stored.example.test';
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
-const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' };
+const WEB_CLIENT = webClient(WEB, [REDIRECT], { scope: 'openid offline_access read' });
 const introspector = { client_id: RS.id, introspect: true };
 const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 /** The JWT API (the one `latchkey/resource-server` serves below), with the machine's grant there. */
@@ -51,7 +50,7 @@ const ledger = { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque', gra
 
 describe('e2e: red team, eighteenth endings pass: a configured API or operator grant changed across a restart ends what the same runtime change ends', function () {
   this.timeout(60_000);
-  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), webClient, TV], RS);
+  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), WEB_CLIENT, TV], RS);
   /** The server running now (restarts stops it after each test). */
   let server: TestServer | undefined;
   /** (Re)starts the server on the same Redis with these configured APIs; the feed's reader granted. */
@@ -295,7 +294,7 @@ describe('e2e: red team, eighteenth endings pass: a configured API taken out and
     helper?.close();
     helper = undefined;
     await served?.stop();
-    const env = testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS: JSON.stringify([machineClient(RS), machineClient(MACHINE), webClient]), RESOURCE_SERVERS: JSON.stringify(apis) } });
+    const env = testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS: JSON.stringify([machineClient(RS), machineClient(MACHINE), WEB_CLIENT]), RESOURCE_SERVERS: JSON.stringify(apis) } });
     served = await serveProcess(env, ['--workers', '2']);
     return env;
   }

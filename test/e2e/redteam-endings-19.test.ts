@@ -20,15 +20,14 @@ import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { configuredApiRestarts } from '../helpers/configured-api-restarts.js';
 import type { TestServer } from '../helpers/server.js';
 import { apiKey, APIS_KEY } from '../../src/store/keys.js';
-import { acceptedBy, API, clientCredentialsToken, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { acceptedBy, API, clientCredentialsToken, introspect, machineClient, OPAQUE_API, WEB, webClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'nineteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const MACHINE = { id: 'machine', secret: 'machine-client-secret-with-plenty-of-entropy-0123' };
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
 const STORED = 'https://stored.example.test';
-const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read write' };
+const WEB_CLIENT = webClient(WEB, [REDIRECT], { scope: 'openid offline_access read write' });
 const introspector = { client_id: RS.id, introspect: true };
 /** The JWT API `latchkey/resource-server` serves below, offering `scopes`; its operator grants are made at runtime. */
 const jwtApi = (scopes: string[], identifier = API) => ({ identifier, scopes, format: 'jwt', grants: [introspector] });
@@ -37,7 +36,7 @@ const ledger = { identifier: OPAQUE_API, scopes: ['read', 'write'], format: 'opa
 
 describe('e2e: red team, nineteenth endings pass: a scope taken out of an API that stays ends its tokens at every API following the feed', function () {
   this.timeout(60_000);
-  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), webClient], RS);
+  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), WEB_CLIENT], RS);
   /** The server running now (restarts stops it after each test). */
   let server: TestServer | undefined;
   /** (Re)starts the server on the same Redis with these configured APIs; the feed's reader granted. */

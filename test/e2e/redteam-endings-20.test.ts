@@ -24,12 +24,11 @@ import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import type { TestServer } from '../helpers/server.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
-import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS, WEB, webClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'twentieth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
-const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' };
+const WEB_CLIENT = webClient(WEB, [REDIRECT], { scope: 'openid offline_access' });
 
 describe('e2e: red team, twentieth endings pass: some endings do not end', function () {
   this.timeout(60_000);
@@ -38,7 +37,7 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
 
   /** (Re)starts the server on the same Redis with `env` on top. */
   async function start(env: Record<string, string> = {}): Promise<TestServer> {
-    return (server = await restarts.start({ clients: [webClient], env }));
+    return (server = await restarts.start({ clients: [WEB_CLIENT], env }));
   }
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
@@ -119,8 +118,8 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
 
   it('a PAR request_uri pushed before its configured client was narrowed, or its API taken out, and the server restarted, used after in the person’s signed-in browser: nothing the change took (held)', async () => {
     const api = { identifier: API, scopes: ['read', 'write'], format: 'jwt' };
-    const wide = { ...webClient, scope: 'openid offline_access read write' };
-    const narrow = { ...webClient, scope: 'openid offline_access read' };
+    const wide = { ...WEB_CLIENT, scope: 'openid offline_access read write' };
+    const narrow = { ...WEB_CLIENT, scope: 'openid offline_access read' };
     const restart = (client: object, apis: object[]) => start({ CLIENTS: JSON.stringify([client]), RESOURCE_SERVERS: JSON.stringify(apis) });
     const started = await restart(wide, [api]);
     await started.accounts.create('rhea', PASSWORD);
@@ -150,7 +149,7 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
 
     // The API taken out.
     const beforeRemoval = await push('openid read');
-    await restart(webClient, []);
+    await restart(WEB_CLIENT, []);
     config = await web();
     const removed = await agent.follow(beforeRemoval.url.href, {}, REDIRECT);
     assert.equal(new URL(removed.url).searchParams.get('code'), null, `a code for an API taken out since the push: ${removed.url}`);
@@ -158,7 +157,7 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
   it('a configured client taken out and the server restarted while its device flow (user code not yet entered) and its consent page are pending: the user code, the poll and the consent give nothing (held)', async () => {
     const DEVICE = 'tv';
     const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
-    const started = await start({ CLIENTS: JSON.stringify([webClient, tvClient]) });
+    const started = await start({ CLIENTS: JSON.stringify([WEB_CLIENT, tvClient]) });
     await started.accounts.create('rhea', PASSWORD);
     const tv = await oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });

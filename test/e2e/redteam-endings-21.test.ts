@@ -17,11 +17,11 @@ import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.j
 import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import type { TestServer } from '../helpers/server.js';
+import { WEB, webClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'twenty-first endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
-const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' };
+const WEB_CLIENT = webClient(WEB, [REDIRECT], { scope: 'openid offline_access' });
 
 describe('e2e: red team, twenty-first endings pass: some endings do not end', function () {
   this.timeout(60_000);
@@ -36,7 +36,7 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
 
   it('a configured client taken out and the server restarted while a PAR request of its is pending: its request_uri gives no code, with the client still out or put back since (a code once put back before the fix)', async () => {
-    const started = await start([webClient]);
+    const started = await start([WEB_CLIENT]);
     await started.accounts.create('rhea', PASSWORD);
     const agent = new Agent();
     let config = await web();
@@ -60,7 +60,7 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
     assert.equal(new URL(out.url).searchParams.get('code'), null, `a code for a client taken out: ${out.status} ${out.url}`);
 
     // Put back (the same entry) and restarted: the request pushed before it was taken out is gone.
-    await start([webClient]);
+    await start([WEB_CLIENT]);
     config = await web();
     // (Before the fix: the consent page, the consent taken out with the client, and a code on confirming.)
     const back = await agent.follow(whenPutBack.url.href, {}, REDIRECT);
@@ -72,7 +72,7 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
   it('a device approval across the person disabled between the user code entry and the consent: no device connected, its poll gets no token (held)', async () => {
     const DEVICE = 'tv';
     const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
-    const started = await start([webClient, tvClient]);
+    const started = await start([WEB_CLIENT, tvClient]);
     await started.accounts.create('rhea', PASSWORD);
     const tv = await oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
@@ -98,13 +98,13 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
   it('a configured client taken out and the server restarted while its device flow is pending, then put back: the user code from before is not taken and its poll gets no token (approved and a token before the fix)', async () => {
     const DEVICE = 'tv';
     const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
-    const started = await start([webClient, tvClient]);
+    const started = await start([WEB_CLIENT, tvClient]);
     await started.accounts.create('rhea', PASSWORD);
     const tv = () => oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const device = await oidc.initiateDeviceAuthorization(await tv(), { scope: 'openid offline_access' });
 
-    await start([webClient]);
-    await start([webClient, tvClient]);
+    await start([WEB_CLIENT]);
+    await start([WEB_CLIENT, tvClient]);
     const agent = new Agent();
     const entry = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
     const approved = entry.html.includes('name="confirm"') ? await signInSteps(agent, await agent.submit(entry, '/device', { confirm: 'yes' }), { username: 'rhea', password: PASSWORD }) : entry;

@@ -25,7 +25,7 @@ import { latchkey } from '../helpers/process.js';
 import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { Secret, TOTP } from 'otpauth';
 import { assertion, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
-import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS, WEB, webClient } from '../helpers/tokens.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { documentHost } from '../helpers/document-host.js';
@@ -38,15 +38,7 @@ const REDIRECT = 'https://app.example.test/callback';
 const OTHER_REDIRECT = 'https://app.example.test/other-callback';
 const SIGNED_OUT = 'https://app.example.test/bye';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
-const webClient = (changes: Record<string, unknown> = {}) => ({
-  client_id: WEB.id,
-  client_secret: WEB.secret,
-  redirect_uris: [REDIRECT, OTHER_REDIRECT],
-  grant_types: ['authorization_code', 'refresh_token'],
-  scope: 'openid offline_access',
-  ...changes,
-});
+const webClientWith = (changes: Record<string, unknown> = {}) => webClient(WEB, [REDIRECT, OTHER_REDIRECT], { scope: 'openid offline_access', ...changes });
 
 /** A request of `config`'s client pushed (PAR) for `redirectUri`: the URL that sends the person with it. */
 async function push(config: oidc.Configuration, redirectUri: string): Promise<URL> {
@@ -81,7 +73,7 @@ describe('e2e: red team, twenty-second endings pass: a configured client narrowe
   }
 
   it('a redirect URI taken out and put back while a PAR request naming it is pending: its request_uri gives no code (a code silently before the fix)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     const agent = new Agent();
     await allowed(agent);
     let config = await web();
@@ -89,8 +81,8 @@ describe('e2e: red team, twenty-second endings pass: a configured client narrowe
     assert.ok(new URL((await agent.follow((await push(config, OTHER_REDIRECT)).href, {}, OTHER_REDIRECT)).url).searchParams.get('code'));
     const pending = await push(config, OTHER_REDIRECT);
 
-    await start(webClient({ redirect_uris: [REDIRECT] }));
-    await start(webClient());
+    await start(webClientWith({ redirect_uris: [REDIRECT] }));
+    await start(webClientWith());
     config = await web();
     const back = await agent.follow(pending.href, {}, OTHER_REDIRECT);
     const answered = isConsent(back) ? await agent.submit(back, '/confirm', {}, OTHER_REDIRECT) : back;
@@ -104,12 +96,12 @@ describe('e2e: red team, twenty-second endings pass: a configured client narrowe
 
   it('the device grant taken away and given back while a device flow is pending: the user code from before is not taken and its poll gets no token (approved and tokens before the fix)', async () => {
     const tv = () => oidc.discovery(new URL(server!.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    await start(webClient(), tvClient());
+    await start(webClientWith(), tvClient());
     await server!.accounts.create('rhea', PASSWORD);
     const device = await oidc.initiateDeviceAuthorization(await tv(), { scope: 'openid offline_access' });
 
-    await start(webClient(), tvClient(['authorization_code', 'refresh_token']));
-    await start(webClient(), tvClient());
+    await start(webClientWith(), tvClient(['authorization_code', 'refresh_token']));
+    await start(webClientWith(), tvClient());
     const config = await tv();
     const agent = new Agent();
     const entry = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
@@ -285,7 +277,7 @@ describe('e2e: red team, twenty-second endings pass: a second factor removed whi
   let config: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, clients: [webClient()] });
+    server = await startServer({ ownRedis: true, clients: [webClientWith()] });
     config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {

@@ -26,19 +26,12 @@ import { isSecondFactor } from '../helpers/soft-passkeys.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { WEB, webClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'twenty-fourth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const OTHER_REDIRECT = 'https://app.example.test/other-callback';
-const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
-const webClient = (changes: Record<string, unknown> = {}) => ({
-  client_id: WEB.id,
-  client_secret: WEB.secret,
-  redirect_uris: [REDIRECT, OTHER_REDIRECT],
-  grant_types: ['authorization_code', 'refresh_token'],
-  scope: 'openid offline_access email',
-  ...changes,
-});
+const webClientWith = (changes: Record<string, unknown> = {}) => webClient(WEB, [REDIRECT, OTHER_REDIRECT], { scope: 'openid offline_access email', ...changes });
 
 /** Where a sign-in ended: no code, and the client told invalid_request at `redirectUri` (registered again). */
 function endedAt(page: Page, redirectUri: string): void {
@@ -69,12 +62,12 @@ describe('e2e: red team, twenty-fourth endings pass: a configured client narrowe
   }
 
   it('a redirect URI taken out and put back while a sign-in for it waits at the login page: the person signs in and allows, and the app gets no code (a code before the fix)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     await server!.accounts.create(person.username, PASSWORD);
     const pending = await atLogin(OTHER_REDIRECT);
 
-    await start(webClient({ redirect_uris: [REDIRECT] }));
-    await start(webClient());
+    await start(webClientWith({ redirect_uris: [REDIRECT] }));
+    await start(webClientWith());
     endedAt(await signInSteps(pending.agent, pending.page, { ...person, stopAt: OTHER_REDIRECT }), OTHER_REDIRECT);
     // The ending is of the sign-in begun before: one begun now goes on to a code for that redirect URI.
     const fresh = await atLogin(OTHER_REDIRECT);
@@ -82,47 +75,47 @@ describe('e2e: red team, twenty-fourth endings pass: a configured client narrowe
   });
 
   it('the code response type taken away and given back while a sign-in waits at the consent page: allowed, no code (a code before the fix)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     await server!.accounts.create(person.username, PASSWORD);
     const pending = await atLogin(REDIRECT);
     const consent = await signInSteps(pending.agent, pending.page, { ...person, consent: 'stop' });
     assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
 
-    await start(webClient({ response_types: [] }));
-    await start(webClient());
+    await start(webClientWith({ response_types: [] }));
+    await start(webClientWith());
     endedAt(await pending.agent.submit(consent, '/confirm', {}, REDIRECT), REDIRECT);
   });
 
   it('pushed requests required and then not while a front-channel sign-in waits at the login page: no code (a code before the fix)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     await server!.accounts.create(person.username, PASSWORD);
     const pending = await atLogin(REDIRECT);
 
-    await start(webClient({ require_pushed_authorization_requests: true }));
-    await start(webClient());
+    await start(webClientWith({ require_pushed_authorization_requests: true }));
+    await start(webClientWith());
     endedAt(await signInSteps(pending.agent, pending.page, { ...person, stopAt: REDIRECT }), REDIRECT);
   });
 
   it('the client taken out of the configuration and put back while a sign-in of its waits at the login page: no code (a code before the fix)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     await server!.accounts.create(person.username, PASSWORD);
     const pending = await atLogin(REDIRECT);
 
     await start();
-    await start(webClient());
+    await start(webClientWith());
     endedAt(await signInSteps(pending.agent, pending.page, { ...person, stopAt: REDIRECT }), REDIRECT);
   });
 
   it('a scope taken away and given back, and another authentication method, while sign-ins wait: not narrowings, each goes on to a code (held)', async () => {
-    await start(webClient());
+    await start(webClientWith());
     await server!.accounts.create(person.username, PASSWORD);
     const asking = await atLogin(REDIRECT, { scope: 'openid email' });
     const other = await atLogin(REDIRECT);
 
-    await start(webClient({ scope: 'openid offline_access' }));
-    await start(webClient());
+    await start(webClientWith({ scope: 'openid offline_access' }));
+    await start(webClientWith());
     assert.ok(codeOf(await signInSteps(asking.agent, asking.page, { ...person, stopAt: REDIRECT })), 'a sign-in across a scope taken away and given back goes on');
-    await start(webClient({ token_endpoint_auth_method: 'client_secret_post' }));
+    await start(webClientWith({ token_endpoint_auth_method: 'client_secret_post' }));
     assert.ok(codeOf(await signInSteps(other.agent, other.page, { ...person, stopAt: REDIRECT })), 'a sign-in across another authentication method goes on');
   });
 });

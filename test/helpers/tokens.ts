@@ -31,6 +31,14 @@ export function machineClient({ id, secret }: ClientCredentials, extra: Record<s
   return { client_id: id, client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], ...extra };
 }
 
+/** The confidential web app the endings passes sign people in to (webClient). */
+export const WEB: ClientCredentials = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+
+/** A web app's static metadata, as CLIENTS entries: confidential, signing people in with a code, and refreshing. */
+export function webClient({ id, secret }: ClientCredentials, redirectUris: string[], extra: Record<string, unknown> = {}) {
+  return { client_id: id, client_secret: secret, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], ...extra };
+}
+
 /** client_credentials for a resource server; returns the access token. */
 export async function clientCredentialsToken(baseUrl: string, client: ClientCredentials, resource = API, scope = 'read'): Promise<string> {
   const response = await fetch(`${baseUrl}/token`, {
