@@ -15,19 +15,13 @@ import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { selfRegistered, type Registered } from '../helpers/registration.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'seventeenth passes granting passphrase';
 const HOME = 'https://app.seventeenth.example.test/callback';
 /** A loopback redirect URI: where a program on the person's machine listens (a web client's is matched exactly). */
 const LISTENER = 'http://127.0.0.1:49152/callback';
-
-interface Registration {
-  client_id: string;
-  client_secret?: string;
-  registration_client_uri: string;
-  registration_access_token: string;
-}
 
 describe('e2e: seventeenth passes, more than was granted (a loopback redirect URI added to a client that is not asked each time)', function () {
   this.timeout(60_000);
@@ -42,21 +36,7 @@ describe('e2e: seventeenth passes, more than was granted (a loopback redirect UR
   });
 
   /** A client registered with `own` (RFC 7591), and its RFC 7592 update with the registration access token alone. */
-  async function registered(own: Record<string, unknown>) {
-    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
-    assert.equal(created.status, 201, await created.clone().text());
-    let registration = (await created.json()) as Registration;
-    const update = async (metadata: Record<string, unknown>) => {
-      const answer = await fetch(registration.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
-        body: JSON.stringify({ ...own, client_id: registration.client_id, ...metadata }),
-      });
-      assert.equal(answer.status, 200, await answer.clone().text());
-      registration = (await answer.json()) as Registration;
-    };
-    return { registration, update };
-  }
+  const registered = (own: Record<string, unknown>) => selfRegistered<Registered & { client_secret?: string }>(server, own);
 
   /** A key of the token holder's, as client metadata (private_key_jwt), and the holder's openid-client configuration for `clientId`. */
   async function holderKey(clientId: string) {

@@ -18,6 +18,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { selfRegistered } from '../helpers/registration.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'seventeenth review loopback passphrase';
@@ -46,17 +47,7 @@ describe('e2e: seventeenth passes reviewed, a redirect URI on this machine under
 
   /** A public client registered with `own`, allowed by the person (a refresh token), and its RFC 7592 update with the registration access token alone. */
   async function allowedPublicClient(own: Record<string, unknown>) {
-    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
-    assert.equal(created.status, 201, await created.clone().text());
-    const registration = (await created.json()) as Registration;
-    const update = async (metadata: Record<string, unknown>) => {
-      const answer = await fetch(registration.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
-        body: JSON.stringify({ ...own, client_id: registration.client_id, ...metadata }),
-      });
-      assert.equal(answer.status, 200, await answer.clone().text());
-    };
+    const { registration, update } = await selfRegistered(server, own);
     const config = await oidc.discovery(new URL(server.issuer), registration.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const browser = new Agent();
     const started = await startAuthorization(browser, config, HOME, { scope: 'openid offline_access' });

@@ -13,6 +13,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { selfRegistered, type Registered } from '../helpers/registration.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'eighth fresh eyes registration passphrase';
@@ -39,19 +40,9 @@ describe('e2e: eighth fresh-eyes pass, a client that changes its own registratio
 
   it("a public client that adds a redirect URI on another site gets no code there from the consents given before: each person is asked again, on a page naming that site (a path on its own site stays allowed)", async () => {
     const own = { client_name: 'Mover', redirect_uris: [HOME], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access' };
-    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
-    assert.equal(created.status, 201, await created.clone().text());
-    let registration = (await created.json()) as Registration;
-    const config = await oidc.discovery(new URL(server.issuer), registration.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    const update = async (redirectUris: string[]) => {
-      const answer = await fetch(registration.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
-        body: JSON.stringify({ ...own, client_id: registration.client_id, redirect_uris: redirectUris }),
-      });
-      assert.equal(answer.status, 200, await answer.clone().text());
-      registration = (await answer.json()) as Registration;
-    };
+    const registered = await selfRegistered(server, own);
+    const config = await oidc.discovery(new URL(server.issuer), registered.registration.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const update = (redirectUris: string[]) => registered.update({ redirect_uris: redirectUris });
     await server.accounts.create('mo', PASSWORD, { email: 'mo@example.test', email_verified: true });
 
     // The person allows the app, which sends people back to mover.example.test.
@@ -88,19 +79,8 @@ describe('e2e: eighth fresh-eyes pass, a client that changes its own registratio
 
   it("a confidential client's registration access token alone (leaked) gives its key to the holder and adds the holder's site: no code there from the consents given before, silently or after the password in another browser", async () => {
     const own = { client_name: 'Keeper of secrets', redirect_uris: [HOME], grant_types: ['authorization_code'], scope: 'openid email' };
-    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
-    assert.equal(created.status, 201, await created.clone().text());
-    let registration = (await created.json()) as Registration & { client_secret: string };
+    const { registration, update } = await selfRegistered<Registered & { client_secret: string }>(server, own);
     const secret = registration.client_secret;
-    const update = async (metadata: Record<string, unknown>) => {
-      const answer = await fetch(registration.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${registration.registration_access_token}` },
-        body: JSON.stringify({ ...own, client_id: registration.client_id, ...metadata }),
-      });
-      assert.equal(answer.status, 200, await answer.clone().text());
-      registration = { ...((await answer.json()) as Registration), client_secret: secret };
-    };
     const config = await oidc.discovery(new URL(server.issuer), registration.client_id, secret, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
     await server.accounts.create('cy', PASSWORD, { email: 'cy@example.test', email_verified: true });
     const agent = new Agent();

@@ -1,7 +1,8 @@
 /**
- * RFC 7591 registration and RFC 7592 management as the blips passes drive them (blips-4, blips-7):
- * a registration with an initial access token, what the registration endpoint says of a client,
- * and the update that moves a client's redirect URI, each a function to send (again).
+ * RFC 7591 registration and RFC 7592 management as the passes drive them: a registration with an
+ * initial access token, what the registration endpoint says of a client, and the update that moves a
+ * client's redirect URI, each a function to send (again) (blips-4, blips-7); and a client that
+ * registers itself and updates its own registration (selfRegistered).
  */
 import assert from 'node:assert/strict';
 import { initialAccessToken } from './operator.js';
@@ -37,4 +38,26 @@ export async function registeredWithUpdate(server: TestServer, name: string): Pr
       body: JSON.stringify({ client_id: made.client_id, client_name: name, redirect_uris: [`https://${name}.example.test/moved`] }),
     });
   return { made, update };
+}
+
+/**
+ * A client registered with `own` at open registration (RFC 7591, REGISTRATION_OPEN), and its RFC 7592
+ * update presenting the registration access token alone: `own` with `metadata` on top, answered 200.
+ * Each update presents the token the last answer gave (Latchkey rotates it at each update).
+ */
+export async function selfRegistered<T extends Registered = Registered>(server: { url: string }, own: Record<string, unknown>): Promise<{ registration: T; update: (metadata: Record<string, unknown>) => Promise<void> }> {
+  const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+  assert.equal(created.status, 201, await created.clone().text());
+  const registration = (await created.json()) as T;
+  let current: Registered = registration;
+  const update = async (metadata: Record<string, unknown>) => {
+    const answer = await fetch(current.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${current.registration_access_token}` },
+      body: JSON.stringify({ ...own, client_id: current.client_id, ...metadata }),
+    });
+    assert.equal(answer.status, 200, await answer.clone().text());
+    current = (await answer.json()) as Registered;
+  };
+  return { registration, update };
 }
