@@ -340,6 +340,13 @@ async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
     if (typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_JSON' && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
       throw new UpstreamRefused('the upstream provider sent an answer that does not verify', { cause: error });
     }
+    // An answer read and judged by oauth4webapi with no code of its own: a JWT whose alg nothing the
+    // upstream or we configured names (userinfo as a JWT from an upstream that never said it signs
+    // userinfo). The upstream answered, so its answer is refused, not reported as the upstream down
+    // (502, the app told temporarily_unavailable: eighteenth passes, h8).
+    if (code === undefined && error instanceof oidc.ClientError && (error.cause as { name?: unknown } | undefined)?.name === 'OperationProcessingError') {
+      throw new UpstreamRefused('the upstream provider sent an answer that does not verify', { cause: error });
+    }
     throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
   }
 }
