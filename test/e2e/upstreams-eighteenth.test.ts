@@ -104,4 +104,19 @@ describe('e2e: upstream identity providers, attacked (eighteenth passes)', funct
     assert.equal(page.status, 200, `${page.status} ${page.url}`);
     assert.doesNotMatch(page.html, /Sign-in not completed|is not answering/);
   });
+
+  it('held: userinfo refusing the access token (401 with a Bearer challenge) or naming its person with no string (a number, an array) is the answer refused (403); a 503 or an HTML error page from a proxy is the upstream not answering (502); never a 500', async () => {
+    for (const [name, answer, status, event] of [
+      ['401 invalid_token', (res) => res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end(), 403, 'upstream.refused'],
+      ['sub a number', (res) => json(res, { sub: 42 }), 403, 'upstream.refused'],
+      ['sub an array', (res) => json(res, { sub: ['odd-person'] }), 403, 'upstream.refused'],
+      ['503', (res) => res.writeHead(503, { 'retry-after': '5' }).end(), 502, 'upstream.unavailable'],
+      ['an HTML error page', (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>Bad gateway</h1>'), 502, 'upstream.unavailable'],
+    ] as const satisfies readonly (readonly [string, Answer, number, string])[]) {
+      userinfo = answer;
+      const page = await signIn();
+      assert.equal(page.status, status, `${name}: ${page.status} ${page.url}`);
+      assert.equal(page.log.includes(`"event":"${event}"`), true, name);
+    }
+  });
 });
