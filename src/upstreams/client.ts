@@ -332,6 +332,15 @@ async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
+    // The upstream's word that it cannot serve now (RFC 6749 §4.1.2.1 temporarily_unavailable or
+    // server_error) is no refusal of the person: "not answering", and the app told
+    // temporarily_unavailable, as for an upstream that is down (a 5xx, which oauth4webapi reads no
+    // error answer from: below). It was the refusal page and access_denied (eighteenth passes, h8).
+    // The log is told its code alone (the callback logs the cause): its description and the rest of
+    // its body are the upstream's words, markup and tokens included, as a refusal's are not logged.
+    if ((error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError) && saysUnavailable(error)) {
+      throw new UpstreamUnavailable('the upstream provider said it is unavailable', { cause: new Error(`the upstream provider answered ${error.error}`) });
+    }
     if (error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError || error instanceof oidc.WWWAuthenticateChallengeError) {
       throw new UpstreamRefused(`the upstream provider refused: ${error.code}`, { cause: error });
     }
@@ -349,6 +358,11 @@ async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
     }
     throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
   }
+}
+
+/** Whether an upstream's error answer says it cannot serve now rather than that it refuses. */
+function saysUnavailable(error: oidc.ResponseBodyError | oidc.AuthorizationResponseError): boolean {
+  return error.error === 'temporarily_unavailable' || error.error === 'server_error';
 }
 
 /** A `sub` or `sid` longer than we keep (MAX_IDENTIFIER_BYTES); what is no string is judged elsewhere. */

@@ -34,6 +34,9 @@ describe('e2e: upstream identity providers, attacked (eighteenth passes)', funct
   const logs: string[] = [];
   /** What the upstream's userinfo endpoint answers: per case. */
   let userinfo: Answer = () => {};
+  /** An error the upstream's authorization endpoint sends the person back with, instead of a code; and its token endpoint's answer in place of tokens. */
+  let authorizeError: string | undefined;
+  let tokenAnswer: Answer | undefined;
 
   const json = (res: ServerResponse, body: unknown, type = 'application/json') => res.writeHead(200, { 'content-type': type }).end(typeof body === 'string' ? body : JSON.stringify(body));
   const signed = (claims: JWTPayload) => new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey);
@@ -50,10 +53,15 @@ describe('e2e: upstream identity providers, attacked (eighteenth passes)', funct
       if (url.pathname === '/authorize') {
         nonce = url.searchParams.get('nonce') ?? '';
         const back = new URL(url.searchParams.get('redirect_uri')!);
-        back.searchParams.set('code', 'a-code');
+        if (authorizeError) {
+          back.searchParams.set('error', authorizeError);
+          back.searchParams.set('error_description', '<b>down</b> for maintenance');
+        }
+        else back.searchParams.set('code', 'a-code');
         back.searchParams.set('state', url.searchParams.get('state')!);
         return res.writeHead(302, { location: back.href }).end();
       }
+      if (url.pathname === '/token' && tokenAnswer) return tokenAnswer(res);
       if (url.pathname === '/token') {
         const now = Math.floor(Date.now() / 1000);
         return void signed({ iss: issuer, sub: 'odd-person', aud: 'latchkey', iat: now, exp: now + 300, nonce, auth_time: now }).then((idToken) =>
@@ -118,5 +126,41 @@ describe('e2e: upstream identity providers, attacked (eighteenth passes)', funct
       assert.equal(page.status, status, `${name}: ${page.status} ${page.url}`);
       assert.equal(page.log.includes(`"event":"${event}"`), true, name);
     }
+  });
+  it("an upstream that says it is unavailable (RFC 6749 §4.1.2.1 temporarily_unavailable or server_error, at its authorization or token endpoint; a 5xx there held) is the upstream not answering (502, temporarily_unavailable for the app), not a refusal of the person (403, access_denied)", async () => {
+    userinfo = (res) => json(res, { sub: 'odd-person' });
+    const errorAnswer = (status: number, error: string): Answer => (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error, error_description: '<b>down</b> for maintenance', access_token: 'an-access-token-in-an-error' }));
+    for (const [name, authorize, token] of [
+      ['authorization temporarily_unavailable', 'temporarily_unavailable', undefined],
+      ['authorization server_error', 'server_error', undefined],
+      ['token 400 temporarily_unavailable', undefined, errorAnswer(400, 'temporarily_unavailable')],
+      // Held (a 5xx is no conform error answer: oauth4webapi reads none from it).
+      ['token 503 temporarily_unavailable', undefined, errorAnswer(503, 'temporarily_unavailable')],
+      ['token 500 server_error', undefined, errorAnswer(500, 'server_error')],
+      ['token 503 invalid_grant', undefined, errorAnswer(503, 'invalid_grant')],
+    ] as const) {
+      authorizeError = authorize;
+      tokenAnswer = token;
+      const page = await signIn();
+      assert.equal(page.status, 502, `${name}: ${page.status} ${page.url}`);
+      assert.match(page.html, /is not answering/, name);
+      assert.match(page.html, /name="reason" value="temporarily_unavailable"/, name);
+      assert.equal(page.log.includes('"event":"upstream.unavailable"'), true, name);
+      // The upstream's body is not logged: an error answer may carry tokens (and markup).
+      assert.doesNotMatch(page.log, /an-access-token-in-an-error|<b>down/, name);
+    }
+    // Held: what refuses the person (access_denied, invalid_grant with a 400) is still the refusal page.
+    for (const [name, authorize, token] of [
+      ['authorization access_denied', 'access_denied', undefined],
+      ['token 400 invalid_grant', undefined, errorAnswer(400, 'invalid_grant')],
+    ] as const) {
+      authorizeError = authorize;
+      tokenAnswer = token;
+      const page = await signIn();
+      assert.equal(page.status, 403, `${name}: ${page.status} ${page.url}`);
+      assert.match(page.html, /name="reason" value="access_denied"/, name);
+    }
+    authorizeError = undefined;
+    tokenAnswer = undefined;
   });
 });
