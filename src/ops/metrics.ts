@@ -372,26 +372,57 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
+/**
+ * Every answer of the metrics listener: text for a scraper, never a page's (nothing framed, sniffed,
+ * stored or read across origins), as every answer of the main listener says.
+ */
+const METRICS_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
+/**
+ * Whether a browser sent `req` from a page (Fetch Metadata's Sec-Fetch-Site other than `none`, which
+ * is the address typed or bookmarked). The listener answers any Host, so a page on a name of an
+ * attacker's, rebound to this machine's address (DNS rebinding), would read the metrics as its own
+ * origin's (same-origin); a scraper sends no Sec-Fetch-Site, and no page of this listener's own
+ * sends requests, so no such request is ours to answer.
+ */
+function fromAPage(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'none';
+}
+
 /** GET /metrics on its own port: a server's own `metrics`, or (a cluster primary's) the sum of its workers'. */
 export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers'): Promise<MetricsListener> {
   const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
   const registry = metrics === 'workers' ? aggregator! : metrics.registry;
+  const text = (res: ServerResponse, status: number, body: string, more: Record<string, string> = {}) =>
+    res.writeHead(status, { ...METRICS_HEADERS, 'content-type': 'text/plain', ...more }).end(body);
   const server: Server = createServer((req, res) => {
     // The path, whatever its query (a scraper's ?name[]= filters are not taken: the whole set).
     if (req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      text(res, 404, 'not found\n');
       return;
     }
     // RFC 9110 §9.3.2 HEAD as GET without the body; §15.5.6 405 naming the methods taken.
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
+      text(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    if (fromAPage(req)) {
+      text(res, 403, 'the metrics are for a scraper, or for their address typed in the address bar: not for a page\n');
       return;
     }
     (aggregator ? aggregator.clusterMetrics() : registry.metrics()).then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (body) => res.writeHead(200, { ...METRICS_HEADERS, 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
       (error: unknown) => {
         logger.error({ err: error }, 'metrics collection failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+        text(res, 500, 'metrics unavailable\n');
       },
     );
   });
