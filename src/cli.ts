@@ -270,7 +270,7 @@ for (const [name, disabled] of [
 
 users
   .command('remove <username>')
-  .description('delete a user, end their sessions and revoke their grants and tokens')
+  .description('delete a user, end their sessions, revoke their grants and tokens and remove the apps they registered on the developer page')
   .action(run);
 
 const upstreams = program.command('upstreams').description('upstream OpenID Connect providers people may sign in with, kept in the store');
