@@ -781,11 +781,9 @@ const actions: Record<string, Action> = {
       // The apps they registered on the developer page go too, as a client's deletion does (their
       // grants and tokens with them): listed on no developer page once the account is gone, their
       // secrets, held by whoever held the account, still got tokens, and the grants other people
-      // gave them still refreshed. Before the account: a failure half-way leaves it to remove again.
-      const clients = await clientsOn(kv, settings);
-      const configured = new Set(settings.clients.map((client) => client.client_id));
-      const owned = (await clients.ownedBy(account.sub)).filter((app) => !configured.has(app.client_id));
-      for (const app of owned) await clients.remove(app.client_id);
+      // gave them still refreshed. After the disable (a registration after it registers nothing),
+      // before the account: a failure half-way leaves it to remove again.
+      const owned = await (await clientsOn(kv, settings)).removeOwned(account.sub);
       await accounts.remove(username);
       console.log([`removed ${username}`, ...owned.map((app) => `removed the app ${app.client_id}${typeof app.client_name === 'string' ? ` (${app.client_name})` : ''} they registered`)].join('; '));
     }),

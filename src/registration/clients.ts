@@ -329,9 +329,10 @@ export class Clients {
    * developer page, which reads the clients to find a person's, read without end. A person's
    * registrations go one at a time (a claim in the store, seen by every instance), so apps sent at
    * once are counted as if sent one after another; a registration sent while another is under way
-   * is refused, to send again.
+   * is refused, to send again. `ownerStands` is asked once the claim is held, after the count: an
+   * owner disabled or removed since their page read their session (removeOwned) registers nothing.
    */
-  async addOwned(metadata: ClientMetadata & { owner: string }, max: number): Promise<ClientMetadata> {
+  async addOwned(metadata: ClientMetadata & { owner: string }, max: number, ownerStands: () => Promise<boolean> = async () => true): Promise<ClientMetadata> {
     // Held as every claim is (kv.ts holding): one whose taking or letting go a blip cut off is let go
     // once the store is back. Before the thirteenth blips pass it was held its whole TTL, and the
     // person's retry told another app of theirs was being registered.
@@ -342,12 +343,34 @@ export class Clients {
         if ((await this.ownedBy(metadata.owner)).length >= max) {
           throw new ClientError(`you have ${max} apps already, the most one person may register here; delete one you no longer use first`, 'too_many_apps', 409);
         }
+        if (!(await ownerStands())) throw new ClientError('you are no longer signed in here: nothing was registered', 'access_denied', 403);
         return this.add(metadata);
       },
       { ttl: OWNER_CLAIM_TTL, wait: 0 },
     );
     if (added === STILL_HELD) throw new ClientError('another app of yours is being registered at this moment; try again', 'conflict', 409);
     return added;
+  }
+
+  /**
+   * Removes every stored app `owner` registered on the developer page (a person removed: latchkey
+   * users remove), as remove does, and answers them. Under the owner's claim, which addOwned holds
+   * while it counts and writes: a registration under way finishes first and its app is found here;
+   * one after it finds its owner gone (disabled first by the caller) and registers nothing.
+   */
+  async removeOwned(owner: string): Promise<ClientMetadata[]> {
+    const removed = await holding(
+      this.kv,
+      ownerClaimKey(owner),
+      async () => {
+        const owned = (await this.ownedBy(owner)).filter((app) => !this.configured.includes(app.client_id));
+        for (const app of owned) await this.remove(app.client_id);
+        return owned;
+      },
+      { ttl: OWNER_CLAIM_TTL, wait: OWNER_CLAIM_TTL * 1000 },
+    );
+    if (removed === STILL_HELD) throw new ClientError('an app of theirs was being registered all along: run it again', 'conflict', 409);
+    return removed;
   }
 
   async ownedBy(accountId: string): Promise<ClientMetadata[]> {

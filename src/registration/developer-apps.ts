@@ -125,7 +125,8 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf, rece
       owner: who.accountId,
     };
     try {
-      await clients.addOwned(client, maxApps);
+      // Still this person's page once the claim is held: disabled or removed since, nothing is registered.
+      await clients.addOwned(client, maxApps, async () => (await signedIn(ctx))?.accountId === who.accountId);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       return showApps(ctx, who, { error: `This app cannot be registered: ${error.description}`, values: body }, 400);

@@ -7,12 +7,16 @@
  * Found and fixed: a person removed (`latchkey users remove`) left the apps they had registered on the
  * developer page working, listed on no developer page: the app's secret (held by whoever held the
  * account) still got `client_credentials` tokens, and the grants other people had given the app
- * still refreshed. Their removal now removes the apps they own, as a client's deletion does.
+ * still refreshed. Their removal now removes the apps they own, as a client's deletion does. And a
+ * registration under way as they are removed leaves no app behind: the removal waits on the owner's
+ * claim the registration holds (registration/clients.ts removeOwned), and a registration that takes
+ * the claim after the removal asks the page's sign-in again and registers nothing.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { developerSignIn } from '../helpers/developer.js';
+import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -86,5 +90,63 @@ describe('e2e: eighteenth passes, endings that do not end', function () {
     assert.equal(await server.clients.get(app.id), undefined, 'the app is still stored');
 
     assert.equal((await token(others, { grant_type: 'client_credentials' })).status, 200, 'another developer’s app stays');
+  });
+
+  /**
+   * `username`'s developer page sends a registration, held at `where` (a method of the server's
+   * Clients, the page's own) until `release` settles; meanwhile the operator removes them (CLI). The
+   * registration's answer and the removal's run.
+   */
+  async function registrationAcrossRemoval(username: string, where: 'add' | 'addOwned', release: (removal: Promise<unknown>) => Promise<unknown>) {
+    const { agent, page } = await developerSignIn(server.issuer, username, PASSWORD);
+    const clients = server.clients as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = clients[where]!;
+    let reached!: () => void;
+    const atHold = new Promise<void>((resolve) => (reached = resolve));
+    // Wrapped: a promise resolved with a promise would wait for it.
+    let started!: (run: { removal: Promise<unknown> }) => void;
+    const removalStarted = new Promise<{ removal: Promise<unknown> }>((resolve) => (started = resolve));
+    clients[where] = async function (this: unknown, ...args: unknown[]) {
+      clients[where] = original;
+      reached();
+      await release((await removalStarted).removal);
+      return original.apply(this, args);
+    };
+    try {
+      const registration = agent.submit(page, '/developer/apps', { name: `Late ${username}`, type: 'web', redirect_uris: REDIRECT });
+      await atHold;
+      const removal = latchkey(server.env, ['users', 'remove', username]);
+      started({ removal });
+      const [answer, run] = await Promise.all([registration, removal]);
+      return { answer, run };
+    } finally {
+      clients[where] = original;
+    }
+  }
+
+  const stored = async (name: string) => (await server.clients.list()).filter((app) => app.client_name === name);
+
+  it('an app registration under way on the developer page as its person is removed: the app is not left behind (the removal waits for the registration and takes its app)', async () => {
+    await server.accounts.create('dana', PASSWORD);
+    // Held inside the registration's claim, after its count: released once the removal has run, or
+    // (as it should) waits on the claim: a while after it disabled the person, its first write.
+    const disabledAWhile = async () => {
+      await eventually(async () => assert.equal((await server.accounts.findByUsername('dana'))?.disabled, true), 400, 50);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+    };
+    const { answer, run } = await registrationAcrossRemoval('dana', 'add', (removal) => Promise.race([removal, disabledAWhile()]));
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(answer.status < 500, `${answer.status}`);
+    assert.deepEqual(await stored('Late dana'), [], 'an app of the removed person is left behind');
+  });
+
+  it('an app registration whose page read its person’s session before they were removed, going on after the removal: nothing is registered', async () => {
+    await server.accounts.create('eric', PASSWORD);
+    // Held before the registration's claim, until the removal has finished.
+    const { answer, run } = await registrationAcrossRemoval('eric', 'addOwned', (removal) => removal);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(answer.status < 500, `${answer.status}`);
+    assert.doesNotMatch(answer.html, /App registered/);
+    assert.deepEqual(await stored('Late eric'), [], 'an app registered for a removed person');
   });
 });
