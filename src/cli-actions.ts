@@ -766,7 +766,7 @@ const actions: Record<string, Action> = {
 
   'users enable': (username: string) => setUserDisabled(username, false),
 
-  'users remove': async (username: string) =>
+  'users remove': async (username: string, options: { keepApps?: boolean }) =>
     withStore(async (kv, settings) => {
       const { factors } = await secondFactorsOf(kv, settings, username);
       const endAll = await allSessionsEnder(kv, settings);
@@ -779,13 +779,15 @@ const actions: Record<string, Action> = {
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await endAll?.(account.sub);
       // The apps they registered on the developer page go too, as a client's deletion does (their
-      // grants and tokens with them): listed on no developer page once the account is gone, their
-      // secrets, held by whoever held the account, still got tokens, and the grants other people
-      // gave them still refreshed. After the disable (a registration after it registers nothing),
-      // before the account: a failure half-way leaves it to remove again.
-      const owned = await (await clientsOn(kv, settings)).removeOwned(account.sub);
+      // grants and tokens with them), unless kept: listed on no developer page once the account is
+      // gone, their secrets, held by whoever held the account, still got tokens, and the grants other
+      // people gave them still refreshed. After the disable (a registration after it registers
+      // nothing), before the account: a failure half-way leaves it to remove again.
+      const clients = await clientsOn(kv, settings);
+      const owned = options.keepApps ? await clients.ownedBy(account.sub) : await clients.removeOwned(account.sub);
       await accounts.remove(username);
-      console.log([`removed ${username}`, ...owned.map((app) => `removed the app ${app.client_id}${typeof app.client_name === 'string' ? ` (${app.client_name})` : ''} they registered`)].join('; '));
+      const named = (app: ClientMetadata) => `${app.client_id}${typeof app.client_name === 'string' ? ` (${app.client_name})` : ''}`;
+      console.log([`removed ${username}`, ...owned.map((app) => (options.keepApps ? `kept the app ${named(app)} they registered (latchkey clients remove ${app.client_id} ends it)` : `removed the app ${named(app)} they registered`))].join('; '));
     }),
 
   'upstreams add': async (options) =>

@@ -271,6 +271,7 @@ for (const [name, disabled] of [
 users
   .command('remove <username>')
   .description('delete a user, end their sessions, revoke their grants and tokens and remove the apps they registered on the developer page')
+  .option('--keep-apps', 'leave the apps they registered on the developer page working (they serve others): no one manages them then but an operator')
   .action(run);
 
 const upstreams = program.command('upstreams').description('upstream OpenID Connect providers people may sign in with, kept in the store');

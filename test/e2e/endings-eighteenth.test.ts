@@ -90,6 +90,12 @@ describe('e2e: eighteenth passes, endings that do not end', function () {
     assert.equal(await server.clients.get(app.id), undefined, 'the app is still stored');
 
     assert.equal((await token(others, { grant_type: 'client_credentials' })).status, 200, 'another developer’s app stays');
+
+    // Kept when the operator says so (the app serves others), and named.
+    const kept = await latchkey(server.env, ['users', 'remove', 'other', '--keep-apps']);
+    assert.equal(kept.status, 0, kept.stderr);
+    assert.match(kept.stdout, new RegExp(`removed other; kept the app ${others.id} \\(Other Reports\\) they registered \\(latchkey clients remove ${others.id} ends it\\)`), kept.stdout);
+    assert.equal((await token(others, { grant_type: 'client_credentials' })).status, 200, 'an app kept');
   });
 
   /**
