@@ -194,7 +194,11 @@ export class DPoPVerifier {
     }
     // Last, so a refused proof does not use up its jti. Remembered by its digest: a jti is the client's
     // to choose, of any length, and the store keeps each for the proof's lifetime (seventeenth passes).
-    if (!(await this.#replay.unique(`${jkt}:${sha256(payload.jti)}`, iat + this.#maxAge + this.clockTolerance))) {
+    // The check above reads whole seconds, so a proof is accepted until a second past iat + maxAge +
+    // tolerance; remembered only until then, it was taken again in that last second (eighteenth
+    // passes). One more second covers the time from this check to the store's own reading of its clock.
+    const acceptedUntil = iat + this.#maxAge + this.clockTolerance + 1;
+    if (!(await this.#replay.unique(`${jkt}:${sha256(payload.jti)}`, acceptedUntil + 1))) {
       throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: replayed (its jti was seen before)');
     }
   }
