@@ -16,9 +16,9 @@
  *
  * What it changes: ReplayDetection.unique, called for the proof the engine verified for the request
  * in hand (its jti), marks the proof in the store with one set-if-absent (by endpoint, key
- * thumbprint and jti, whatever the client) for the engine's window (iat within five minutes either
- * side), and throws InvalidDpopProof when it was there. At the token endpoint the mark is taken when
- * the code or device code is found, before it is spent; the engine's own call later in the same
+ * thumbprint and jti, whatever the client) for as long as the engine would take it again
+ * (takenUntil), and throws InvalidDpopProof when it was there. At the token endpoint the mark is
+ * taken when the code or device code is found, before it is spent; the engine's own call later in the same
  * request then passes. Its other callers (client assertions' jtis) go on to the unique it found
  * (patches/jwts-once.ts, installed before it): a call is the proof's only once the engine verified the proof (a client is authenticated
  * before), so an assertion replayed beside a proof of the same jti is still refused (review).
@@ -36,7 +36,20 @@ import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 type Unique = (iss: string, jti: string, exp: number) => Promise<boolean>;
 
-type Verified = { payload: { jti?: unknown; iat?: unknown } } | undefined;
+type Verified = { payload: { jti?: unknown; iat?: unknown; nonce?: unknown } } | undefined;
+
+/**
+ * Until when (epoch seconds) the engine would take this proof again (validate_dpop.js). Without a
+ * nonce, while the whole second of now is within its window of the proof's iat: up to a second past
+ * iat plus the window (remembered only to iat plus the window, or to now plus it, a proof was taken
+ * again in that last second). With a nonce, whatever the iat, while the nonce is good: a nonce is
+ * good four or five of the engine's minutes from its own, at most the window from now (remembered to
+ * iat plus the window, a proof dated years ahead left its mark in the store for years).
+ */
+function takenUntil({ iat, nonce }: { iat?: unknown; nonce?: unknown }): number {
+  if (typeof nonce === 'string' && nonce) return Date.now() / 1000 + CHALLENGE_OK_WINDOW;
+  return (typeof iat === 'number' ? iat : 0) + CHALLENGE_OK_WINDOW + 1;
+}
 
 /** The request's proofs marked already, by this patch before the engine asks (the token endpoint's find). */
 const marked = new WeakMap<object, string>();
@@ -54,9 +67,7 @@ export function dpopProofsOnce(provider: Provider, kv: Kv): void {
     if (!ctx || !verified || !proof || typeof proofJti !== 'string' || (jti !== undefined && proofJti !== jti)) return undefined;
     const route = ctx.oidc?.route ?? ctx.path;
     const digest = createHash('sha256').update(`${route}\n${proofThumbprint(proof) ?? ''}\n${proofJti}`).digest('base64url');
-    // The engine takes a proof whose iat is within its window of now, either side.
-    const iat = typeof verified.payload.iat === 'number' ? verified.payload.iat : 0;
-    return { ctx, key: dpopProofKey(digest), until: Math.max(iat, Date.now() / 1000) + CHALLENGE_OK_WINDOW };
+    return { ctx, key: dpopProofKey(digest), until: takenUntil(verified.payload) };
   };
 
   const markOnce = async ({ ctx, key, until }: { ctx: object; key: string; until: number }): Promise<true> => {
