@@ -24,9 +24,10 @@ describe("e2e: how long Latchkey's endpoints remember a DPoP proof, eighteenth p
   let redis: RedisServer;
   let raw: Redis;
   let server: TestServer;
-  const { publicKey, privateKey } = await_keys();
+  let keys: Awaited<ReturnType<typeof generateKeyPair>>;
 
   before(async () => {
+    keys = await generateKeyPair('ES256');
     redis = await startRedisServer();
     raw = new Redis(redis.url);
     server = await startServer({ redisUrl: redis.url, env: { RESOURCE_SERVERS }, clients: [machineClient(MACHINE)] });
@@ -38,11 +39,11 @@ describe("e2e: how long Latchkey's endpoints remember a DPoP proof, eighteenth p
   });
 
   async function proof(iat: number, nonce?: string): Promise<string> {
-    const jwk = await exportJWK(await publicKey);
+    const jwk = await exportJWK(keys.publicKey);
     return new SignJWT({ jti: randomUUID(), htm: 'POST', htu: `${server.issuer}/token`, ...(nonce && { nonce }) })
       .setIssuedAt(iat)
       .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
-      .sign(await privateKey);
+      .sign(keys.privateKey);
   }
   const tokenRequest = (dpop: string) =>
     fetch(`${server.url}/token`, {
@@ -82,8 +83,3 @@ describe("e2e: how long Latchkey's endpoints remember a DPoP proof, eighteenth p
     assert.ok(expires <= sent + (WINDOW + 2) * 1000, `the mark lasts ${Math.round((expires - sent) / 1000)} s`);
   });
 });
-
-function await_keys() {
-  const pair = generateKeyPair('ES256');
-  return { publicKey: pair.then((keys) => keys.publicKey), privateKey: pair.then((keys) => keys.privateKey) };
-}
