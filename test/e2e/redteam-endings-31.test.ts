@@ -20,6 +20,7 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, answerAt } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -28,6 +29,7 @@ import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { epochSeconds, untilSecond } from '../../src/clock.js';
+import { OWED_ENDINGS_KEY } from '../../src/store/keys.js';
 
 const PASSWORD = 'thirty-first endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -72,6 +74,23 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     return tokens.access_token;
   }
 
+  /**
+   * The ending the cut-off change kept as owed falls due now rather than OWED_S (10 s) after it was
+   * kept, so that the sweep (every 0.5 s) finishes it without the test sleeping those seconds out:
+   * moved in the store only after the hold and the cut, so nothing ends it sooner than it would.
+   * Fails when nothing not yet due is owed (the change kept no ending).
+   */
+  async function owedFallDue() {
+    const direct = new Redis(door.relayed.redis.url, { keyPrefix: door.relayed.server.config.redis.keyPrefix });
+    try {
+      const owed = await direct.zrangebyscore(OWED_ENDINGS_KEY, `(${Date.now()}`, '+inf');
+      assert.ok(owed.length > 0, 'the change kept an ending as owed');
+      for (const member of owed) await direct.zadd(OWED_ENDINGS_KEY, 'XX', 0, member);
+    } finally {
+      direct.disconnect();
+    }
+  }
+
   /** Whether the revocation list (the feed every API follows, and introspection) refuses the token now, at the other instance. */
   const refused = (token: string) => door.other.revocations.isRevoked(decodeJwt(token), decodeProtectedHeader(token));
 
@@ -87,6 +106,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     );
     assert.equal(await door.relayed.server.apis.find(NOTES), undefined, 'the API was deleted');
     assert.equal((await operator('DELETE', `/apis/${encodeURIComponent(NOTES)}`)).status, 404, 'the removal sent again: no such API');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token for the removed API"), 60, 500);
   });
 
@@ -102,6 +122,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     );
     assert.equal(await door.relayed.server.clients.get('app-31-client'), undefined, 'the client was deleted');
     assert.equal((await operator('DELETE', '/clients/app-31-client')).status, 404, 'the deletion sent again: no such client');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token through the deleted client"), 60, 500);
   });
 
@@ -125,6 +146,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
       },
     );
     await assert.rejects(clientCredentialsToken(door.other.url, leaked, VAULT, 'vault:read'), /invalid_client/, 'the new secret was written: the leaked one is refused');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the leaked secret"), 60, 500);
   });
 
@@ -142,6 +164,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     });
     assert.equal(await door.relayed.server.apis.grantAt(service.id, LOCKER), undefined, 'the grant was revoked');
     assert.equal((await operator('DELETE', grant)).status, 404, 'the revocation sent again: no such grant');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
   });
 
@@ -156,6 +179,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
       return clientCredentialsToken(door.other.url, service, SAFE, 'safe:read');
     });
     assert.equal(await door.relayed.server.apis.grantAt(service.id, SAFE), undefined, 'the grant was revoked');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
   });
 
@@ -199,6 +223,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
       return (await oidc.refreshTokenGrant(app, refresh, { resource: FILES })).access_token;
     });
     assert.equal((await door.relayed.server.accounts.findByUsername('zora'))?.disabled, true, 'the person was disabled');
+    await owedFallDue();
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token refreshed as the person was disabled"), 60, 500);
   });
 });
