@@ -97,6 +97,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
 
   /** The thief's session, refresh token and access token end, with no retry by the person: the sweep's ending. The person's own session stays. */
   async function endedWithoutRetry(thief: Agent, tokens: oidc.TokenEndpointResponse, person: Agent) {
+    await door.owedFallDue();
     await eventually(async () => assert.deepEqual(await thiefHolds(thief, tokens), { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }), 60, 500);
     await routeTo(door.relayed.server.url);
     const own = await person.follow(`${door.balancer.url}/account`);

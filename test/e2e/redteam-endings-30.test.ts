@@ -69,6 +69,7 @@ describe("e2e: red team, thirtieth endings pass: an operator's change cut off by
 
   /** The thief's session, refresh token and access token end, with no retry by the operator: the sweep's ending. */
   async function endedWithoutRetry({ thief, tokens }: Awaited<ReturnType<typeof thiefSignsIn>>) {
+    await door.owedFallDue();
     await eventually(async () => assert.deepEqual(await door.whatWorks(thief, app, tokens, REDIRECT), { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }), 60, 500);
   }
 

@@ -20,7 +20,6 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, answerAt } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -29,7 +28,6 @@ import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { epochSeconds, untilSecond } from '../../src/clock.js';
-import { OWED_ENDINGS_KEY } from '../../src/store/keys.js';
 
 const PASSWORD = 'thirty-first endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -40,7 +38,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
   this.timeout(120_000);
   // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
   const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5' }, [machineClient(OPS, { scope: 'admin' })]);
-  const { routeTo, cutAfterWrite, delOfExactly, scriptOnExactly } = door;
+  const { routeTo, cutAfterWrite, delOfExactly, scriptOnExactly, owedFallDue } = door;
 
   before(async () => {
     await door.relayed.server.apis.grant(OPS.id, `${door.balancer.url}/admin`, { scopes: ['admin'] });
@@ -72,23 +70,6 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     const tokens = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier }, { resource });
     assert.equal(decodeJwt(tokens.access_token).aud, resource, 'a JWT access token for the API');
     return tokens.access_token;
-  }
-
-  /**
-   * The ending the cut-off change kept as owed falls due now rather than OWED_S (10 s) after it was
-   * kept, so that the sweep (every 0.5 s) finishes it without the test sleeping those seconds out:
-   * moved in the store only after the hold and the cut, so nothing ends it sooner than it would.
-   * Fails when nothing not yet due is owed (the change kept no ending).
-   */
-  async function owedFallDue() {
-    const direct = new Redis(door.relayed.redis.url, { keyPrefix: door.relayed.server.config.redis.keyPrefix });
-    try {
-      const owed = await direct.zrangebyscore(OWED_ENDINGS_KEY, `(${Date.now()}`, '+inf');
-      assert.ok(owed.length > 0, 'the change kept an ending as owed');
-      for (const member of owed) await direct.zadd(OWED_ENDINGS_KEY, 'XX', 0, member);
-    } finally {
-      direct.disconnect();
-    }
   }
 
   /** Whether the revocation list (the feed every API follows, and introspection) refuses the token now, at the other instance. */

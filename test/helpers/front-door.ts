@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { answerAt, type Agent } from './agent.js';
 import { startBalancer, type Balancer } from './balancer.js';
@@ -16,6 +17,7 @@ import { commandsIn, hasWrite, startRelayedServer, type RelayedServer } from './
 import { startServer, type TestServer } from './server.js';
 import { startAuthorization } from './sign-in.js';
 import { clientCredentialsToken, type ClientCredentials } from './tokens.js';
+import { OWED_ENDINGS_KEY } from '../../src/store/keys.js';
 
 export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: readonly Record<string, unknown>[]) {
   let balancer: Balancer;
@@ -51,6 +53,22 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
       return other;
     },
     routeTo,
+    /**
+     * The endings a cut-off change kept as owed fall due now rather than OWED_S (10 s) after they
+     * were kept, so that a sweep (BACKCHANNEL_SWEEP_INTERVAL) finishes them without the test
+     * sleeping those seconds out: call it after the hold and the cut, so that nothing ends them
+     * sooner than it would. Fails when nothing not yet due is owed (the change kept no ending).
+     */
+    async owedFallDue() {
+      const direct = new Redis(relayed.redis.url, { keyPrefix: relayed.server.config.redis.keyPrefix });
+      try {
+        const owed = await direct.zrangebyscore(OWED_ENDINGS_KEY, `(${Date.now()}`, '+inf');
+        assert.ok(owed.length > 0, 'the change kept an ending as owed');
+        for (const member of owed) await direct.zadd(OWED_ENDINGS_KEY, 'XX', 0, member);
+      } finally {
+        direct.disconnect();
+      }
+    },
     /**
      * What a browser's session (`agent`'s, its silent request for `app` to `redirect`), its refresh
      * token and its access token get now, at the other instance: the error or 'code', 'refreshed'
