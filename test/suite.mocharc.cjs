@@ -21,7 +21,6 @@ const LONGEST_FIRST = [
   'test/integration/bench.test.ts',
   'test/integration/cli-embedded.test.ts',
   'test/e2e/person-cutoff-endings.test.ts',
-  'test/e2e/redteam-endings-31.test.ts',
   'test/e2e/upstreams.test.ts',
   'test/e2e/factors-fourteenth.test.ts',
   'test/e2e/store-growth.test.ts',
