@@ -77,6 +77,11 @@ export const oidcPendingEndsKey = (clientId: string) => `oidc:pending-ends:clien
  * ends as it resumes (client-endings.ts clientEndings, patches/current-registration.ts).
  */
 export const oidcClientNarrowedKey = (clientId: string) => `oidc:narrowed:client:${clientId}`;
+/**
+ * Written (with a short TTL) at each /readyz (http/health.ts): a Redis that answers PING but refuses
+ * writes (OOM, NOREPLICAS, MISCONF, READONLY) is not ready, as every sign-in would fail there.
+ */
+export const READY_PROBE_KEY = 'ready-probe';
 /** Set of stored client ids, durable. */
 export const OIDC_CLIENTS_KEY = 'oidc:clients';
 /**

@@ -37,6 +37,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcClientNarrowedKey: [keys.oidcClientNarrowedKey('app-1'), 'oidc:narrowed:client:app-1'],
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],
   CONFIGURED_CLIENTS_KEY: [keys.CONFIGURED_CLIENTS_KEY, 'configured-clients'],
+  READY_PROBE_KEY: [keys.READY_PROBE_KEY, 'ready-probe'],
   MFA_EVERYWHERE_KEY: [keys.MFA_EVERYWHERE_KEY, 'mfa-everywhere'],
   MFA_NOT_REQUIRED_KEY: [keys.MFA_NOT_REQUIRED_KEY, 'mfa-everywhere:not-required-at'],
   CONFIGURED_APIS_KEY: [keys.CONFIGURED_APIS_KEY, 'configured-apis'],
