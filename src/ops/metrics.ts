@@ -263,6 +263,8 @@ export class Metrics {
       help: 'Signing keys in the key ring, by state',
       labelNames: ['state'] as const,
       registers: [this.registry],
+      // Every worker holds the same ring (--workers): the primary's sum counted each key once per worker.
+      aggregator: 'max',
       collect() {
         this.reset();
         for (const key of keys()) this.inc({ state: key.state });
