@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -756,19 +756,28 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
   if (nodeEnv && nodeEnv !== 'production' && /^prod|^prd$/i.test(nodeEnv) && !existsSync(join(dir, `${nodeEnv}.yaml`))) {
     warnings.push(`NODE_ENV=${nodeEnv} is not production (only NODE_ENV=production refuses unsafe settings, and there is no config/${nodeEnv}.yaml); did you mean NODE_ENV=production?`);
   }
-  warnings.push(...unreadConfigFiles(dir, nodeEnv || 'development'));
+  warnings.push(...unreadConfigFiles(dir, nodeEnv || 'development', env.CONFIG_FILE));
   return warnings;
 }
 
 /**
  * A settings file in config/ that no NODE_ENV reads: only `<NODE_ENV>.yaml` is, so a newcomer's
- * `config/development.yml` (or `.json`) changed nothing, without a word (newcomer pass).
+ * `config/development.yml` (or `.json`) changed nothing, without a word (newcomer pass). The one
+ * CONFIG_FILE names is read (it was called unread, "give it as CONFIG_FILE", at each start). A folder
+ * that cannot be listed says nothing: a warning never fails a start (config/ may be searchable but
+ * not readable, mode 711, its files still read by name; readdir threw, and serve exited).
  */
-function unreadConfigFiles(dir: string, nodeEnv: string): string[] {
-  const files = existsSync(dir) ? readdirSync(dir) : [];
+function unreadConfigFiles(dir: string, nodeEnv: string, configFile: string | undefined): string[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const given = configFile ? resolve(process.cwd(), configFile) : undefined;
   return files
     // `.YAML` is left alone: a case-insensitive file system (macOS) reads it as `.yaml`.
-    .filter((file) => /^[^.]+\.(yml|json)$/i.test(file))
+    .filter((file) => /^[^.]+\.(yml|json)$/i.test(file) && resolve(dir, file) !== given)
     .sort()
     .map((file) => {
       const name = file.slice(0, file.indexOf('.'));
