@@ -525,7 +525,9 @@ const actions: Record<string, Action> = {
       await store.notConfigured(clientId);
       const existing = await store.get(clientId);
       if (!existing) throw new ClientMissing(`no client "${clientId}"`);
-      const { client_secret: _secret, ...updated } = await store.update(clientId, { ...existing, ...changes });
+      // A name the engine never used, stored before the registry refused it (policy.ts), is not written back.
+      const { withoutSingularMetadata } = await import('./registration/policy.js');
+      const { client_secret: _secret, ...updated } = await store.update(clientId, { ...withoutSingularMetadata(existing), ...changes });
       print(updated);
     }),
 

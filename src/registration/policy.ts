@@ -598,6 +598,15 @@ export function singularMetadataProblem(metadata: Record<string, unknown>): stri
   return singular && `${singular} is not client metadata: the list is ${LISTED_AS.get(singular)!}`;
 }
 
+/**
+ * A stored client without those names: one the admin API stored before they were refused keeps them
+ * in its record (the engine ignored them, so they never applied), and a change written over the
+ * stored record (`latchkey clients update`) was refused for a name the operator did not give now.
+ */
+export function withoutSingularMetadata<T extends Record<string, unknown>>(metadata: T): T {
+  return Object.fromEntries(Object.entries(metadata).filter(([name]) => !LISTED_AS.has(name))) as T;
+}
+
 export async function checkConfiguredClients(provider: Provider, clients: readonly Record<string, unknown>[], apiScopes: readonly string[]): Promise<void> {
   const Client = provider.Client as unknown as new (metadata: Record<string, unknown>, ctx: unknown) => unknown;
   for (const metadata of clients) {
