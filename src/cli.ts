@@ -395,21 +395,26 @@ const NEWCOMER_WORDS = new Map<string, string>([
   ...['config', 'configure', 'settings'].map((word) => [word, SETTINGS] as const),
 ]);
 
-/** Verbs other tools use for one of ours: `clients create` was told "did you mean update?", `clients rotate` the same. */
-const SAME_VERBS = [
-  ['add', 'create', 'new', 'register', 'make'],
-  ['remove', 'delete', 'rm', 'del', 'destroy'],
-  ['list', 'ls', 'show', 'get', 'all'],
-  ['passwd', 'password', 'reset-password', 'set-password'],
-  ['rotate-secret', 'rotate', 'secret', 'reset-secret', 'new-secret'],
+/**
+ * Verbs other tools use for one of ours: `clients create` was told "did you mean update?", `clients
+ * rotate` the same. Each: our commands' names that may be meant (the first a group has), and the
+ * words. Only the first list names a command: `keys rotate` (the signing keys) is no client secret's
+ * rotation, and `keys new-secret` was told "did you mean latchkey keys rotate?" (h13's review).
+ */
+const SAME_VERBS: readonly (readonly [readonly string[], readonly string[]])[] = [
+  [['add', 'create'], ['add', 'create', 'new', 'register', 'make']],
+  [['remove'], ['remove', 'delete', 'rm', 'del', 'destroy']],
+  [['list'], ['list', 'ls', 'show', 'get', 'all']],
+  [['passwd'], ['passwd', 'password', 'reset-password', 'set-password']],
+  [['rotate-secret'], ['rotate-secret', 'rotate', 'secret', 'reset-secret', 'new-secret']],
 ];
 
 /** The subcommand of `command` (at `path`) that `word` is another tool's verb for, as a line's end. */
 function meantSubcommand(command: Command, path: string, word: string): string | undefined {
   const lower = word.toLowerCase();
   const own = new Set(command.commands.map((sub) => sub.name()));
-  for (const verbs of SAME_VERBS) {
-    const ours = verbs.find((verb) => own.has(verb));
+  for (const [names, verbs] of SAME_VERBS) {
+    const ours = names.find((name) => own.has(name));
     if (ours && ours !== lower && verbs.includes(lower)) return `did you mean latchkey ${path} ${ours}?`;
   }
   // The ring makes its keys itself: a new one is published by a rotation.
