@@ -106,7 +106,6 @@ export class RotatingNonces implements NonceSource {
   }
 }
 
-/** §4.3 step 9: scheme and host lower-cased, default port dropped, dot segments resolved; no query, no fragment. */
 /**
  * Origin and path after RFC 3986's syntax- and scheme-based normalisation (§6.2.2, §6.2.3), which
  * RFC 9449 §4.3 asks before comparing `htu`: WHATWG URL parsing lower-cases scheme and host, drops a
