@@ -201,7 +201,7 @@ const schema = z.strictObject({
   pkce: z.strictObject({ required: z.enum(['all', 'public']) }),
   dpop: z.strictObject({ requireNonce: z.boolean() }),
   upstreams: z.strictObject({ timeout: z.number().int().min(1).max(60), stateTtl: seconds }),
-  metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),
+  metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535), hosts: z.array(z.string().min(1)) }),
   rateLimit: z.strictObject({
     window: seconds,
     perIp: z.number().int().min(0),

@@ -572,7 +572,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     const pid = cluster.isWorker ? process.ppid : process.pid;
     unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));
     // In a cluster the primary serves every worker's metrics; a single process serves its own.
-    if (config.metrics.enabled && !cluster.isWorker) metricsListener = await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics);
+    if (config.metrics.enabled && !cluster.isWorker) metricsListener = await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics, config.metrics.hosts);
   } catch (error) {
     // A start that failed (a busy METRICS_PORT, say) leaves no control socket or record behind
     // that would tell the CLI, or a person listing data/, that a server runs here.

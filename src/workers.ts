@@ -147,7 +147,7 @@ async function runPrimary(config: Config, logger: Logger, count: number): Promis
   // Workers are on Redis (the embedded store runs one process); they leave this warning to the primary.
   const insecure = publicSecretsWarning(config);
   if (insecure) logger.warn({ settings: insecure.settings }, insecure.message);
-  const metrics = config.metrics.enabled ? await serveMetrics(config.metrics.host, config.metrics.port, logger, 'workers') : undefined;
+  const metrics = config.metrics.enabled ? await serveMetrics(config.metrics.host, config.metrics.port, logger, 'workers', config.metrics.hosts) : undefined;
   onSignals(logger, async () => {
     stopping = true;
     await stopWorkers();

@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { createHistogram, performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import type { Logger } from './logger.js';
@@ -399,8 +399,33 @@ function fromAPage(req: IncomingMessage): boolean {
   return site !== undefined && site !== 'none';
 }
 
-/** GET /metrics on its own port: a server's own `metrics`, or (a cluster primary's) the sum of its workers'. */
-export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers'): Promise<MetricsListener> {
+/**
+ * Whether `req` names this listener by a name no page can have rebound to it: an address (IPv4, or
+ * IPv6 in brackets), `localhost` or a name under it, a name of one label (a container's, a host's
+ * on the local network: found through the machine's own resolver, never a name of the public DNS),
+ * or one of `names` (metrics.hosts), or no Host at all. Fetch Metadata does not stop a rebound name:
+ * a browser sends Sec-Fetch-* only to a potentially trustworthy URL (HTTPS, or localhost), and this
+ * listener is plain HTTP, so a page at `http://rebound.attacker.example:9464` fetches /metrics with
+ * no Sec-Fetch-Site at all (eighteenth passes, h12: Chromium, its local-network checks off as in a
+ * browser without them). Its Host, the attacker's name, is what gives it away.
+ */
+function namedForUs(req: IncomingMessage, names: ReadonlySet<string>): boolean {
+  const value = req.headers.host;
+  if (value === undefined) return true;
+  const host = (value.startsWith('[') ? value.slice(1, value.indexOf(']') < 0 ? undefined : value.indexOf(']')) : value.replace(/:\d*$/, '')).toLowerCase();
+  if (isIP(host) !== 0) return true;
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (/^[a-z0-9_-]+$/.test(host)) return true;
+  return names.has(host.replace(/\.$/, ''));
+}
+
+/**
+ * GET /metrics on its own port: a server's own `metrics`, or (a cluster primary's) the sum of its
+ * workers'. `hosts`: the names besides addresses, localhost and one-label names a scraper may reach
+ * it by (metrics.hosts).
+ */
+export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers', hosts: readonly string[] = []): Promise<MetricsListener> {
+  const names = new Set(hosts.map((name) => name.toLowerCase().replace(/\.$/, '')));
   const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
   const registry = metrics === 'workers' ? aggregator! : metrics.registry;
   const text = (res: ServerResponse, status: number, body: string, more: Record<string, string> = {}) =>
@@ -418,6 +443,11 @@ export async function serveMetrics(host: string, port: number, logger: Logger, m
     }
     if (fromAPage(req)) {
       text(res, 403, 'the metrics are for a scraper, or for their address typed in the address bar: not for a page\n');
+      return;
+    }
+    // RFC 9110 §15.5.20: a name this listener does not answer for (a page's, rebound to this address).
+    if (!namedForUs(req, names)) {
+      text(res, 421, 'this listener answers for its addresses, localhost, names of one label and those in metrics.hosts (METRICS_HOSTS): add the name a scraper uses there\n');
       return;
     }
     (aggregator ? aggregator.clusterMetrics() : registry.metrics()).then(
