@@ -42,6 +42,7 @@ import type { Middleware } from 'koa';
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { scoped } from '../../http/layers.js';
 import { afterLoadGrant, beforeCheckScope } from './before-check-scope.js';
+import { scopesBeyond } from './current-registration.js';
 
 export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
 export const OFFLINE_IF_GRANTED = 'latchkey_offline_if_granted';
@@ -99,12 +100,17 @@ function pushedOfflineAccess(ctx: KoaContextWithOIDC, next: () => Promise<void>)
 /**
  * At `/auth`, once the engine has loaded the grant: a silent request's `offline_access` (dropped by
  * the engine's scope check) put back when the grant already holds it, for a client that may refresh
- * (as the engine's own check asks). The consent prompt then finds nothing missing.
+ * and may ask it by its `scope` metadata (as the engine's own checks ask). The consent prompt then
+ * finds nothing missing.
  */
 function offlineIfGranted(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   const { params, grant, client } = ctx.oidc;
   const scope = params?.scope;
-  if (params?.[OFFLINE_IF_GRANTED] === '1' && typeof scope === 'string' && !asksOffline(scope) && client?.grantTypeAllowed('refresh_token') && String(params.response_type).split(' ').includes('code') && grant?.getOIDCScope().split(' ').includes('offline_access')) {
+  // The engine dropped the scope before its check against the client's `scope` metadata, so that check
+  // is made here: an app narrowed since the person allowed it offline access gets no code carrying it
+  // (its interactive request is invalid_scope), a code not bound to the session that marked the app's
+  // authorization in the session as outliving sign-out (eighteenth passes' review, h12).
+  if (params?.[OFFLINE_IF_GRANTED] === '1' && typeof scope === 'string' && !asksOffline(scope) && client?.grantTypeAllowed('refresh_token') && !scopesBeyond(client, ['offline_access']).length && String(params.response_type).split(' ').includes('code') && grant?.getOIDCScope().split(' ').includes('offline_access')) {
     params.scope = `${scope} offline_access`;
   }
   return next();
