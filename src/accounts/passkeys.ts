@@ -6,11 +6,14 @@
  * so a passkey alone is two factors (possession and the PIN or biometric that unlocked it).
  *
  * Every challenge is single-use and lives CHALLENGE_TTL: it is consumed (atomically) before the
- * response is verified. A registration's is kept in the store. A sign-in's (the login page's, shown
- * at every view of it, and the second-factor page's) is written nowhere: it is sealed (keys.secrets,
- * keyring/sealing.ts) with its expiry and 16 random bytes, bound to its ceremony (the interaction's
- * uid), so it opens only for that interaction and before it expires; its use writes a marker of
- * its random bytes (set-if-absent, living past its expiry), and a second use finds the marker.
+ * response is verified. None is written anywhere: it is sealed (keys.secrets, keyring/sealing.ts)
+ * with its expiry and 16 random bytes, bound to its ceremony (a sign-in's: the interaction's uid, the
+ * login page's at every view of it and the second-factor page's; a registration's: the person), so it
+ * opens only for that ceremony and before it expires; its use writes a marker of its random bytes
+ * (set-if-absent, living past its expiry), and a second use finds the marker. A registration's was
+ * kept in the store under the person until the eighteenth passes (h14): every view of the account
+ * page replaced it, so a passkey made in a tab or on a device that showed the page before another was
+ * refused after the authenticator had made it.
  *
  * A credential id belongs to one person: registration claims it in an index (credential id → sub,
  * set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3 §7.1 step
@@ -39,7 +42,7 @@ import { randomBytes } from 'node:crypto';
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, type CredentialRecords, type StoredPasskey } from './credentials.js';
-import { passkeyOwnerKey, passkeyRegistrationChallengeKey, usedPasskeyChallengeKey } from '../store/keys.js';
+import { passkeyOwnerKey, usedPasskeyChallengeKey } from '../store/keys.js';
 
 const CHALLENGE_TTL = 300;
 /**
@@ -74,8 +77,9 @@ const descriptor = ({ id, transports }: StoredPasskey) => {
   return known ? { id, transports: known } : { id };
 };
 
-/** What a sign-in challenge is sealed under: its ceremony, so it opens for no other. */
+/** What a challenge is sealed under: its ceremony, so it opens for no other (a sign-in's uid, or a registration's person). */
 const challengeLabel = (ceremony: string) => `passkey-challenge:signin:${ceremony}`;
+const registrationLabel = (sub: string) => `passkey-challenge:register:${sub}`;
 
 /** Why a registration was refused: it did not verify, the credential is registered already, or the person holds MAX_PASSKEYS. */
 export type PasskeyRefusal = 'unverified' | 'already-registered' | 'too-many';
@@ -118,14 +122,9 @@ export class Passkeys {
     this.#origin = url.origin;
   }
 
-  async #remember(key: string, challenge: string): Promise<void> {
-    await this.kv.putRecord(key, challenge, CHALLENGE_TTL);
-  }
-
-  /** The ceremony's challenge, once: undefined when it expired or was used. */
-  async #spend(key: string): Promise<string | undefined> {
-    if ((await this.kv.consumeRecord(key, Date.now() / 1000)) !== 'consumed') return undefined;
-    return (await this.kv.getRecord(key))?.payload;
+  /** A new challenge sealed under `label`, unexpired for CHALLENGE_TTL. */
+  #seal(label: string): string {
+    return this.sealer.sealValue(label, { n: randomBytes(16).toString('base64url'), exp: Math.floor(Date.now() / 1000) + CHALLENGE_TTL });
   }
 
   /** Options for navigator.credentials.create(), for a new passkey of `sub`; none when they hold MAX_PASSKEYS. */
@@ -140,14 +139,15 @@ export class Passkeys {
       attestationType: 'none',
       excludeCredentials: passkeys.map(descriptor),
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      // Sealed, not stored: each view of the account page (tabs, devices) offers one of its own.
+      challenge: this.#seal(registrationLabel(sub)),
     });
-    await this.#remember(passkeyRegistrationChallengeKey(sub), options.challenge);
     return options;
   }
 
   /** Verifies and stores a new passkey (`addedIn`: the uid of the session adding it); or why not. */
   async register(sub: string, name: string, response: unknown, addedIn?: string): Promise<StoredPasskey | PasskeyRefusal> {
-    const expectedChallenge = await this.#spend(passkeyRegistrationChallengeKey(sub));
+    const expectedChallenge = await this.#spendSealed(registrationLabel(sub), response);
     if (!expectedChallenge || !isObject(response) || ranInAFrame(response)) return 'unverified';
     let verified;
     try {
@@ -216,15 +216,15 @@ export class Passkeys {
   async authenticationOptions(ceremony: string, sub?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const allowCredentials = sub ? (await this.records.read(sub)).passkeys.map(descriptor) : undefined;
     // Sealed, not stored: the login page shows a new one at every view without writing anything.
-    const challenge = this.sealer.sealValue(challengeLabel(ceremony), { n: randomBytes(16).toString('base64url'), exp: Math.floor(Date.now() / 1000) + CHALLENGE_TTL });
+    const challenge = this.#seal(challengeLabel(ceremony));
     return generateAuthenticationOptions({ rpID: this.#rpId, userVerification: 'required', challenge, ...(allowCredentials ? { allowCredentials } : {}) });
   }
 
   /**
-   * The challenge an assertion answers, if it is one sealed for this ceremony, unexpired and not
-   * used before; used now (atomically, before anything is verified, as a stored one is consumed).
+   * The challenge a response answers, if it is one sealed under `label` (its ceremony), unexpired
+   * and not used before; used now (atomically, before anything is verified).
    */
-  async #spendSealed(ceremony: string, response: unknown): Promise<string | undefined> {
+  async #spendSealed(label: string, response: unknown): Promise<string | undefined> {
     const clientData = isObject(response) && isObject(response.response) ? response.response.clientDataJSON : undefined;
     if (typeof clientData !== 'string' || clientData.length > 4096) return undefined;
     let challenge: unknown;
@@ -232,7 +232,7 @@ export class Passkeys {
     try {
       challenge = decodeClientDataJSON(clientData).challenge;
       if (typeof challenge !== 'string') return undefined;
-      opened = this.sealer.openValue(challengeLabel(ceremony), Buffer.from(challenge, 'base64url').toString('utf8'), 'passkey challenge');
+      opened = this.sealer.openValue(label, Buffer.from(challenge, 'base64url').toString('utf8'), 'passkey challenge');
     } catch {
       return undefined; // not JSON, not sealed by us, or for another ceremony
     }
@@ -250,7 +250,7 @@ export class Passkeys {
    * Records the new sign counter and the time of use. Undefined when it does not verify.
    */
   async authenticate(ceremony: string, response: unknown, sub?: string): Promise<PasskeySignIn | undefined> {
-    const expectedChallenge = await this.#spendSealed(ceremony, response);
+    const expectedChallenge = await this.#spendSealed(challengeLabel(ceremony), response);
     if (!expectedChallenge || !isObject(response) || ranInAFrame(response)) return undefined;
     const assertion = response as unknown as AuthenticationResponseJSON;
     const owner = sub ?? userHandleSub(assertion);

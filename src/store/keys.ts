@@ -196,9 +196,7 @@ export const upstreamSignInKey = (upstream: string, upstreamSub: string) => `acc
 export const SECOND_FACTORS_PREFIX = 'mfa:';
 /** A person's second-factor credentials (JSON: passkeys, TOTP, recovery codes), durable. */
 export const secondFactorsKey = (sub: string) => `${SECOND_FACTORS_PREFIX}${sub}`;
-/** A passkey registration's challenge (a record, consumed once), until it expires. */
-export const passkeyRegistrationChallengeKey = (sub: string) => `mfa:webauthn-challenge:register:${sub}`;
-/** A sealed passkey sign-in challenge's use (its random part), while it could still open. */
+/** A sealed passkey challenge's use (its random part: a sign-in's or a registration's), while it could still open. */
 export const usedPasskeyChallengeKey = (nonce: string) => `mfa:webauthn-challenge-used:${nonce}`;
 /** A passkey credential id → the sub it is registered to, durable. */
 export const passkeyOwnerKey = (credentialId: string) => `mfa:passkey-owner:${credentialId}`;

@@ -178,7 +178,7 @@ describe('e2e: fifth blips pass: the account page and the consent page with Redi
 
   describe('passkey registration', () => {
     for (const [write, username, matches] of [
-      ['its challenge’s spending', 'pia', (sub: string) => commandOn(`mfa:webauthn-challenge:register:${sub}`)],
+      ['its challenge’s spending', 'pia', (_sub: string) => commandOn('mfa:webauthn-challenge-used:')],
       ['its owner’s claim', 'pim', (_sub: string) => commandOn('mfa:passkey-owner:')],
       ['the credentials’ write', 'pol', (sub: string) => scriptOnExactly(`mfa:${sub}`)],
     ] as const) {

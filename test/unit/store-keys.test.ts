@@ -67,7 +67,6 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   upstreamSignInKey: [keys.upstreamSignInKey('corp', 'u-9'), 'account:first-sign-in:-mlHShCqhDjfxocpfn7-OfobtVcgxlScyXsmXj7Ij9U'],
   SECOND_FACTORS_PREFIX: [keys.SECOND_FACTORS_PREFIX, 'mfa:'],
   secondFactorsKey: [keys.secondFactorsKey('sub-1'), 'mfa:sub-1'],
-  passkeyRegistrationChallengeKey: [keys.passkeyRegistrationChallengeKey('sub-1'), 'mfa:webauthn-challenge:register:sub-1'],
   usedPasskeyChallengeKey: [keys.usedPasskeyChallengeKey('n0nce'), 'mfa:webauthn-challenge-used:n0nce'],
   passkeyOwnerKey: [keys.passkeyOwnerKey('cred-1'), 'mfa:passkey-owner:cred-1'],
   totpPendingKey: [keys.totpPendingKey('sub-1', 'c1'), 'mfa:totp-pending:sub-1:c1'],
