@@ -23,6 +23,7 @@ const LONGEST_FIRST = [
   'test/e2e/person-cutoff-endings.test.ts',
   'test/e2e/upstreams.test.ts',
   'test/e2e/factors-fourteenth.test.ts',
+  'test/e2e/factors-browser-eighteenth.test.ts',
   'test/e2e/store-growth.test.ts',
   'test/e2e/granting-attacks.test.ts',
   'test/e2e/redteam-endings-25.test.ts',
