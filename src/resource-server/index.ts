@@ -35,6 +35,14 @@ export { MemoryReplayStore, RotatingNonces, type DPoPOptions, type DPoPRequest, 
 
 export * from './protected-resource.js';
 
+/**
+ * The largest `clockTolerance` this helper takes, in seconds: how long past a token's `exp`
+ * Latchkey's revocation feed lists its entries (revocation/list.ts FEED_RETENTION). With a larger
+ * one a helper started after an entry left the feed took the revoked token until `exp` plus its
+ * tolerance (eighteenth passes, h17).
+ */
+export const MAX_CLOCK_TOLERANCE = 300;
+
 export interface ResourceServerOptions {
   /** Latchkey's issuer URL, exactly as in its discovery document (no trailing slash). */
   readonly issuer: string;
@@ -58,7 +66,11 @@ export interface ResourceServerOptions {
   readonly pollInterval?: number;
   /** Milliseconds without a successful poll after which every token is refused. Default 10 000. */
   readonly maxStaleness?: number;
-  /** Seconds of clock skew tolerated on exp/iat. Default 15. */
+  /**
+   * Seconds of clock skew tolerated on exp/iat. Default 15, at most MAX_CLOCK_TOLERANCE (300): the
+   * revocation feed lists an entry that long past its token's `exp`, so a helper started then still
+   * learns of every revocation of a token it would take.
+   */
   readonly clockTolerance?: number;
   /** Called when a poll fails (the helper keeps polling, backing off), and at start for each try Latchkey did not answer. */
   readonly onError?: (error: Error) => void;
@@ -307,6 +319,12 @@ export class ResourceServer {
 
   /** Reads Latchkey's discovery document and the current revocation list, then keeps following it. */
   static async create(options: ResourceServerOptions): Promise<ResourceServer> {
+    const { clockTolerance } = options;
+    if (clockTolerance !== undefined && !(Number.isFinite(clockTolerance) && clockTolerance >= 0 && clockTolerance <= MAX_CLOCK_TOLERANCE)) {
+      throw new TypeError(
+        `latchkey/resource-server: clockTolerance is seconds from 0 to ${MAX_CLOCK_TOLERANCE} (the revocation feed lists an entry that long past its token's exp; with more, a revoked token would be taken after it left the feed), not ${String(clockTolerance)}`,
+      );
+    }
     if (!options.feedToken && !(options.clientId && options.clientSecret)) {
       throw new TypeError('latchkey/resource-server: give clientId and clientSecret, or feedToken, to read the revocation feed');
     }

@@ -236,9 +236,19 @@ export interface Lifetimes {
   readonly refresh: number;
 }
 
+/**
+ * Seconds the feed keeps listing an entry past the `exp` it carries: the largest `clockTolerance`
+ * latchkey/resource-server allows (its MAX_CLOCK_TOLERANCE, equal to this: a unit test holds them
+ * together), since a helper takes a token until its `exp` plus its own tolerance, and one started
+ * (or restarted) after an entry left the feed never learns of the revocation (eighteenth passes, h17).
+ */
+export const FEED_RETENTION = 300;
+
 export interface RevocationListOptions {
-  /** Seconds added to each entry's life, matching the clock tolerance verifiers allow. */
+  /** Seconds added to each entry's life, matching the clock tolerance Latchkey's own verifiers allow. */
   readonly skew: number;
+  /** Seconds the feed lists an entry past its `exp`, at least `skew`. Default FEED_RETENTION (tests give less). */
+  readonly feedRetention?: number;
   /** The longest lifetime of an access token, in seconds: how long a grant entry matters. */
   readonly accessTokenLifetime: number;
   /** The longest lifetime of a grant (and so of its refresh tokens), in seconds: how long a delegated mark is kept. Default: accessTokenLifetime. */
@@ -293,6 +303,7 @@ export class RevocationList {
    */
   readonly #rareMarks: CachedReads;
   readonly #skew: number;
+  readonly #feedRetention: number;
   readonly #lifetime: number;
   readonly #grantLifetime: number;
   readonly #signedLifetime: number;
@@ -304,11 +315,12 @@ export class RevocationList {
   /** Keeps a person's ending owed while it runs (RevocationListOptions.owed). */
   readonly owed: KeepsOwed | undefined;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, sessionLifetimes, owed }: RevocationListOptions) {
+  constructor(kv: Kv, { skew, feedRetention, accessTokenLifetime, grantLifetime, signedLifetime, publishLead, refreshInterval, sessionLifetimes, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
     this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_RAISED_PREFIX, REVOKED_RAISED_EVERYWHERE_KEY, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
+    this.#feedRetention = Math.max(skew, feedRetention ?? FEED_RETENTION);
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
     this.#signedLifetime = Math.max(signedLifetime ?? 0, accessTokenLifetime);
@@ -424,13 +436,18 @@ export class RevocationList {
     });
   }
 
-  /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
+  /**
+   * Revokes one token until its `exp` (epoch seconds). A token expired longer ago than any verifier
+   * takes it needs no entry. False if already revoked. Latchkey's own mark is kept to `exp` plus
+   * its skew; the feed lists the entry to `exp` plus FEED_RETENTION, as an API's helper may take the
+   * token that long (a token revoked between the two was not listed at all: eighteenth passes, h17).
+   */
   async revokeToken(jti: string, exp: number): Promise<boolean> {
-    const ttl = exp - epochSeconds() + this.#skew;
-    if (ttl <= 0) return false;
+    const left = exp - epochSeconds();
+    if (left + this.#feedRetention <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
     const { feed } = await this.lifetimes();
-    return (await this.#kv.raiseMarkAndLog(revokedJtiKey(jti), 1, ttl, REVOCATION_FEED_KEY, fields, feed + this.#skew)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(revokedJtiKey(jti), 1, Math.max(left + this.#skew, 1), REVOCATION_FEED_KEY, fields, feed + this.#feedRetention)) !== undefined;
   }
 
   /**
@@ -694,7 +711,7 @@ export class RevocationList {
     const kept = keptAsGrants ? Math.max(lifetimes.grant, matters) : matters;
     const at = epochSeconds();
     const fields = { type, value, ...extra, at: String(at), exp: String(at + matters) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, REVOCATION_FEED_KEY, fields, lifetimes.feed + this.#skew)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, REVOCATION_FEED_KEY, fields, lifetimes.feed + this.#feedRetention)) !== undefined;
   }
 
   /**
@@ -757,7 +774,7 @@ export class RevocationList {
     if (after !== undefined && !LOG_ID.test(after)) throw new RangeError('not a feed cursor');
     const [lines, epoch] = await Promise.all([this.#kv.readLog(REVOCATION_FEED_KEY, after, limit), this.epoch()]);
     const now = epochSeconds();
-    const entries = lines.map(toEntry).filter((entry): entry is RevocationEntry => !!entry && entry.exp + this.#skew >= now);
+    const entries = lines.map(toEntry).filter((entry): entry is RevocationEntry => !!entry && entry.exp + this.#feedRetention >= now);
     return { entries, cursor: lines.at(-1)?.id ?? after, more: lines.length === limit, epoch };
   }
 }
