@@ -290,7 +290,11 @@ export class UpstreamClients {
     // One no ID token could have named (finish) names no session: refused, not written down as a logout of it.
     if ([sid, sub].some(tooLong)) throw new UpstreamRefused(`a logout token's sid and sub are at most ${MAX_IDENTIFIER_BYTES} bytes`);
     if (typeof payload.jti !== 'string' || !payload.jti || payload.jti.length > 256) throw new UpstreamRefused('a logout token has a jti of at most 256 characters');
-    const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp!) + CLOCK_TOLERANCE;
+    // jose reads whole seconds: it takes the token while the second of now is at most iat + max age +
+    // tolerance (so up to a second past that), and while it is before exp + tolerance. Remembered to
+    // iat + max age + tolerance, a token bounded by its age was taken again in that last second
+    // (review of the eighteenth passes, h17).
+    const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE + CLOCK_TOLERANCE + 1, payload.exp! + CLOCK_TOLERANCE);
     return { ...(sid && { sid }), ...(sub && { sub }), jti: payload.jti, acceptedUntil: lastAccepted };
   }
 }
