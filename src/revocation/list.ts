@@ -59,7 +59,8 @@
  *           the token endpoint instead (patches/step-up.ts).
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
- * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
+ * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew (the
+ * feed lists it to that `exp` plus FEED_RETENTION, the largest tolerance an API's helper takes); a kid
  * entry lives as long as its revoker says (until no verifier can still hold the key). That
  * lifetime is the longest of the writer's own settings and those every serving instance publishes
  * in the store (publishLifetimes), kept as long as what it issued can live: a token issued before
