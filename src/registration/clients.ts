@@ -363,7 +363,12 @@ export class Clients {
       this.kv,
       ownerClaimKey(owner),
       async () => {
-        const owned = (await this.ownedBy(owner)).filter((app) => !this.configured.includes(app.client_id));
+        // A configured client of the id is the operator's (a developer's app moved into the
+        // configuration keeps its id): skipped, as remove would refuse it, whether this process has
+        // the servers' configuration or reads what they recorded. Refused, it failed every run again.
+        const recorded = await this.kv.get(CONFIGURED_CLIENTS_KEY);
+        const configured = new Set([...this.configured, ...(recorded === undefined ? [] : Object.keys(JSON.parse(recorded) as object))]);
+        const owned = (await this.ownedBy(owner)).filter((app) => !configured.has(app.client_id));
         for (const app of owned) await this.remove(app.client_id);
         return owned;
       },
