@@ -17,7 +17,36 @@ import { commandsIn, hasWrite, startRelayedServer, type RelayedServer } from './
 import { startServer, type TestServer } from './server.js';
 import { startAuthorization } from './sign-in.js';
 import { clientCredentialsToken, type ClientCredentials } from './tokens.js';
+import { OWED_S } from '../../src/store/due-endings.js';
 import { OWED_ENDINGS_KEY } from '../../src/store/keys.js';
+
+/** A second's slack for the store's clock against ours (due-endings.ts keeps due times on the store's clock). */
+const CLOCK_SLACK_MS = 1000;
+
+/**
+ * The owed endings not yet due in the store at `redisUrl` (under `keyPrefix`) fall due now. Fails,
+ * moving nothing, unless one of them falls due within OWED_S from now: the change's, kept OWED_S
+ * after it began, so that the tests that call this instead of waiting OWED_S out still say that the
+ * ending falls due on its own (one kept an hour later, or never due, passed before). Others later
+ * than that are claims a sweep holds until its lease ends (15 s: an earlier change's ending being
+ * finished, or the cut-off instance's), moved too, as before.
+ */
+export async function owedFallDue(redisUrl: string, keyPrefix: string | undefined): Promise<void> {
+  const direct = new Redis(redisUrl, keyPrefix ? { keyPrefix } : {});
+  try {
+    const now = Date.now();
+    const owed = await direct.zrangebyscore(OWED_ENDINGS_KEY, `(${now}`, '+inf', 'WITHSCORES');
+    assert.ok(owed.length > 0, 'the change kept an ending as owed');
+    const inSeconds = owed.filter((_, i) => i % 2 === 1).map((score) => Math.round((Number(score) - now) / 1000));
+    assert.ok(
+      inSeconds.some((seconds) => seconds * 1000 <= OWED_S * 1000 + CLOCK_SLACK_MS),
+      `the change's owed ending falls due within OWED_S (${OWED_S} s): owed endings fall due in ${inSeconds.join(', ')} s`,
+    );
+    for (let i = 0; i < owed.length; i += 2) await direct.zadd(OWED_ENDINGS_KEY, 'XX', 0, owed[i]!);
+  } finally {
+    direct.disconnect();
+  }
+}
 
 export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: readonly Record<string, unknown>[]) {
   let balancer: Balancer;
@@ -57,18 +86,10 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
      * The endings a cut-off change kept as owed fall due now rather than OWED_S (10 s) after they
      * were kept, so that a sweep (BACKCHANNEL_SWEEP_INTERVAL) finishes them without the test
      * sleeping those seconds out: call it after the hold and the cut, so that nothing ends them
-     * sooner than it would. Fails when nothing not yet due is owed (the change kept no ending).
+     * sooner than it would. Fails when nothing not yet due is owed (the change kept no ending), or
+     * when one was kept due later than OWED_S (see owedFallDue below).
      */
-    async owedFallDue() {
-      const direct = new Redis(relayed.redis.url, { keyPrefix: relayed.server.config.redis.keyPrefix });
-      try {
-        const owed = await direct.zrangebyscore(OWED_ENDINGS_KEY, `(${Date.now()}`, '+inf');
-        assert.ok(owed.length > 0, 'the change kept an ending as owed');
-        for (const member of owed) await direct.zadd(OWED_ENDINGS_KEY, 'XX', 0, member);
-      } finally {
-        direct.disconnect();
-      }
-    },
+    owedFallDue: () => owedFallDue(relayed.redis.url, relayed.server.config.redis.keyPrefix),
     /**
      * What a browser's session (`agent`'s, its silent request for `app` to `redirect`), its refresh
      * token and its access token get now, at the other instance: the error or 'code', 'refreshed'
