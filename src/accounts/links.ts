@@ -31,7 +31,7 @@
  * whose link was never written (the sign-in cut off between the two) is linked by the next (#unlinked);
  * removing a link of the account drops that record (remove), so the removal is not undone so.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
 import { holding, inBatches, STILL_HELD, type Kv } from '../store/kv.js';
 import { accountLinksKey, linkedAccountsKey, LINKS_INDEXED_KEY, upstreamLinkKey, upstreamSignInKey } from '../store/keys.js';
@@ -44,6 +44,11 @@ export interface Link {
   readonly at: number;
   /** The upstream's issuer when it was linked (absent in links made before it was recorded). */
   readonly iss?: string;
+  /**
+   * This making of the link (random; absent in links made before it was kept): a link removed and
+   * made again is not the one a sign-in under way went through (UpstreamWord.link; eighteenth passes, h18).
+   */
+  readonly made?: string;
 }
 
 /** One of a person's links, as the account page lists it: `id` ("<upstream>:<upstream sub>") names it in a form. */
@@ -314,7 +319,7 @@ export class UpstreamLinks {
   }
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how'], iss?: string): Promise<Link | undefined> {
-    const link: Link = { sub, how, at: Math.floor(Date.now() / 1000), ...(iss !== undefined && { iss }) };
+    const link: Link = { sub, how, at: Math.floor(Date.now() / 1000), ...(iss !== undefined && { iss }), made: randomUUID() };
     // Its index entries before the link: an entry no link names is skipped (list) or harmless (a superset:
     // peopleLinkedTo), while a link written without them was never indexed (a later sign-in finds the
     // link and writes nothing): the account page did not list it, and removing the upstream did not

@@ -71,6 +71,11 @@ export interface UpstreamWord {
    * and added again, even under the same issuer, vouches for nothing from before (seventeenth passes, h2).
    */
   readonly made?: string;
+  /**
+   * The making of the link it signed in through (accounts/links.ts Link.made; absent for a link made
+   * before it was kept): the link removed and made again while the resume waited is not that link.
+   */
+  readonly link?: string;
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -195,8 +200,12 @@ export function credentialsHeld(
         parts.map(async ([upstream, upstreamSub]) => {
           const link = await links.find(upstream, upstreamSub);
           const word = verified?.upstream;
-          const made = word?.upstream === upstream && word.sub === upstreamSub ? word.made : undefined;
-          return link?.sub === sub && (await upstreamKnown(upstream, link.iss, made));
+          const through = word?.upstream === upstream && word.sub === upstreamSub ? word : undefined;
+          // The link itself as it was made then: removed on the account page and made again by its
+          // owner (an upstream account of theirs taken back) while this resume waited, it is another
+          // (eighteenth passes, h18: the thief's held sign-in signed in).
+          if (through?.link !== undefined && link?.made !== through.link) return false;
+          return link?.sub === sub && (await upstreamKnown(upstream, link.iss, through?.made));
         }),
       ),
       accountOf(sub),

@@ -58,7 +58,7 @@ export async function finishSignIn(
     ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
     // Which upstream session it took the word of: a logout of it before the resume stops the resume (session-credentials.ts).
     ...((passwordStamp || totp || recoveryCodes || upstream) && {
-      verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at, ...(upstream.made !== undefined && { made: upstream.made }) } }) },
+      verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at, ...(upstream.made !== undefined && { made: upstream.made }), ...(upstream.link !== undefined && { link: upstream.link }) } }) },
     }),
   };
   // The link is made by a sign-in its resume will take (the same check, begun when the interaction

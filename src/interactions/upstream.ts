@@ -391,7 +391,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       username: outcome.account.username,
       remember: false,
       method: 'federated',
-      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now(), made: upstream.made ?? '', ...(signedIn.authTime !== undefined && { authTime: signedIn.authTime }), ...(signedIn.ageUnknown && { ageUnknown: true }) },
+      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now(), made: upstream.made ?? '', ...(outcome.link.made !== undefined && { link: outcome.link.made }), ...(signedIn.authTime !== undefined && { authTime: signedIn.authTime }), ...(signedIn.ageUnknown && { ageUnknown: true }) },
       // Signing in to an offered account through its own link is signing in to it: the offer goes on,
       // when this sign-in was asked of the upstream as a fresh one (start: every one begun once the
       // offer was made is). One begun before the offer, answered from that upstream's session and

@@ -39,6 +39,8 @@ export interface FederatedSession {
   readonly ageUnknown?: boolean;
   /** The addition of the upstream that took its word (Upstream.made; '' for one added before it was kept; absent in records made before this was). */
   readonly made?: string;
+  /** The making of the link it signed in through (links.ts Link.made; absent for a link made before it was kept). */
+  readonly link?: string;
 }
 
 export class FederatedSessions {
