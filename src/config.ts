@@ -28,6 +28,14 @@ const lowerCase = (value: unknown) => (typeof value === 'string' ? value.toLower
  */
 export const INITIAL_ACCESS_TOKEN_MAX = 30 * 86_400;
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
+/**
+ * A name of metrics.hosts: a DNS name as a Host header carries it, any case, a trailing dot allowed.
+ * The listener compares it with the Host's name (ops/metrics.ts namedForUs), its port taken off, so
+ * an entry with a port, a scheme, a path or a wildcard would never match: refused here, not at every scrape.
+ */
+const metricsHostName = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'expected a name as a scraper reaches the listener by, without a port, scheme, path or wildcard (latchkey.monitoring.svc)');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
 
 /** "; use https://id.example.com": the origin of an issuer given with a trailing slash or a path, which is what was meant. */
@@ -201,7 +209,7 @@ const schema = z.strictObject({
   pkce: z.strictObject({ required: z.enum(['all', 'public']) }),
   dpop: z.strictObject({ requireNonce: z.boolean() }),
   upstreams: z.strictObject({ timeout: z.number().int().min(1).max(60), stateTtl: seconds }),
-  metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535), hosts: z.array(z.string().min(1)) }),
+  metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535), hosts: z.array(metricsHostName) }),
   rateLimit: z.strictObject({
     window: seconds,
     perIp: z.number().int().min(0),

@@ -1,0 +1,55 @@
+/**
+ * metrics.hosts (METRICS_HOSTS) as an operator writes it (security-passes.md, "Looked at in the
+ * eighteenth passes: review of e8e13ce5, 5fe85549 and e6b2b8b6 (h20)"). e6b2b8b6 compares the names
+ * of metrics.hosts with the Host a request names, its port taken off; the names themselves were taken
+ * as written, so the scrape target copied from Prometheus (`latchkey.monitoring.svc:9464`), a URL or a
+ * wildcard started the server and never matched: every scrape was refused 421 with "add the name a
+ * scraper uses there", the name the operator had added. Such an entry is now refused at start, in
+ * one line naming the setting and what to write.
+ */
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { Metrics, serveMetrics } from '../../src/ops/metrics.js';
+
+const refused = (value: string) =>
+  assert.throws(() => loadConfig({ METRICS_HOSTS: value }), (error: Error) => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.match(error.message, /metrics\.hosts/);
+    assert.match(error.message, /without a port/);
+    assert.ok(!error.message.includes('\n'), 'one line');
+    return true;
+  });
+
+describe('metrics.hosts as an operator writes it (eighteenth passes, h20)', () => {
+  it('a name with a port, a URL, a wildcard or a path is refused at start, saying what to write', () => {
+    refused('latchkey.monitoring.svc:9464');
+    refused('http://latchkey.monitoring.svc');
+    refused('*.monitoring.svc');
+    refused('latchkey.monitoring.svc/metrics');
+    refused('a.example,b example');
+  });
+
+  it('names as they are written (any case, a trailing dot, a list) load, and the listener answers for them', async () => {
+    const config = loadConfig({ METRICS_HOSTS: 'Latchkey.Monitoring.svc., prom_target.internal' });
+    assert.deepEqual(config.metrics.hosts, ['Latchkey.Monitoring.svc.', 'prom_target.internal']);
+    const listener = await serveMetrics('127.0.0.1', 0, createLogger('silent'), new Metrics(), config.metrics.hosts);
+    try {
+      const url = new URL('/metrics', listener.url);
+      for (const host of ['latchkey.monitoring.svc:9464', 'prom_target.internal']) {
+        const { request } = await import('node:http');
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request({ host: url.hostname, port: url.port, path: '/metrics', headers: { host } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        assert.equal(status, 200, host);
+      }
+    } finally {
+      await listener.close();
+    }
+  });
+});
