@@ -399,8 +399,14 @@ function fromAPage(req: IncomingMessage): boolean {
   return site !== undefined && site !== 'none';
 }
 
+/** The name (or address) of a Host header, its port taken off, in lower case. */
+const hostName = (value: string) => (value.startsWith('[') ? value.slice(1, value.indexOf(']') < 0 ? undefined : value.indexOf(']')) : value.replace(/:\d*$/, '')).toLowerCase();
+
+/** How many names refused the metrics listener logs (each once): a page rebinding many names cannot fill the log. */
+const REFUSALS_LOGGED = 16;
+
 /**
- * Whether `req` names this listener by a name no page can have rebound to it: an address (IPv4, or
+ * Whether a request's Host (`value`) names this listener by a name no page can have rebound to it: an address (IPv4, or
  * IPv6 in brackets), `localhost` or a name under it, a name of one label (a container's, a host's
  * on the local network: found through the machine's own resolver, never a name of the public DNS),
  * or one of `names` (metrics.hosts), or no Host at all. Fetch Metadata does not stop a rebound name:
@@ -409,10 +415,9 @@ function fromAPage(req: IncomingMessage): boolean {
  * no Sec-Fetch-Site at all (eighteenth passes, h12: Chromium, its local-network checks off as in a
  * browser without them). Its Host, the attacker's name, is what gives it away.
  */
-function namedForUs(req: IncomingMessage, names: ReadonlySet<string>): boolean {
-  const value = req.headers.host;
+function namedForUs(value: string | undefined, names: ReadonlySet<string>): boolean {
   if (value === undefined) return true;
-  const host = (value.startsWith('[') ? value.slice(1, value.indexOf(']') < 0 ? undefined : value.indexOf(']')) : value.replace(/:\d*$/, '')).toLowerCase();
+  const host = hostName(value);
   if (isIP(host) !== 0) return true;
   if (host === 'localhost' || host.endsWith('.localhost')) return true;
   if (/^[a-z0-9_-]+$/.test(host)) return true;
@@ -426,6 +431,7 @@ function namedForUs(req: IncomingMessage, names: ReadonlySet<string>): boolean {
  */
 export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers', hosts: readonly string[] = []): Promise<MetricsListener> {
   const names = new Set(hosts.map((name) => name.toLowerCase().replace(/\.$/, '')));
+  const logged = new Set<string>();
   const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
   const registry = metrics === 'workers' ? aggregator! : metrics.registry;
   const text = (res: ServerResponse, status: number, body: string, more: Record<string, string> = {}) =>
@@ -446,8 +452,17 @@ export async function serveMetrics(host: string, port: number, logger: Logger, m
       return;
     }
     // RFC 9110 §15.5.20: a name this listener does not answer for (a page's, rebound to this address).
-    if (!namedForUs(req, names)) {
-      text(res, 421, 'this listener answers for its addresses, localhost, names of one label and those in metrics.hosts (METRICS_HOSTS): add the name a scraper uses there\n');
+    if (!namedForUs(req.headers.host, names)) {
+      // Said in the log too: a scraper shows only the status (Prometheus: "421 Misdirected Request").
+      const refused = hostName(req.headers.host!).slice(0, 253);
+      if (logged.size < REFUSALS_LOGGED && !logged.has(refused)) {
+        logged.add(refused);
+        logger.warn(
+          { event: 'metrics.host_refused', host: refused },
+          `metrics listener: a request naming ${JSON.stringify(refused)} refused (421); a scraper reaching it by this name needs it in metrics.hosts (METRICS_HOSTS), without the port; a page on a name rebound to this address is refused so${logged.size === REFUSALS_LOGGED ? ' (the last name refused logged)' : ''}`,
+        );
+      }
+      text(res, 421, 'this listener answers for its addresses, localhost, names of one label and those in metrics.hosts (METRICS_HOSTS): add the name a scraper uses there, without the port\n');
       return;
     }
     (aggregator ? aggregator.clusterMetrics() : registry.metrics()).then(

@@ -5,12 +5,27 @@
  * as written, so the scrape target copied from Prometheus (`latchkey.monitoring.svc:9464`), a URL or a
  * wildcard started the server and never matched: every scrape was refused 421 with "add the name a
  * scraper uses there", the name the operator had added. Such an entry is now refused at start, in
- * one line naming the setting and what to write.
+ * one line naming the setting and what to write. And the refusal was said only to the scraper (its
+ * body; Prometheus shows only "421 Misdirected Request"): the log now says it too, once for each name
+ * refused (a bounded number of names: a page rebinding many cannot fill the log).
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { Metrics, serveMetrics } from '../../src/ops/metrics.js';
+
+/** The status of GET /metrics at `url` naming `host`. */
+const statusFor = (url: URL, host: string) =>
+  new Promise<number>((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: '/metrics', headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 
 const refused = (value: string) =>
   assert.throws(() => loadConfig({ METRICS_HOSTS: value }), (error: Error) => {
@@ -37,7 +52,6 @@ describe('metrics.hosts as an operator writes it (eighteenth passes, h20)', () =
     try {
       const url = new URL('/metrics', listener.url);
       for (const host of ['latchkey.monitoring.svc:9464', 'prom_target.internal']) {
-        const { request } = await import('node:http');
         const status = await new Promise<number>((resolve, reject) => {
           const req = request({ host: url.hostname, port: url.port, path: '/metrics', headers: { host } }, (res) => {
             res.resume();
@@ -48,6 +62,29 @@ describe('metrics.hosts as an operator writes it (eighteenth passes, h20)', () =
         });
         assert.equal(status, 200, host);
       }
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it('a name refused is said in the log, once for each name, naming metrics.hosts; a bounded number of names', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const listener = await serveMetrics('127.0.0.1', 0, createLogger('info', out), new Metrics(), []);
+    try {
+      const url = new URL('/metrics', listener.url);
+      for (let i = 0; i < 3; i++) assert.equal(await statusFor(url, 'latchkey.monitoring.svc:9464'), 421);
+      for (let i = 0; i < 100; i++) assert.equal(await statusFor(url, `rebound-${i}.attacker.example`), 421);
+      assert.equal(await statusFor(url, '127.0.0.1'), 200);
+      const refusals = lines.filter((line) => line.event === 'metrics.host_refused');
+      assert.equal(refusals.filter((line) => line.host === 'latchkey.monitoring.svc').length, 1, 'once for a name');
+      assert.match(String(refusals[0]!.msg), /metrics\.hosts \(METRICS_HOSTS\)/);
+      assert.ok(refusals.length > 1 && refusals.length <= 20, `bounded: ${refusals.length}`);
     } finally {
       await listener.close();
     }
