@@ -426,11 +426,12 @@ function namedForUs(value: string | undefined, names: ReadonlySet<string>): bool
 
 /**
  * GET /metrics on its own port: a server's own `metrics`, or (a cluster primary's) the sum of its
- * workers'. `hosts`: the names besides addresses, localhost and one-label names a scraper may reach
- * it by (metrics.hosts).
+ * workers'. `hosts`: the names besides addresses, localhost, one-label names and `host` (when a
+ * name) a scraper may reach it by (metrics.hosts).
  */
 export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers', hosts: readonly string[] = []): Promise<MetricsListener> {
-  const names = new Set(hosts.map((name) => name.toLowerCase().replace(/\.$/, '')));
+  // The name it is bound by (metrics.host, when a name) is the operator's too: its own URL answers.
+  const names = new Set([...hosts, ...(isIP(host) === 0 ? [host] : [])].map((name) => name.toLowerCase().replace(/\.$/, '')));
   const logged = new Set<string>();
   const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
   const registry = metrics === 'workers' ? aggregator! : metrics.registry;

@@ -7,9 +7,12 @@
  * scraper uses there", the name the operator had added. Such an entry is now refused at start, in
  * one line naming the setting and what to write. And the refusal was said only to the scraper (its
  * body; Prometheus shows only "421 Misdirected Request"): the log now says it too, once for each name
- * refused (a bounded number of names: a page rebinding many cannot fill the log).
+ * refused (a bounded number of names: a page rebinding many cannot fill the log). And a listener
+ * bound by a name (metrics.host, METRICS_HOST, a name with a dot) refused its own URL, the name it
+ * was bound by: that name answers now, as the operator's own.
  */
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import { request } from 'node:http';
 import { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -85,6 +88,26 @@ describe('metrics.hosts as an operator writes it (eighteenth passes, h20)', () =
       assert.equal(refusals.filter((line) => line.host === 'latchkey.monitoring.svc').length, 1, 'once for a name');
       assert.match(String(refusals[0]!.msg), /metrics\.hosts \(METRICS_HOSTS\)/);
       assert.ok(refusals.length > 1 && refusals.length <= 20, `bounded: ${refusals.length}`);
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it('bound by a name (metrics.host), the listener answers for it: its own URL is not refused', async () => {
+    // The name resolves to 127.0.0.1 here, as an operator's name of an interface would to its address.
+    const lookup = dns.lookup;
+    (dns as { lookup: unknown }).lookup = (name: string, ...rest: unknown[]) => (lookup as (...args: unknown[]) => void)(name.toLowerCase() === 'metrics.internal.example' ? '127.0.0.1' : name, ...rest);
+    let listener;
+    try {
+      listener = await serveMetrics('Metrics.Internal.Example', 0, createLogger('silent'), new Metrics(), []);
+    } finally {
+      (dns as { lookup: unknown }).lookup = lookup;
+    }
+    try {
+      const url = new URL(listener.url);
+      assert.equal(url.hostname, 'metrics.internal.example');
+      assert.equal(await statusFor(new URL(`http://127.0.0.1:${url.port}/metrics`), url.host), 200);
+      assert.equal(await statusFor(new URL(`http://127.0.0.1:${url.port}/metrics`), 'other.internal.example'), 421);
     } finally {
       await listener.close();
     }
