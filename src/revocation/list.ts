@@ -439,16 +439,22 @@ export class RevocationList {
 
   /**
    * Revokes one token until its `exp` (epoch seconds). A token expired longer ago than any verifier
-   * takes it needs no entry. False if already revoked. Latchkey's own mark is kept to `exp` plus
-   * its skew; the feed lists the entry to `exp` plus FEED_RETENTION, as an API's helper may take the
-   * token that long (a token revoked between the two was not listed at all: eighteenth passes, h17).
+   * takes it needs no entry. False if already revoked. The mark and the feed's entry are both kept to
+   * `exp` plus FEED_RETENTION, as an API's helper may take the token that long (a token revoked after
+   * `exp` plus the skew was not listed at all: eighteenth passes, h17; the mark kept only to `exp` plus
+   * the skew let a revocation repeated later append a line each time: h21).
    */
   async revokeToken(jti: string, exp: number): Promise<boolean> {
     const left = exp - epochSeconds();
     if (left + this.#feedRetention <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
     const { feed } = await this.lifetimes();
-    return (await this.#kv.raiseMarkAndLog(revokedJtiKey(jti), 1, Math.max(left + this.#skew, 1), REVOCATION_FEED_KEY, fields, feed + this.#feedRetention)) !== undefined;
+    // The mark lives as long as the feed lists the entry (not only to exp plus our skew, where
+    // Latchkey stops taking the token): it is what makes a second revocation of the token a no-op,
+    // and kept to exp + skew (at least 1 s) it let a client revoking its own expired token again
+    // each second append a line every API reads, ~285 for one token (review of the eighteenth
+    // passes, h21). Latchkey refuses the token past exp + skew whether or not the mark is there.
+    return (await this.#kv.raiseMarkAndLog(revokedJtiKey(jti), 1, left + this.#feedRetention, REVOCATION_FEED_KEY, fields, feed + this.#feedRetention)) !== undefined;
   }
 
   /**
