@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 
 describe('package export: latchkey/resource-server', () => {
-  it('resolves to dist/, with declarations, exports createResourceServer, TokenRejected, the DPoP stores and the RFC 9728 helper, and imports only jose and node:crypto', function () {
+  it('resolves to dist/, with declarations, exports createResourceServer, TokenRejected, the DPoP stores, the RFC 9728 helper and MAX_CLOCK_TOLERANCE, and imports only jose and node:crypto', function () {
     this.timeout(20_000);
     const built = join(ROOT, 'dist', 'resource-server', 'index.js');
     assert.ok(existsSync(join(ROOT, 'dist', 'resource-server', 'index.d.ts')), 'declarations are built');
@@ -18,7 +18,7 @@ describe('package export: latchkey/resource-server', () => {
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);
     const { exports, resolved } = JSON.parse(result.stdout) as { exports: string[]; resolved: string };
-    assert.deepEqual(exports, ['MemoryReplayStore', 'ProtectedResource', 'ResourceServer', 'RotatingNonces', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
+    assert.deepEqual(exports, ['MAX_CLOCK_TOLERANCE', 'MemoryReplayStore', 'ProtectedResource', 'ResourceServer', 'RotatingNonces', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
     assert.equal(new URL(resolved).pathname, built);
     const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
     assert.deepEqual(importsOf(built), ['jose', './challenge.js', './dpop.js']);
