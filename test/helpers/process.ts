@@ -66,6 +66,11 @@ export function latchkey(env: Record<string, string>, args: string[], stdin?: st
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     child.on('error', fail);
     child.on('close', (status) => done({ status, stdout, stderr }));
+    // A command that exits without reading its input (--help, a refusal) closes the pipe first on a
+    // busy machine: the write's EPIPE is no result of the command's, whose status and output say it.
+    child.stdin!.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') fail(error);
+    });
     child.stdin!.end(stdin ?? '');
   });
 }
